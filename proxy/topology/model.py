@@ -1,0 +1,61 @@
+"""Topology snapshot types: immutable, swapped whole by whoever owns the topology (static config today,
+the monitor later). Readers take one reference per statement and never lock.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+__all__ = ["Node", "NodeState", "Role", "Topology"]
+
+
+class Role(enum.Enum):
+    PRIMARY = "primary"
+    REPLICA = "replica"
+
+
+class NodeState(enum.Enum):
+    ONLINE = "online"
+    SHUNNED = "shunned"  # reachable but must not serve (lag, replication stopped, repeated failures)
+    OFFLINE = "offline"  # unreachable or drained by an operator
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    name: str
+    host: str
+    port: int
+    role: Role
+    weight: int = 1
+    state: NodeState = NodeState.ONLINE
+    # Seconds behind the primary; None means unknown, which is never treated as zero.
+    lag_seconds: float | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    @property
+    def online(self) -> bool:
+        return self.state is NodeState.ONLINE
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """One consistent view of the servers. ``version`` grows with every published snapshot."""
+
+    nodes: tuple[Node, ...]
+    version: int = 0
+    primary: Node | None = field(init=False)
+    replicas: tuple[Node, ...] = field(init=False)
+    by_name: dict[str, Node] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        primaries = [n for n in self.nodes if n.role is Role.PRIMARY]
+        object.__setattr__(self, "primary", primaries[0] if primaries else None)
+        object.__setattr__(self, "replicas", tuple(n for n in self.nodes if n.role is Role.REPLICA))
+        object.__setattr__(self, "by_name", {n.name: n for n in self.nodes})
+
+    def online_replicas(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.replicas if n.online)

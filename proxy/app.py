@@ -1,0 +1,240 @@
+"""The running proxy: config, topology snapshot, classifier, pools, sessions, listeners.
+
+Everything a client session needs hangs off one ``ProxyApp``. The topology is an immutable snapshot
+replaced whole (``app.topology = new``); sessions read it once per statement, without locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import ssl
+from collections import Counter
+from dataclasses import dataclass, field
+
+from proxy.backend.connection import BackendConnection, BackendError
+from proxy.backend.pool import BackendCredentials, Pool
+from proxy.config import Config
+from proxy.protocol.auth import RsaKeyPair, UserCredential, parse_native_hash
+from proxy.protocol.constants import Capability
+from proxy.router.classify import Classifier
+from proxy.router.policy import PolicyOptions, Route
+from proxy.router.rules import RuleSet
+from proxy.topology.model import Topology
+
+__all__ = ["ProxyApp", "ProxyStats", "advertised_capabilities"]
+
+log = logging.getLogger(__name__)
+
+# What rwproxy can offer a client (further limited to what the backend supports).
+_OFFERED = (
+    Capability.LONG_PASSWORD
+    | Capability.FOUND_ROWS
+    | Capability.LONG_FLAG
+    | Capability.CONNECT_WITH_DB
+    | Capability.IGNORE_SPACE
+    | Capability.PROTOCOL_41
+    | Capability.INTERACTIVE
+    | Capability.IGNORE_SIGPIPE
+    | Capability.TRANSACTIONS
+    | Capability.SECURE_CONNECTION
+    | Capability.MULTI_STATEMENTS
+    | Capability.MULTI_RESULTS
+    | Capability.PS_MULTI_RESULTS
+    | Capability.PLUGIN_AUTH
+    | Capability.CONNECT_ATTRS
+    | Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA
+    | Capability.SESSION_TRACK
+    | Capability.DEPRECATE_EOF
+)
+
+
+def advertised_capabilities(backend_capabilities: int, *, tls: bool, local_infile: bool) -> int:
+    caps = int(_OFFERED) & backend_capabilities
+    caps |= Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION | Capability.PLUGIN_AUTH
+    if tls:
+        caps |= Capability.SSL
+    if local_infile:
+        caps |= Capability.LOCAL_FILES & backend_capabilities
+    return caps
+
+
+@dataclass(slots=True)
+class ProxyStats:
+    """Counters kept cheaply on the hot path; exported by the metrics issue."""
+
+    commands: int = 0
+    refused_connections: int = 0
+    protocol_errors: int = 0
+    replica_fallbacks: int = 0
+    replay_failures: int = 0
+    auth_failures: int = 0
+    routes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    errors: Counter[int] = field(default_factory=Counter)
+    pins: Counter[str] = field(default_factory=Counter)
+
+    def count_route(self, r: Route) -> None:
+        self.routes[(r.target.value, r.node.name if r.node else "-", r.reason.name)] += 1
+        if r.pin is not None:
+            self.pins[r.pin.name] += 1
+
+    def count_error(self, code: int) -> None:
+        self.errors[code] += 1
+
+
+class ProxyApp:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.topology: Topology = config.topology()
+        self.classifier = Classifier(config.routing.classifier_cache_size)
+        self.rules = RuleSet.from_config(config.routing.rules)
+        self.policy_options = PolicyOptions(
+            on_no_replica_primary=config.routing.on_no_replica == "primary",
+            reads_to_primary=config.routing.reads_to_primary,
+        )
+        backend = config.backend
+        self.pool = Pool(
+            max_per_server=backend.pool_max_per_server,
+            connect_timeout=backend.connect_timeout_seconds,
+            idle_seconds=backend.pool_idle_seconds,
+            ssl_context=_backend_ssl(config),
+        )
+        self.stats = ProxyStats()
+        self.sessions: dict[int, object] = {}
+        self._ids = itertools.count(1)
+        self.tls_context = _frontend_ssl(config)
+        self.rsa = RsaKeyPair.generate()
+        self.sha2_cache: set[str] = set()
+        self.server_version = config.proxy.server_version or "10.11.0-rwproxy"
+        self.server_capabilities = advertised_capabilities(
+            0xFFFFFFFF, tls=self.tls_context is not None, local_infile=config.proxy.local_infile
+        )
+        self._users = {u.name: u for u in config.users}
+        self._servers: list[asyncio.Server] = []
+
+    # -- users -------------------------------------------------------------------------------
+
+    def lookup_user(self, name: str) -> UserCredential | None:
+        user = self._users.get(name)
+        if user is None:
+            return None
+        if user.password is not None:
+            pw = user.password.encode()
+            return UserCredential(name=name, password=pw, native_stage2=None)
+        assert user.password_hash is not None
+        return UserCredential(name=name, password=None, native_stage2=parse_native_hash(user.password_hash))
+
+    def backend_credentials(self, name: str) -> BackendCredentials:
+        user = self._users[name]
+        return BackendCredentials(user.backend_user or name, user.backend_password or "")
+
+    def next_session_id(self) -> int:
+        return next(self._ids)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def probe_backend(self) -> None:
+        """Learn the primary's version and capabilities, to announce them to clients."""
+        primary = self.topology.primary
+        if primary is None:
+            return
+        user = self.config.users[0]
+        try:
+            conn = await self.pool.acquire(
+                node_name=primary.name,
+                host=primary.host,
+                port=primary.port,
+                creds=self.backend_credentials(user.name),
+                client_flags=0,
+                collation_id=45,
+            )
+        except BackendError as exc:
+            log.warning("cannot reach the primary at start-up (%s); announcing defaults", exc)
+            return
+        if not self.config.proxy.server_version:
+            self.server_version = conn.server_version
+        self.server_capabilities = advertised_capabilities(
+            conn.server_capabilities,
+            tls=self.tls_context is not None,
+            local_infile=self.config.proxy.local_infile,
+        )
+        self.pool.release(conn)
+
+    async def start(self) -> list[tuple[str, int]]:
+        from proxy.frontend.session import ClientSession
+
+        self.pool.start()
+        await self.probe_backend()
+        loop = asyncio.get_running_loop()
+        bound: list[tuple[str, int]] = []
+        for host, port in self.config.proxy.listen_addresses:
+            server = await loop.create_server(lambda: ClientSession(self), host, port, reuse_address=True)
+            self._servers.append(server)
+            for sock in server.sockets:
+                addr = sock.getsockname()
+                bound.append((str(addr[0]), int(addr[1])))
+        log.info("rwproxy listening on %s", ", ".join(f"{h}:{p}" for h, p in bound))
+        return bound
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, let running statements finish up to ``grace`` seconds, close."""
+        for server in self._servers:
+            server.close()
+        grace = self.config.proxy.shutdown_grace_seconds if grace is None else grace
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while loop.time() < deadline and any(getattr(s, "busy", False) for s in self.sessions.values()):
+            await asyncio.sleep(0.05)
+        for session in list(self.sessions.values()):
+            session.close()  # type: ignore[attr-defined]
+        await asyncio.sleep(0)
+        await self.pool.close()
+
+    def kill_backend_query(self, conn: BackendConnection) -> None:
+        """KILL QUERY on the backend thread running ``conn``'s statement, from a side connection."""
+        node = self.topology.by_name.get(conn.node_name)
+        if node is None:
+            return
+        user = self.config.users[0]
+
+        async def kill() -> None:
+            try:
+                side = await self.pool.acquire(
+                    node_name=node.name,
+                    host=node.host,
+                    port=node.port,
+                    creds=self.backend_credentials(user.name),
+                    client_flags=0,
+                    collation_id=45,
+                )
+            except BackendError as exc:
+                log.warning("KILL QUERY on %s failed: %s", node.name, exc)
+                return
+            from proxy.protocol.constants import Command
+            from proxy.protocol.results import ResponseKind
+
+            await side.call(Command.QUERY, f"KILL QUERY {conn.thread_id}".encode(), ResponseKind.QUERY)
+            self.pool.release(side)
+
+        asyncio.get_running_loop().create_task(kill())
+
+
+def _frontend_ssl(config: Config) -> ssl.SSLContext | None:
+    p = config.proxy
+    if p.tls_cert is None or p.tls_key is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(p.tls_cert), str(p.tls_key))
+    return ctx
+
+
+def _backend_ssl(config: Config) -> ssl.SSLContext | None:
+    b = config.backend
+    if not b.tls:
+        return None
+    ctx = ssl.create_default_context(cafile=str(b.tls_ca) if b.tls_ca else None)
+    if not b.tls_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx

@@ -1,0 +1,365 @@
+"""One backend connection: opened and authenticated by aiomysql, then driven by rwproxy's relay.
+
+aiomysql does the connect, TLS and authentication dialogue (native, caching_sha2 incl. RSA/TLS).
+Then rwproxy takes its transport over (``transport.set_protocol``) and speaks raw packets: requests
+are written as framed bytes, responses are scanned by ``ResultScanner`` and handed to a ``Sink``
+chunk by chunk, unchanged. aiomysql's private parts used here (``Connection.client_flag`` before
+``_connect()``, ``_connect()``, ``_writer``/``_reader``) are why aiomysql is pinned exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import ssl
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiomysql
+from pymysql.charset import charset_by_id, charset_by_name
+
+from proxy.protocol.constants import Capability, Command
+from proxy.protocol.framing import frame
+from proxy.protocol.results import ResponseKind, ResultScanner, ScanError
+
+__all__ = [
+    "BackendConnection",
+    "BackendError",
+    "BadConnReason",
+    "Outcome",
+    "Sink",
+    "open_backend",
+]
+
+log = logging.getLogger(__name__)
+
+
+class BadConnReason(enum.Enum):
+    """Why a backend connection may never be reused."""
+
+    LOST = "connection lost"
+    PROTOCOL = "backend sent bytes that do not parse"
+    UNEXPECTED_DATA = "backend sent data nobody asked for"
+    ABANDONED = "client left during a response"
+    RESET_FAILED = "COM_RESET_CONNECTION failed"
+    STATE_CHANGED = "connection options differ from its pool"
+    CLOSED = "closed by the proxy"
+
+
+class BackendError(Exception):
+    """Opening or using a backend connection failed. ``errno``/``sqlstate`` are for the client."""
+
+    def __init__(self, message: str, errno: int = 2013, sqlstate: str = "HY000") -> None:
+        super().__init__(message)
+        self.errno = errno
+        self.sqlstate = sqlstate
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a response ended."""
+
+    status_flags: int | None
+    error_code: int | None
+    terminal: bytes | None
+    prepare_ok: bytes | None
+    local_infile: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.error_code is None
+
+
+class Sink(Protocol):
+    """Receives one response. ``relay`` is None for responses that are not forwarded."""
+
+    def relay(self, data: bytes) -> None: ...
+    def done(self, conn: BackendConnection, outcome: Outcome) -> None: ...
+    def failed(self, conn: BackendConnection, error: BackendError) -> None: ...
+
+
+class _Collector:
+    """A sink that keeps a small response (replay commands, prepares) for a coroutine to await."""
+
+    __slots__ = ("data", "future")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, keep: bool) -> None:
+        self.future: asyncio.Future[Outcome] = loop.create_future()
+        self.data: bytearray | None = bytearray() if keep else None
+
+    def relay(self, data: bytes) -> None:
+        if self.data is not None:
+            self.data += data
+
+    def done(self, conn: BackendConnection, outcome: Outcome) -> None:
+        if not self.future.done():
+            self.future.set_result(outcome)
+
+    def failed(self, conn: BackendConnection, error: BackendError) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+class BackendConnection(asyncio.Protocol):
+    """A connection to one server, owned by at most one client session at a time."""
+
+    def __init__(
+        self,
+        *,
+        node_name: str,
+        pool_key: tuple[object, ...],
+        client_flags: int,
+        server_capabilities: int,
+        server_version: str,
+        thread_id: int,
+        status_flags: int,
+    ) -> None:
+        self.node_name = node_name
+        self.pool_key = pool_key
+        self.client_flags = client_flags
+        self.server_capabilities = server_capabilities
+        self.server_version = server_version
+        self.thread_id = thread_id
+        self.status_flags = status_flags
+        self.transport: asyncio.Transport | None = None
+        self.bad: BadConnReason | None = None
+        self.applied_seq = 0  # session replay entries applied (see SessionState.replay_after)
+        self.last_used = 0.0
+        self._scanner = ResultScanner(client_flags)
+        self._pending: deque[tuple[ResponseKind, Sink]] = deque()
+        self._closed_waiter: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # pragma: no cover
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        pending = self._pending
+        scanner = self._scanner
+        while data:
+            if not pending:
+                self._fail(BadConnReason.UNEXPECTED_DATA, "backend sent data nobody asked for")
+                return
+            kind, sink = pending[0]
+            try:
+                used = scanner.feed(data)
+            except ScanError as exc:
+                self._fail(BadConnReason.PROTOCOL, f"backend protocol error: {exc}")
+                return
+            if used == len(data):
+                sink.relay(data)
+                data = b""
+            else:
+                sink.relay(data[:used])
+                data = data[used:]
+            if scanner.done:
+                outcome = Outcome(
+                    scanner.status_flags,
+                    scanner.error_code,
+                    scanner.terminal,
+                    scanner.prepare_ok,
+                    scanner.local_infile,
+                )
+                if outcome.status_flags is not None:
+                    self.status_flags = outcome.status_flags
+                if outcome.local_infile:
+                    # The response goes on after the client's upload: keep the request pending.
+                    sink.done(self, outcome)
+                    if data:
+                        self._fail(BadConnReason.UNEXPECTED_DATA, "data after a LOCAL INFILE request")
+                    return
+                pending.popleft()
+                if pending:
+                    scanner.start(pending[0][0])
+                sink.done(self, outcome)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.bad is None:
+            self.bad = BadConnReason.LOST
+        error = BackendError(
+            f"lost connection to backend {self.node_name}" + (f": {exc}" if exc else ""), 2013, "HY000"
+        )
+        pending = list(self._pending)
+        self._pending.clear()
+        for _, sink in pending:
+            sink.failed(self, error)
+        if self._closed_waiter is not None and not self._closed_waiter.done():
+            self._closed_waiter.set_result(None)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._pending)
+
+    @property
+    def usable(self) -> bool:
+        return self.bad is None and self.transport is not None and not self.transport.is_closing()
+
+    def request(self, packet: bytes, kind: ResponseKind | None, sink: Sink | None) -> None:
+        """Write framed bytes; when ``kind`` is given, the response goes to ``sink``."""
+        transport = self.transport
+        if transport is None or self.bad is not None:
+            error = BackendError(f"backend connection to {self.node_name} is not usable", 2013)
+            if sink is not None:
+                sink.failed(self, error)
+            return
+        if kind is not None and sink is not None:
+            self._pending.append((kind, sink))
+            if len(self._pending) == 1:
+                self._scanner.start(kind)
+        transport.write(packet)
+
+    def expect_infile_result(self) -> None:
+        self._scanner.expect_infile_result()
+
+    async def call(self, command: int, argument: bytes, kind: ResponseKind, *, keep: bool = False) -> Outcome:
+        """Send one command and await its (swallowed) response. For replays and housekeeping."""
+        loop = asyncio.get_running_loop()
+        collector = _Collector(loop, keep)
+        self.request(frame(bytes((command,)) + argument, 0), kind, collector)
+        return await collector.future
+
+    async def call_keep(self, command: int, argument: bytes, kind: ResponseKind) -> tuple[Outcome, bytes]:
+        loop = asyncio.get_running_loop()
+        collector = _Collector(loop, True)
+        self.request(frame(bytes((command,)) + argument, 0), kind, collector)
+        outcome = await collector.future
+        return outcome, bytes(collector.data or b"")
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def mark_bad(self, reason: BadConnReason) -> None:
+        if self.bad is None:
+            self.bad = reason
+
+    def close(self, reason: BadConnReason = BadConnReason.CLOSED) -> None:
+        """Close now; pending responses fail."""
+        self.mark_bad(reason)
+        if self.transport is not None and not self.transport.is_closing():
+            if not self._pending:
+                self.transport.write(frame(bytes((Command.QUIT,)), 0))
+            self.transport.close()
+
+    def _fail(self, reason: BadConnReason, message: str) -> None:
+        log.warning("backend %s thread %d: %s", self.node_name, self.thread_id, message)
+        self.bad = reason
+        if self.transport is not None:
+            self.transport.abort()
+
+
+# Client capability flags that change framing or meaning: a backend connection must be opened with
+# exactly the client's choice of these.
+ALIGNED_FLAGS = (
+    Capability.FOUND_ROWS
+    | Capability.IGNORE_SPACE
+    | Capability.INTERACTIVE
+    | Capability.MULTI_STATEMENTS
+    | Capability.PS_MULTI_RESULTS
+    | Capability.SESSION_TRACK
+    | Capability.DEPRECATE_EOF
+    | Capability.LOCAL_FILES
+)
+# What rwproxy always asks of a backend (aiomysql's dialogue needs these; they change no framing
+# beyond what the client already agreed to).
+_BASE_FLAGS = (
+    Capability.LONG_PASSWORD
+    | Capability.LONG_FLAG
+    | Capability.PROTOCOL_41
+    | Capability.TRANSACTIONS
+    | Capability.SECURE_CONNECTION
+    | Capability.MULTI_RESULTS
+    | Capability.PLUGIN_AUTH
+    | Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA
+    | Capability.CONNECT_ATTRS
+)
+
+
+async def open_backend(
+    *,
+    node_name: str,
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    client_flags: int,
+    collation_id: int,
+    ssl_context: ssl.SSLContext | None,
+    connect_timeout: float,
+    pool_key: tuple[object, ...],
+) -> BackendConnection:
+    """Connect and authenticate with aiomysql, then take the transport over."""
+    aligned = client_flags & ALIGNED_FLAGS
+    try:
+        charset = charset_by_id(collation_id)
+        charset_name = charset.name
+    except KeyError:
+        charset = None
+        charset_name = "utf8mb4"
+    conn = aiomysql.Connection(
+        host=host,
+        port=port,
+        user=user,
+        password=password,
+        db=None,
+        autocommit=None,
+        charset=charset_name,
+        connect_timeout=connect_timeout,
+        ssl=ssl_context,
+        local_infile=bool(aligned & Capability.LOCAL_FILES),
+        program_name="rwproxy",
+    )
+    flags = int(_BASE_FLAGS | aligned)
+    if ssl_context is not None:
+        flags |= Capability.SSL
+    conn.client_flag = flags  # private: see module docstring
+    try:
+        await conn._connect()
+    except Exception as exc:  # aiomysql raises OperationalError and others
+        errno, message = _error_args(exc)
+        raise BackendError(f"cannot connect to {node_name} ({host}:{port}): {message}", errno) from exc
+    writer = conn._writer
+    reader = conn._reader
+    if writer is None or reader is None:
+        raise BackendError(f"cannot connect to {node_name} ({host}:{port}): no stream", 2003)
+    transport = writer.transport
+    if reader._buffer:  # anything unread would desynchronise the relay
+        transport.close()
+        raise BackendError(f"backend {node_name} sent unexpected bytes after authentication", 2013)
+    backend = BackendConnection(
+        node_name=node_name,
+        pool_key=pool_key,
+        client_flags=flags,
+        server_capabilities=int(conn.server_capabilities),
+        server_version=str(conn.server_version),
+        thread_id=int(conn.server_thread_id[0]),
+        status_flags=int(conn.server_status),
+    )
+    transport.set_protocol(backend)
+    backend.transport = transport  # type: ignore[assignment]
+    # The collation the client asked for, when it is not its character set's default.
+    if charset is not None and charset_by_name(charset_name).id != collation_id:
+        outcome = await backend.call(
+            Command.QUERY,
+            f"SET NAMES {charset_name} COLLATE {charset.collation}".encode(),
+            ResponseKind.QUERY,
+        )
+        if not outcome.ok:
+            log.debug("backend %s does not know collation %s", node_name, charset.collation)
+    return backend
+
+
+def _error_args(exc: BaseException) -> tuple[int, str]:
+    args = getattr(exc, "args", ())
+    if len(args) >= 2 and isinstance(args[0], int):
+        return args[0], str(args[1])
+    return 2003, str(exc) or type(exc).__name__

@@ -1,0 +1,145 @@
+"""Command line: ``rwproxy run | check-config | explain | demo``. No logic beyond wiring."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+log = logging.getLogger("rwproxy")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rwproxy", description="Read/write-splitting MySQL proxy")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="serve until SIGINT/SIGTERM")
+    run.add_argument("--config", "-c", required=True, help="TOML config file")
+    check = sub.add_parser("check-config", help="validate a config file and print the effective config")
+    check.add_argument("file")
+    explain = sub.add_parser("explain", help="classify a statement and show where it would go")
+    explain.add_argument("sql")
+    explain.add_argument("--config", "-c", help="config file (for rules and servers)")
+    demo = sub.add_parser("demo", help="start a local replication cluster with rwproxy in front")
+    demo.add_argument("--replicas", type=int, default=2)
+    demo.add_argument("--port", type=int, default=6033, help="proxy port (0 = any free port)")
+    args = parser.parse_args(argv)
+    if args.command == "check-config":
+        return _check_config(args.file)
+    if args.command == "explain":
+        return _explain(args.sql, args.config)
+    if args.command == "run":
+        return _run(args.config)
+    if args.command == "demo":
+        from proxy.demo import run_demo
+
+        return run_demo(replicas=args.replicas, port=args.port)
+    return 2
+
+
+def _load(path: str):  # type: ignore[no-untyped-def]
+    from proxy.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"rwproxy: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _check_config(path: str) -> int:
+    from proxy.config import dump_effective
+
+    config = _load(path)
+    print(dump_effective(config))
+    print(f"# {path}: OK", file=sys.stderr)
+    return 0
+
+
+def _explain(sql: str, config_path: str | None) -> int:
+    from proxy.router.classify import Classifier
+    from proxy.router.policy import PolicyOptions, route
+    from proxy.router.rules import RuleSet
+    from proxy.router.session_state import SessionState
+    from proxy.topology.model import Node, Role, Topology
+
+    if config_path:
+        config = _load(config_path)
+        topology = config.topology()
+        rules = RuleSet.from_config(config.routing.rules)
+        options = PolicyOptions(
+            on_no_replica_primary=config.routing.on_no_replica == "primary",
+            reads_to_primary=config.routing.reads_to_primary,
+        )
+    else:
+        topology = Topology(
+            (Node("primary", "127.0.0.1", 3306, Role.PRIMARY), Node("replica", "127.0.0.1", 3307, Role.REPLICA))
+        )
+        rules = RuleSet(())
+        options = PolicyOptions()
+    classifier = Classifier()
+    info = classifier.classify(sql)
+    rule = rules.match(sql, classifier) if rules else None
+    r = route(info, SessionState(), topology, options, rule, 0.0)
+    print(f"statement: {info.kind.value}" + (" (parsed with sqlglot)" if info.used_parser else ""))
+    if info.effects:
+        print(f"effects:   {info.effects}")
+    print(f"route:     {r.explain()}")
+    return 0
+
+
+def _run(config_path: str) -> int:
+    config = _load(config_path)
+    _setup_logging(config.proxy.log_level, config.proxy.log_format)
+    if config.proxy.uvloop:
+        try:
+            import uvloop
+
+            uvloop.install()
+        except ImportError:
+            log.info("uvloop not installed; using asyncio's default loop")
+    try:
+        asyncio.run(_serve(config))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def _serve(config) -> None:  # type: ignore[no-untyped-def]
+    from proxy.app import ProxyApp
+
+    app = ProxyApp(config)
+    await app.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down (grace %.1f s)", config.proxy.shutdown_grace_seconds)
+    await app.stop()
+
+
+def _setup_logging(level: str, fmt: str) -> None:
+    if fmt == "json":
+        import json
+
+        class _Json(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                return json.dumps(
+                    {
+                        "ts": self.formatTime(record),
+                        "level": record.levelname.lower(),
+                        "logger": record.name,
+                        "msg": record.getMessage(),
+                    }
+                )
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(_Json())
+        logging.basicConfig(level=level.upper(), handlers=[handler])
+    else:
+        logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,82 @@
+"""``rwproxy demo``: a local replication cluster (1 primary + N replicas) with rwproxy in front.
+
+Uses the same cluster module as the test suite (``proxy.devcluster``). Ctrl-C stops the proxy and
+every server, and removes their temporary directories.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+__all__ = ["demo_config_text", "run_demo"]
+
+
+def demo_config_text(cluster: object, port: int) -> str:
+    """A config for the proxy in front of ``cluster`` (a ``proxy.devcluster.Cluster``)."""
+    c = cluster  # duck-typed to keep this importable without the cluster module loaded
+    lines = [
+        "[proxy]",
+        f'listen = ["127.0.0.1:{port}"]',
+        "",
+        "[[users]]",
+        f'name = "{c.app_user}"',  # type: ignore[attr-defined]
+        f'password = "{c.app_password}"',  # type: ignore[attr-defined]
+        "",
+    ]
+    for node in c.nodes:  # type: ignore[attr-defined]
+        role = "primary" if node is c.primary else "replica"  # type: ignore[attr-defined]
+        lines += [
+            "[[servers]]",
+            f'name = "{node.name}"',
+            f'host = "{node.host}"',
+            f"port = {node.port}",
+            f'role = "{role}"',
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def run_demo(*, replicas: int = 2, port: int = 6033) -> int:
+    from proxy.devcluster import ClusterUnavailable, start_cluster
+
+    print("rwproxy demo: starting a local replication cluster ...", flush=True)
+    try:
+        cluster = start_cluster("local", replicas=replicas)
+    except ClusterUnavailable as exc:
+        print(f"rwproxy demo: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(_serve(cluster, port))
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        print("rwproxy demo: stopping the cluster and removing its files ...", flush=True)
+        cluster.stop()
+
+
+async def _serve(cluster: object, port: int) -> int:
+    from proxy.app import ProxyApp
+    from proxy.config import parse_config
+
+    config = parse_config(demo_config_text(cluster, port), "<demo>")
+    app = ProxyApp(config)
+    bound = await app.start()
+    host, bound_port = bound[0]
+    c = cluster
+    print(c.describe())  # type: ignore[attr-defined]
+    print()
+    print("rwproxy is listening. Connect through it with:")
+    print(f"  mariadb -h{host} -P{bound_port} -u{c.app_user} -p{c.app_password} rwtest")  # type: ignore[attr-defined]
+    print()
+    print("Try:  SELECT @@server_id;   -- a replica answers")
+    print("      BEGIN; SELECT @@server_id; COMMIT;   -- the primary answers inside a transaction")
+    print("Press Ctrl-C to stop everything.", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await app.stop(grace=2.0)
+    return 0

@@ -1,0 +1,399 @@
+"""What each client command does. ``dispatch(session, payload)`` is called once per command packet.
+
+Each handler either answers locally (``session.reply_ok``/``reply_error``) or routes the command with
+``session.send`` (the response is relayed unchanged). Prepared statements live in ``prepared``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from proxy.backend.connection import BackendConnection, BackendError, Outcome
+from proxy.frontend.prepared import (
+    BackendStatement,
+    PreparedStatement,
+    PreparedStatements,
+    rewrite_execute,
+    statement_id,
+    with_id,
+)
+from proxy.protocol.constants import Command, ErrorCode
+from proxy.protocol.framing import frame
+from proxy.protocol.results import ResponseKind
+from proxy.router.policy import Route, RouteReason, Target
+from proxy.router.statement import Effect, Kind, StatementInfo
+
+if TYPE_CHECKING:
+    from proxy.frontend.session import ClientSession
+
+__all__ = ["After", "Inflight", "PreparedStatements", "dispatch"]
+
+After = Callable[[BackendConnection, Outcome], None]
+
+_U32 = struct.Struct("<I")
+_CURSOR_TYPE_READ_ONLY = 1
+_SHOW = StatementInfo(kind=Kind.SHOW)
+
+
+@dataclass(slots=True)
+class Inflight:
+    info: StatementInfo | None
+    argument: bytes
+    route: Route
+    after: After | None
+
+
+def dispatch(session: ClientSession, payload: bytes) -> None:
+    handler = _HANDLERS.get(payload[0])
+    if handler is None:
+        session.reply_error(ErrorCode.ER_UNKNOWN_COM_ERROR, "Unknown command", "08S01")
+        return
+    handler(session, payload)
+
+
+# -- text protocol -------------------------------------------------------------------------
+
+
+def _query(session: ClientSession, payload: bytes) -> None:
+    sql = payload[1:].decode("utf-8", "surrogateescape")
+    app = session.app
+    info = app.classifier.classify(sql)
+    kind = info.kind
+    if kind is Kind.KILL:
+        _kill_statement(session, info)
+        return
+    if kind is Kind.LOAD and not app.config.proxy.local_infile and _is_local_load(sql):
+        session.reply_error(
+            ErrorCode.ER_NOT_SUPPORTED_YET,
+            "LOAD DATA LOCAL INFILE is disabled in rwproxy (set proxy.local_infile = true to allow it)",
+            "42000",
+        )
+        return
+    session.send(session.route(info, sql), payload, ResponseKind.QUERY, info, payload[1:])
+
+
+def _is_local_load(sql: str) -> bool:
+    head = sql[:200].upper()
+    return "LOCAL" in head
+
+
+def _init_db(session: ClientSession, payload: bytes) -> None:
+    name = payload[1:].decode("utf-8", "surrogateescape")
+    info = StatementInfo(kind=Kind.USE, effects=Effect.CHANGES_DB, names=(name,))
+    r = _primary_route(session)
+    # COM_INIT_DB changes the database like USE: recorded in the replay log on success.
+    session.send(r, payload, ResponseKind.SIMPLE, info, b"")
+
+
+def _ping(session: ClientSession, payload: bytes) -> None:
+    session.reply_ok()
+
+
+def _quit(session: ClientSession, payload: bytes) -> None:
+    session.close()
+
+
+def _field_list(session: ClientSession, payload: bytes) -> None:
+    session.send(session.route(_SHOW), payload, ResponseKind.FIELDS, None)
+
+
+def _statistics(session: ClientSession, payload: bytes) -> None:
+    session.send(_primary_route(session), payload, ResponseKind.ONE_PACKET, None)
+
+
+def _set_option(session: ClientSession, payload: bytes) -> None:
+    if len(payload) < 3:
+        session.reply_error(ErrorCode.ER_MALFORMED_PACKET, "Malformed COM_SET_OPTION", "HY000")
+        return
+    # Multi-statement on/off: recorded like a SET so every connection of the session follows; those
+    # connections no longer match their pool and are closed at the end instead of reused.
+    session.multi_statements_changed = True
+    session.state.set_option(payload[1:3])
+    conn_before = session.state.replay_seq
+
+    def after(conn: BackendConnection, outcome: Outcome) -> None:
+        if outcome.ok:
+            conn.applied_seq = max(conn.applied_seq, conn_before)
+
+    session.send(_primary_route(session), payload, ResponseKind.SIMPLE, None, b"", after)
+
+
+def _reset_connection(session: ClientSession, payload: bytes) -> None:
+    session.release_connections()
+    database = session.state.database
+    session.state.reset()
+    session.state.database = database
+    session.reply_ok()
+
+
+def _change_user(session: ClientSession, payload: bytes) -> None:
+    session.begin_reauth(payload)
+
+
+def _process_kill(session: ClientSession, payload: bytes) -> None:
+    if len(payload) < 5:
+        session.reply_error(ErrorCode.ER_MALFORMED_PACKET, "Malformed COM_PROCESS_KILL", "HY000")
+        return
+    _kill(session, int(_U32.unpack_from(payload, 1)[0]), query_only=False)
+
+
+def _kill_statement(session: ClientSession, info: StatementInfo) -> None:
+    names = info.names
+    try:
+        target = int(names[0]) if names else -1
+    except ValueError:
+        target = -1
+    if target < 0:
+        session.send(_primary_route(session), b"\x03" + b"KILL", ResponseKind.QUERY, None)
+        return
+    _kill(session, target, query_only="query" in names[1:])
+
+
+def _kill(session: ClientSession, target_id: int, *, query_only: bool) -> None:
+    """KILL [QUERY] n for rwproxy session ids, allowed on the user's own sessions."""
+    target = session.app.sessions.get(target_id)
+    if target is None:
+        session.reply_error(ErrorCode.ER_NO_SUCH_THREAD, f"Unknown thread id: {target_id}", "HY000")
+        return
+    if target.user != session.user:
+        session.reply_error(ErrorCode.ER_KILL_DENIED_ERROR, f"You are not owner of thread {target_id}", "HY000")
+        return
+    active = target.active
+    if active is not None and active.busy:
+        session.app.kill_backend_query(active)
+    if query_only:
+        session.reply_ok()
+        return
+    if target is session:
+        session.close()
+        return
+    target.close()
+    session.reply_ok()
+
+
+# -- binary protocol (prepared statements) -------------------------------------------------
+
+
+def _stmt_prepare(session: ClientSession, payload: bytes) -> None:
+    sql_bytes = payload[1:]
+    sql = sql_bytes.decode("utf-8", "surrogateescape")
+    info = session.app.classifier.classify(sql)
+    r = session.route(info, sql)
+    node = r.node
+    session.app.stats.count_route(r)
+    if node is None:
+        session.reply_error(ErrorCode.ER_UNKNOWN_ERROR, f"rwproxy: {r.reason.value}", "HY000")
+        return
+    session.busy = True
+    session.spawn(_prepare_async(session, r, sql_bytes, info))
+
+
+async def _prepare_async(session: ClientSession, r: Route, sql: bytes, info: StatementInfo) -> None:
+    assert r.node is not None
+    try:
+        conn = await session.connection_for(r.node)
+    except BackendError:
+        primary = session.app.topology.primary
+        if r.target is not Target.REPLICA or primary is None:
+            raise
+        conn = await session.connection_for(primary)
+    outcome, data = await conn.call_keep(Command.STMT_PREPARE, sql, ResponseKind.PREPARE)
+    if outcome.ok and outcome.prepare_ok is not None:
+        ok = outcome.prepare_ok
+        backend_id = int(_U32.unpack_from(ok, 1)[0])
+        cols = ok[5] | ok[6] << 8
+        params = ok[7] | ok[8] << 8
+        stmt = session.stmts.add(sql, info, params, cols)
+        stmt.on[conn] = BackendStatement(backend_id)
+        # The client sees rwproxy's id: rewrite it in the first packet (after the 4-byte header).
+        data = data[:5] + _U32.pack(stmt.client_id) + data[9:]
+    if session.transport is not None:
+        session.transport.write(data)
+    session.finish_command()
+
+
+def _stmt_execute(session: ClientSession, payload: bytes) -> None:
+    stmt = _lookup(session, payload, "mysqld_stmt_execute")
+    if stmt is None:
+        return
+    flags = payload[5] if len(payload) > 5 else 0
+    conn = stmt.long_data_conn
+    stmt.long_data_conn = None
+    if conn is not None and conn.usable:
+        r = Route(Target.PRIMARY, session.app.topology.by_name.get(conn.node_name), RouteReason.STATEMENT)
+    else:
+        r = session.route(stmt.info)
+
+    def after(c: BackendConnection, outcome: Outcome) -> None:
+        stmt.cursor_conn = c if flags & _CURSOR_TYPE_READ_ONLY and outcome.ok else None
+
+    _run_prepared(session, stmt, r, payload, ResponseKind.QUERY, stmt.info, after, respond=True)
+
+
+def _stmt_send_long_data(session: ClientSession, payload: bytes) -> None:
+    stmt = _lookup(session, payload, None)
+    if stmt is None:
+        return
+    conn = stmt.long_data_conn
+    r = (
+        Route(Target.PRIMARY, session.app.topology.by_name.get(conn.node_name), RouteReason.STATEMENT)
+        if conn is not None and conn.usable
+        else session.route(stmt.info)
+    )
+    _run_prepared(session, stmt, r, payload, None, None, None, respond=False)
+
+
+def _stmt_reset(session: ClientSession, payload: bytes) -> None:
+    stmt = _lookup(session, payload, "mysqld_stmt_reset")
+    if stmt is None:
+        return
+    conn = stmt.long_data_conn or stmt.cursor_conn
+    stmt.long_data_conn = None
+    stmt.cursor_conn = None
+    if conn is None or not conn.usable or conn not in stmt.on:
+        session.reply_ok()
+        return
+    r = Route(Target.PRIMARY, session.app.topology.by_name.get(conn.node_name), RouteReason.STATEMENT)
+    _run_prepared(session, stmt, r, payload, ResponseKind.SIMPLE, None, None, respond=True)
+
+
+def _stmt_fetch(session: ClientSession, payload: bytes) -> None:
+    stmt = _lookup(session, payload, "mysqld_stmt_fetch")
+    if stmt is None:
+        return
+    conn = stmt.cursor_conn
+    if conn is None or not conn.usable or conn not in stmt.on:
+        session.reply_error(ErrorCode.ER_UNKNOWN_STMT_HANDLER, "The statement has no open cursor", "HY000")
+        return
+    r = Route(Target.PRIMARY, session.app.topology.by_name.get(conn.node_name), RouteReason.STATEMENT)
+    _run_prepared(session, stmt, r, payload, ResponseKind.ROWS, None, None, respond=True)
+
+
+def _stmt_close(session: ClientSession, payload: bytes) -> None:
+    if len(payload) < 5:
+        return
+    stmt = session.stmts.remove(statement_id(payload))
+    if stmt is None:
+        return
+    for conn, bstmt in stmt.on.items():
+        if conn.usable and session.conns.get(conn.node_name) is conn:
+            conn.request(frame(with_id(payload, bstmt.backend_id), 0), None, None)
+
+
+def _lookup(session: ClientSession, payload: bytes, what: str | None) -> PreparedStatement | None:
+    stmt = session.stmts.get(statement_id(payload)) if len(payload) >= 5 else None
+    if stmt is None and what is not None:
+        ident = statement_id(payload) if len(payload) >= 5 else -1
+        session.reply_error(
+            ErrorCode.ER_UNKNOWN_STMT_HANDLER,
+            f"Unknown prepared statement handler ({ident}) given to {what}",
+            "HY000",
+        )
+    return stmt
+
+
+def _run_prepared(
+    session: ClientSession,
+    stmt: PreparedStatement,
+    r: Route,
+    payload: bytes,
+    kind: ResponseKind | None,
+    info: StatementInfo | None,
+    after: Callable[[BackendConnection, Outcome], None] | None,
+    *,
+    respond: bool,
+) -> None:
+    node = r.node
+    if node is None:
+        if respond:
+            session.app.stats.count_route(r)
+            session.reply_error(ErrorCode.ER_UNKNOWN_ERROR, f"rwproxy: {r.reason.value}", "HY000")
+        return
+    conn = session.conns.get(node.name)
+    if conn is not None and conn.usable and conn.applied_seq == session.state.replay_seq and conn in stmt.on:
+        _send_prepared(session, stmt, conn, r, payload, kind, info, after)
+        return
+    session.busy = True
+    session.spawn(_run_prepared_async(session, stmt, r, payload, kind, info, after))
+
+
+async def _run_prepared_async(
+    session: ClientSession,
+    stmt: PreparedStatement,
+    r: Route,
+    payload: bytes,
+    kind: ResponseKind | None,
+    info: StatementInfo | None,
+    after: Callable[[BackendConnection, Outcome], None] | None,
+) -> None:
+    assert r.node is not None
+    conn = await session.connection_for(r.node)
+    if conn not in stmt.on:
+        outcome, _ = await conn.call_keep(Command.STMT_PREPARE, stmt.sql, ResponseKind.PREPARE)
+        if not outcome.ok or outcome.prepare_ok is None:
+            raise BackendError(
+                f"rwproxy could not prepare the statement on {conn.node_name}", outcome.error_code or 1105
+            )
+        stmt.on[conn] = BackendStatement(int(_U32.unpack_from(outcome.prepare_ok, 1)[0]))
+    session.busy = False
+    _send_prepared(session, stmt, conn, r, payload, kind, info, after)
+    if kind is None:
+        session.finish_command()
+
+
+def _send_prepared(
+    session: ClientSession,
+    stmt: PreparedStatement,
+    conn: BackendConnection,
+    r: Route,
+    payload: bytes,
+    kind: ResponseKind | None,
+    info: StatementInfo | None,
+    after: Callable[[BackendConnection, Outcome], None] | None,
+) -> None:
+    target = stmt.on[conn]
+    command = payload[0]
+    if command == Command.STMT_EXECUTE:
+        packet = rewrite_execute(payload, stmt, target)
+    else:
+        packet = with_id(payload, target.backend_id)
+    if kind is None:  # COM_STMT_SEND_LONG_DATA: no response
+        stmt.long_data_conn = conn
+        conn.request(frame(packet, 0), None, None)
+        return
+    session.app.stats.count_route(r)
+    session.busy = True
+    session.inflight = Inflight(info, stmt.sql, r, after)
+    session.active = conn
+    session._relayed = False
+    conn.request(frame(packet, 0), kind, session)
+
+
+def _primary_route(session: ClientSession) -> Route:
+    primary = session.app.topology.primary
+    if primary is None or not primary.online:
+        return Route(Target.PRIMARY, None, RouteReason.NO_PRIMARY)
+    return Route(Target.PRIMARY, primary, RouteReason.STATEMENT)
+
+
+_HANDLERS: dict[int, Callable[[ClientSession, bytes], None]] = {
+    Command.QUERY: _query,
+    Command.INIT_DB: _init_db,
+    Command.PING: _ping,
+    Command.QUIT: _quit,
+    Command.FIELD_LIST: _field_list,
+    Command.STATISTICS: _statistics,
+    Command.SET_OPTION: _set_option,
+    Command.RESET_CONNECTION: _reset_connection,
+    Command.CHANGE_USER: _change_user,
+    Command.PROCESS_KILL: _process_kill,
+    Command.STMT_PREPARE: _stmt_prepare,
+    Command.STMT_EXECUTE: _stmt_execute,
+    Command.STMT_SEND_LONG_DATA: _stmt_send_long_data,
+    Command.STMT_RESET: _stmt_reset,
+    Command.STMT_FETCH: _stmt_fetch,
+    Command.STMT_CLOSE: _stmt_close,
+}

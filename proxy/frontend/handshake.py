@@ -1,0 +1,171 @@
+"""Connection phase on the client side: greeting, optional TLS, authentication, default database.
+
+The dialogue itself is data (``proxy.protocol.auth.ServerAuthenticator``); this module only moves
+its packets. A failed authentication sends ERR 1045 and closes the connection: nothing the client
+sends afterwards is read.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING
+
+from proxy.backend.connection import BackendError
+from proxy.protocol.auth import AuthFailed, AuthOk, SendMore, ServerAuthenticator
+from proxy.protocol.connection import (
+    HandshakeResponse41,
+    SslRequest,
+    make_handshake_v10,
+    parse_com_change_user,
+    parse_handshake_response,
+)
+from proxy.protocol.constants import Capability, Command, ErrorCode
+from proxy.protocol.packets import make_err, make_ok, parse_err
+from proxy.protocol.results import ResponseKind
+
+if TYPE_CHECKING:
+    from proxy.frontend.session import ClientSession
+
+__all__ = ["authenticate", "make_salt", "reauthenticate"]
+
+log = logging.getLogger(__name__)
+
+_HANDSHAKE_TIMEOUT = 10.0
+_SALT_ALPHABET = bytes(b for b in range(0x21, 0x7F) if b not in b"$")
+
+
+def make_salt() -> bytes:
+    """20 printable bytes, as MySQL servers send (no NUL: clients read it as a C string)."""
+    return bytes(secrets.choice(_SALT_ALPHABET) for _ in range(20))
+
+
+async def authenticate(session: ClientSession) -> bool:
+    app = session.app
+    session.salt = make_salt()
+    caps = app.server_capabilities
+    session.write_packet(
+        make_handshake_v10(
+            server_version=app.server_version,
+            connection_id=session.id,
+            auth_plugin_data=session.salt,
+            capabilities=caps,
+            auth_plugin_name="mysql_native_password",
+        ),
+        0,
+    )
+    seq, payload = await session.read_packet(_HANDSHAKE_TIMEOUT)
+    response = parse_handshake_response(payload)
+    if isinstance(response, SslRequest):
+        if app.tls_context is None:
+            _deny(session, seq + 1, ErrorCode.ER_HANDSHAKE_ERROR, "Bad handshake: TLS is not configured", "08S01")
+            return False
+        await session.start_tls()
+        seq, payload = await session.read_packet(_HANDSHAKE_TIMEOUT)
+        response = parse_handshake_response(payload)
+        if not isinstance(response, HandshakeResponse41):
+            _deny(session, seq + 1, ErrorCode.ER_HANDSHAKE_ERROR, "Bad handshake", "08S01")
+            return False
+    elif app.config.proxy.tls_required:
+        _deny(
+            session,
+            seq + 1,
+            ErrorCode.ER_ACCESS_DENIED_ERROR,
+            f"Access denied for user '{response.username}'@'{session.peer}' (TLS is required)",
+            "28000",
+        )
+        return False
+    session.client_flags = response.capabilities & (caps | Capability.SSL)
+    session.collation = response.charset
+    auth = ServerAuthenticator(
+        session.salt,
+        app.lookup_user,
+        tls_active=session.tls,
+        rsa=app.rsa,
+        sha2_cache=app.sha2_cache,
+        client_host=session.peer,
+    )
+    step = auth.start(response.username, response.auth_plugin_name, response.auth_response)
+    seq = await _converse(session, auth, step, seq)
+    if seq < 0:
+        return False
+    session.user = response.username
+    if response.database:
+        if not await _use_database(session, response.database, seq + 1):
+            return False
+    session.write_packet(make_ok(session.client_flags, status_flags=session.status_flags()), seq + 1)
+    return True
+
+
+async def reauthenticate(session: ClientSession, payload: bytes) -> bool:
+    """COM_CHANGE_USER: a new user (or the same) on this connection, with a fresh session state."""
+    app = session.app
+    change = parse_com_change_user(payload, session.client_flags)
+    session.release_connections()
+    session.state.reset()
+    session.state.database = None
+    auth = ServerAuthenticator(
+        session.salt,
+        app.lookup_user,
+        tls_active=session.tls,
+        rsa=app.rsa,
+        sha2_cache=app.sha2_cache,
+        client_host=session.peer,
+    )
+    step = auth.start(change.username, change.auth_plugin_name, change.auth_response)
+    seq = await _converse(session, auth, step, 0)
+    if seq < 0:
+        return False
+    session.user = change.username
+    if change.charset:
+        session.collation = change.charset
+    if change.database and not await _use_database(session, change.database, seq + 1):
+        return False
+    session.write_packet(make_ok(session.client_flags, status_flags=session.status_flags()), seq + 1)
+    return True
+
+
+async def _converse(session: ClientSession, auth: ServerAuthenticator, step: object, seq: int) -> int:
+    """Run the auth dialogue; return the last sequence id used, or -1 after a failure."""
+    while True:
+        if isinstance(step, AuthOk):
+            for extra in step.extra_packets:
+                seq += 1
+                session.write_packet(extra, seq)
+            return seq
+        if isinstance(step, AuthFailed):
+            session.app.stats.auth_failures += 1
+            log.info("session %d: authentication failed from %s: %s", session.id, session.peer, step.message)
+            _deny(session, seq + 1, step.errno, step.message, "28000")
+            return -1
+        assert isinstance(step, SendMore)
+        seq += 1
+        session.write_packet(step.payload, seq)
+        seq, payload = await session.read_packet(_HANDSHAKE_TIMEOUT)
+        step = auth.receive(payload)
+
+
+async def _use_database(session: ClientSession, database: str, seq: int) -> bool:
+    """Check the default database on the primary (1049 for an unknown one, as a server would)."""
+    primary = session.app.topology.primary
+    if primary is None:
+        _deny(session, seq, ErrorCode.ER_UNKNOWN_ERROR, "rwproxy: no primary is known", "HY000")
+        return False
+    try:
+        conn = await session.connection_for(primary)
+        outcome, data = await conn.call_keep(Command.INIT_DB, database.encode(), ResponseKind.SIMPLE)
+    except BackendError as exc:
+        _deny(session, seq, exc.errno, str(exc), exc.sqlstate)
+        return False
+    if not outcome.ok:
+        err = parse_err(data[4:], session.client_flags)
+        _deny(session, seq, err.code, err.message, err.sqlstate)
+        return False
+    session.state.set_database(database)
+    conn.applied_seq = session.state.replay_seq
+    return True
+
+
+def _deny(session: ClientSession, seq: int, errno: int, message: str, sqlstate: str) -> None:
+    session.write_packet(make_err(errno, message, sqlstate, session.client_flags or Capability.PROTOCOL_41), seq)
+    session.close()

@@ -1,0 +1,437 @@
+"""One client connection: handshake, then the command loop: read → classify → route → relay.
+
+The command loop is callback-driven for speed: a command arrives in ``data_received``, is classified
+and routed synchronously, and written to a backend connection the session already holds; the
+backend's bytes go straight to the client transport from the backend's ``data_received``. A
+coroutine is used only when something must be awaited (a new backend connection, replaying session
+state, preparing a statement on another server, authentication).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import TYPE_CHECKING
+
+from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Outcome
+from proxy.frontend import commands
+from proxy.frontend.handshake import authenticate, reauthenticate
+from proxy.protocol.constants import Command, ErrorCode, ServerStatus
+from proxy.protocol.errors import PacketTooLarge, RemoteProtocolError
+from proxy.protocol.framing import PacketDecoder, frame
+from proxy.protocol.packets import make_err, make_ok
+from proxy.protocol.results import ResponseKind
+from proxy.router.policy import Route, Target, route
+from proxy.router.session_state import SessionState
+from proxy.router.statement import StatementInfo
+from proxy.topology.model import Node
+
+if TYPE_CHECKING:
+    from proxy.app import ProxyApp
+
+__all__ = ["ClientSession"]
+
+log = logging.getLogger(__name__)
+
+_HANDSHAKE, _COMMAND, _AUTH, _CLOSED = range(4)
+_INPUT_HIGH_WATER = 1 << 20
+
+
+class ClientSession(asyncio.Protocol):
+    """The client side of one connection. Also the ``Sink`` for responses relayed to the client."""
+
+    def __init__(self, app: ProxyApp) -> None:
+        self.app = app
+        self.id = app.next_session_id()
+        self.transport: asyncio.Transport | None = None
+        self.peer = "unknown"
+        self.decoder = PacketDecoder(app.config.proxy.max_packet_size)
+        self.state = SessionState()
+        self.user = ""
+        self.client_flags = 0
+        self.collation = 45
+        self.tls = False
+        self.salt = b""
+        self.conns: dict[str, BackendConnection] = {}
+        self.stmts = commands.PreparedStatements()
+        self.phase = _HANDSHAKE
+        self.busy = False
+        self.inflight: commands.Inflight | None = None
+        self.active: BackendConnection | None = None
+        self.infile_conn: BackendConnection | None = None
+        self.multi_statements_changed = False
+        self._relayed = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._write_paused = False
+        self._read_paused = False
+        self._rand = random.random
+
+    # -- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer = str(peer[0])
+        self.app.sessions[self.id] = self
+        if len(self.app.sessions) > self.app.config.proxy.max_connections:
+            self.app.stats.refused_connections += 1
+            self.write_packet(make_err(ErrorCode.ER_CON_COUNT_ERROR, "Too many connections"), 0)
+            self.close()
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run_handshake())
+
+    def data_received(self, data: bytes) -> None:
+        self.decoder.feed(data)
+        if self.phase == _COMMAND:
+            if self.busy:
+                if self.infile_conn is not None:
+                    self._relay_infile()
+                elif self.decoder.buffered > _INPUT_HIGH_WATER and not self._read_paused:
+                    self._read_paused = True
+                    if self.transport is not None:
+                        self.transport.pause_reading()
+                return
+            self._pump()
+        elif self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.phase = _CLOSED
+        self.app.sessions.pop(self.id, None)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(ConnectionResetError("client disconnected"))
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self._release_all()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        if self.active is not None:
+            self.active.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self.active is not None:
+            self.active.resume_reading()
+
+    # -- Sink (responses relayed to this client) ---------------------------------------------
+
+    def relay(self, data: bytes) -> None:
+        self._relayed = True
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def done(self, conn: BackendConnection, outcome: Outcome) -> None:
+        inflight = self.inflight
+        if outcome.local_infile:
+            self.infile_conn = conn
+            self._relay_infile()
+            return
+        if outcome.status_flags is not None:
+            self.state.observe_status(outcome.status_flags)
+        if inflight is not None and inflight.info is not None:
+            before = self.state.replay_seq
+            self.state.apply(inflight.info, inflight.argument, outcome.ok)
+            if self.state.replay_seq != before and conn.applied_seq == before:
+                conn.applied_seq = self.state.replay_seq
+            if inflight.after is not None:
+                inflight.after(conn, outcome)
+        if outcome.error_code is not None:
+            self.app.stats.count_error(outcome.error_code)
+        self.finish_command()
+
+    def failed(self, conn: BackendConnection, error: BackendError) -> None:
+        self.drop_connection(conn)
+        if self.phase == _CLOSED:
+            return
+        if self._relayed:
+            # Part of a response reached the client: its framing cannot be repaired.
+            log.warning("session %d: backend %s lost mid-response: %s", self.id, conn.node_name, error)
+            self.close()
+            return
+        if conn.node_name == self._primary_name():
+            self.state.in_transaction = False
+        self.reply_error(error.errno, str(error), error.sqlstate)
+        self.finish_command()
+
+    # -- the command loop --------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        while not self.busy and self.phase == _COMMAND:
+            try:
+                packet = self.decoder.next_packet()
+            except PacketTooLarge as exc:
+                self._fatal(exc.errno, "Got a packet bigger than 'max_allowed_packet' bytes", exc.sqlstate)
+                return
+            except RemoteProtocolError as exc:
+                self._fatal(exc.errno, f"Malformed packet: {exc}", exc.sqlstate)
+                return
+            if packet is None:
+                if self._read_paused and self.transport is not None:
+                    self._read_paused = False
+                    self.transport.resume_reading()
+                return
+            seq, payload = packet
+            if seq != 0 or not payload:
+                self._fatal(ErrorCode.ER_NET_PACKETS_OUT_OF_ORDER, "Got packets out of order", "08S01")
+                return
+            self.app.stats.commands += 1
+            commands.dispatch(self, payload)
+
+    def finish_command(self) -> None:
+        self.busy = False
+        self.inflight = None
+        self.active = None
+        self.infile_conn = None
+        if self.phase == _COMMAND:
+            self._pump()
+
+    def send(
+        self,
+        r: Route,
+        payload: bytes,
+        kind: ResponseKind,
+        info: StatementInfo | None,
+        argument: bytes = b"",
+        after: commands.After | None = None,
+    ) -> None:
+        """Run one command on the routed server and relay its response."""
+        node = r.node
+        self.app.stats.count_route(r)
+        if node is None:
+            self.reply_error(ErrorCode.ER_UNKNOWN_ERROR, f"rwproxy: {r.reason.value}", "HY000")
+            return
+        self.busy = True
+        self._relayed = False
+        self.inflight = commands.Inflight(info, argument, r, after)
+        conn = self.conns.get(node.name)
+        if conn is not None and conn.applied_seq == self.state.replay_seq and conn.usable:
+            self.active = conn
+            conn.request(frame(payload, 0), kind, self)
+            return
+        self.spawn(self._send_slow(r, node, payload, kind))
+
+    async def _send_slow(self, r: Route, node: Node, payload: bytes, kind: ResponseKind) -> None:
+        try:
+            conn = await self.connection_for(node)
+        except BackendError as exc:
+            primary = self.app.topology.primary
+            if r.target is Target.REPLICA and primary is not None and primary.online:
+                self.app.stats.replica_fallbacks += 1
+                log.info("session %d: replica %s unusable (%s); using the primary", self.id, node.name, exc)
+                try:
+                    conn = await self.connection_for(primary)
+                except BackendError as exc2:
+                    self._slow_failed(exc2)
+                    return
+            else:
+                self._slow_failed(exc)
+                return
+        if self.phase == _CLOSED:
+            return
+        self.active = conn
+        if self._write_paused:
+            conn.pause_reading()
+        conn.request(frame(payload, 0), kind, self)
+
+    def _slow_failed(self, exc: BackendError) -> None:
+        if self.phase == _CLOSED:
+            return
+        self.reply_error(exc.errno, str(exc), exc.sqlstate)
+        self.finish_command()
+
+    async def connection_for(self, node: Node) -> BackendConnection:
+        """This session's connection to ``node``, opened or taken from the pool, state replayed."""
+        conn = self.conns.get(node.name)
+        if conn is not None and not conn.usable:
+            self.drop_connection(conn)
+            conn = None
+        if conn is None:
+            creds = self.app.backend_credentials(self.user)
+            conn = await self.app.pool.acquire(
+                node_name=node.name,
+                host=node.host,
+                port=node.port,
+                creds=creds,
+                client_flags=self.client_flags,
+                collation_id=self.collation,
+            )
+            if self.phase == _CLOSED:
+                self.app.pool.release(conn)
+                raise BackendError("client disconnected", 2013)
+            self.conns[node.name] = conn
+        for entry in self.state.replay_after(conn.applied_seq):
+            kind = ResponseKind.QUERY if entry.command == Command.QUERY else ResponseKind.SIMPLE
+            outcome, data = await conn.call_keep(entry.command, entry.payload, kind)
+            if not outcome.ok:
+                self.app.stats.replay_failures += 1
+                raise BackendError(
+                    f"rwproxy could not restore session state on {node.name}: "
+                    f"{entry.payload[:200].decode('utf-8', 'replace')!r} failed there",
+                    outcome.error_code or 1105,
+                )
+            conn.applied_seq = entry.seq
+        conn.applied_seq = max(conn.applied_seq, self.state.replay_seq)
+        return conn
+
+    # -- infile upload -----------------------------------------------------------------------
+
+    def _relay_infile(self) -> None:
+        conn = self.infile_conn
+        if conn is None:
+            return
+        while True:
+            try:
+                packet = self.decoder.next_packet()
+            except RemoteProtocolError as exc:
+                self._fatal(exc.errno, f"Malformed packet: {exc}", exc.sqlstate)
+                return
+            if packet is None:
+                return
+            seq, payload = packet
+            conn.request(frame(payload, seq), None, None)
+            if not payload:
+                self.infile_conn = None
+                conn.expect_infile_result()
+                return
+
+    # -- helpers used by commands ------------------------------------------------------------
+
+    def route(self, info: StatementInfo, sql: str | None = None) -> Route:
+        app = self.app
+        rule = app.rules.match(sql, app.classifier) if sql is not None and app.rules else None
+        return route(info, self.state, app.topology, app.policy_options, rule, self._rand())
+
+    def spawn(self, coro: object) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._guard(coro))
+
+    async def _guard(self, coro: object) -> None:
+        try:
+            await coro  # type: ignore[misc]
+        except asyncio.CancelledError:
+            raise
+        except BackendError as exc:
+            self._slow_failed(exc)
+        except Exception:
+            log.exception("session %d: internal error", self.id)
+            self._fatal(ErrorCode.ER_UNKNOWN_ERROR, "rwproxy internal error", "HY000")
+
+    def write_packet(self, payload: bytes, seq: int) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(frame(payload, seq))
+
+    def reply_ok(self, *, info: bytes = b"") -> None:
+        self.write_packet(make_ok(self.client_flags, status_flags=self.status_flags(), info=info), 1)
+
+    def reply_error(self, errno: int, message: str, sqlstate: str | None = None) -> None:
+        self.app.stats.count_error(errno)
+        self.write_packet(make_err(errno, message, sqlstate, self.client_flags), 1)
+
+    def status_flags(self) -> int:
+        flags = 0
+        if self.state.in_transaction:
+            flags |= ServerStatus.IN_TRANS
+        if self.state.autocommit:
+            flags |= ServerStatus.AUTOCOMMIT
+        return int(flags)
+
+    def drop_connection(self, conn: BackendConnection) -> None:
+        if self.conns.get(conn.node_name) is conn:
+            del self.conns[conn.node_name]
+        self.stmts.forget_connection(conn)
+        self.app.pool.discard(conn, conn.bad or BadConnReason.LOST)
+
+    def release_connections(self) -> None:
+        """Return every backend connection to the pool (reset there); used by reset/change user."""
+        self._release_all()
+        self.stmts.clear()
+
+    def _release_all(self) -> None:
+        conns = list(self.conns.values())
+        self.conns.clear()
+        for conn in conns:
+            if conn.busy:
+                self.app.pool.discard(conn, BadConnReason.ABANDONED)
+            elif self.multi_statements_changed:
+                self.app.pool.discard(conn, BadConnReason.STATE_CHANGED)
+            else:
+                self.app.pool.release(conn)
+        self.multi_statements_changed = False
+
+    def _primary_name(self) -> str | None:
+        primary = self.app.topology.primary
+        return primary.name if primary is not None else None
+
+    def _fatal(self, errno: int, message: str, sqlstate: str) -> None:
+        """Tell the client what went wrong, then close this session only."""
+        self.app.stats.protocol_errors += 1
+        log.info("session %d (%s): closing: %s", self.id, self.peer, message)
+        self.write_packet(make_err(errno, message, sqlstate, self.client_flags), 1)
+        self.close()
+
+    def close(self) -> None:
+        self.phase = _CLOSED
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    # -- handshake / authentication (coroutines) ---------------------------------------------
+
+    async def read_packet(self, timeout: float) -> tuple[int, bytes]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            packet = self.decoder.next_packet()
+            if packet is not None:
+                return packet
+            self._waiter = loop.create_future()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError("timed out waiting for the client")
+            await asyncio.wait_for(self._waiter, remaining)
+            self._waiter = None
+
+    async def start_tls(self) -> None:
+        ctx = self.app.tls_context
+        assert ctx is not None and self.transport is not None
+        loop = asyncio.get_running_loop()
+        new = await loop.start_tls(self.transport, self, ctx, server_side=True)
+        self.transport = new  # type: ignore[assignment]
+        self.tls = True
+
+    async def _run_handshake(self) -> None:
+        try:
+            ok = await authenticate(self)
+        except (TimeoutError, ConnectionError, RemoteProtocolError, asyncio.CancelledError) as exc:
+            log.debug("session %d: handshake ended: %r", self.id, exc)
+            self.close()
+            return
+        except Exception:
+            log.exception("session %d: handshake failed", self.id)
+            self.close()
+            return
+        if not ok or self.transport is None or self.transport.is_closing():
+            self.close()
+            return
+        self.phase = _COMMAND
+        self._pump()
+
+    def begin_reauth(self, payload: bytes) -> None:
+        """COM_CHANGE_USER: authenticate again, then continue the command loop."""
+        self.phase = _AUTH
+        self.busy = True
+        self.spawn(self._reauth(payload))
+
+    async def _reauth(self, payload: bytes) -> None:
+        try:
+            ok = await reauthenticate(self, payload)
+        except (TimeoutError, ConnectionError, RemoteProtocolError) as exc:
+            log.debug("session %d: change user ended: %r", self.id, exc)
+            ok = False
+        if not ok:
+            self.close()
+            return
+        self.phase = _COMMAND
+        self.finish_command()

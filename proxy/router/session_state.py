@@ -1,0 +1,165 @@
+"""Per-client session state that routing depends on. Pure: updated from classifications and from the
+status flags the backend sent back, never from guesses about I/O.
+
+Two jobs:
+1. Pins and transaction state: what forces the session's statements onto the primary.
+2. The replay log: session commands (USE, SET, SET NAMES, SET @x) that every backend connection
+   serving this session must have applied, in order, before it runs the session's next statement.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from proxy.router.statement import Effect, StatementInfo
+
+__all__ = ["PinReason", "ReplayEntry", "SessionState"]
+
+_IN_TRANS = 0x0001
+_AUTOCOMMIT = 0x0002
+
+
+class PinReason(enum.Enum):
+    """Why a session's statements all stay on the primary for now."""
+
+    TEMP_TABLE = "session has temporary tables"
+    NAMED_LOCK = "session holds named locks (GET_LOCK)"
+    LOCK_TABLES = "session holds LOCK TABLES"
+    SQL_PREPARE = "session has SQL-level prepared statements"
+    USER_VARS = "session assigned user variables inside a query"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayEntry:
+    """One session command to replay. ``seq`` orders entries; a connection that has applied
+    everything up to ``seq`` does not need it again."""
+
+    seq: int
+    key: str
+    command: int  # COM_QUERY (3) or COM_INIT_DB (2)
+    payload: bytes  # argument of the command (SQL text or database name), without the command byte
+
+
+@dataclass(slots=True)
+class SessionState:
+    database: str | None = None
+    in_transaction: bool = False
+    autocommit: bool = True
+    temp_tables: set[str] = field(default_factory=set)
+    named_locks: set[str] = field(default_factory=set)
+    tables_locked: bool = False
+    sql_prepared: set[str] = field(default_factory=set)
+    user_vars_in_query: bool = False
+    _replay: dict[str, ReplayEntry] = field(default_factory=dict)
+    _seq: int = 0
+
+    # -- pins --------------------------------------------------------------------------------
+
+    def pin(self) -> PinReason | None:
+        """The first reason the session is pinned to the primary, or None."""
+        if self.temp_tables:
+            return PinReason.TEMP_TABLE
+        if self.named_locks:
+            return PinReason.NAMED_LOCK
+        if self.tables_locked:
+            return PinReason.LOCK_TABLES
+        if self.sql_prepared:
+            return PinReason.SQL_PREPARE
+        if self.user_vars_in_query:
+            return PinReason.USER_VARS
+        return None
+
+    # -- updates -----------------------------------------------------------------------------
+
+    def observe_status(self, status_flags: int) -> None:
+        """Take transaction state from the server's status flags (the backend is the truth)."""
+        self.in_transaction = bool(status_flags & _IN_TRANS)
+        self.autocommit = bool(status_flags & _AUTOCOMMIT)
+
+    def apply(self, info: StatementInfo, sql: bytes, succeeded: bool) -> None:
+        """Record the session effects of a statement that ran (``succeeded`` False after ERR).
+
+        ``sql`` is the statement text as the client sent it, used for the replay log.
+        """
+        if not succeeded:
+            return
+        effects = info.effects
+        if effects is Effect.NONE:
+            return
+        names = info.names
+        if effects & Effect.CHANGES_DB and names:
+            self.set_database(names[0])
+        if effects & Effect.CREATES_TEMP_TABLE:
+            self.temp_tables.update(n.lower() for n in names)
+        if effects & Effect.DROPS_TEMP_TABLE:
+            self.temp_tables.difference_update(n.lower() for n in names)
+        if effects & Effect.ACQUIRES_NAMED_LOCK:
+            self.named_locks.update(names or ("*",))
+        if effects & Effect.RELEASES_NAMED_LOCK:
+            if "*" in names or not names:
+                self.named_locks.clear()
+            else:
+                self.named_locks.difference_update(names)
+        if effects & Effect.LOCKS_TABLES:
+            self.tables_locked = True
+        if effects & Effect.UNLOCKS_TABLES:
+            self.tables_locked = False
+        if effects & Effect.PREPARES_SQL:
+            self.sql_prepared.update(n.lower() for n in names)
+        if effects & Effect.DEALLOCATES_SQL:
+            self.sql_prepared.difference_update(n.lower() for n in names)
+        if effects & Effect.ASSIGNS_USER_VAR_IN_QUERY:
+            self.user_vars_in_query = True
+        # Replay what changes session variables; never SET GLOBAL (runs once, on the primary) and
+        # never a bare SET autocommit (autocommit=0 keeps the session on the primary anyway).
+        if effects & (Effect.SETS_SESSION_VAR | Effect.SETS_USER_VAR) and not effects & Effect.SETS_GLOBAL:
+            self._record_set(info, sql)
+
+    def set_database(self, name: str) -> None:
+        self.database = name
+        self._add("db", 2, name.encode())
+
+    def set_option(self, option: bytes) -> None:
+        """COM_SET_OPTION (multi-statements on/off): replayed on every connection of the session."""
+        self._add("option", 27, option)
+
+    def reset(self) -> None:
+        """COM_RESET_CONNECTION / COM_CHANGE_USER: back to a fresh session (database kept by caller)."""
+        self.in_transaction = False
+        self.autocommit = True
+        self.temp_tables.clear()
+        self.named_locks.clear()
+        self.tables_locked = False
+        self.sql_prepared.clear()
+        self.user_vars_in_query = False
+        self._replay.clear()
+        if self.database is not None:
+            self.set_database(self.database)
+
+    # -- replay log --------------------------------------------------------------------------
+
+    @property
+    def replay_seq(self) -> int:
+        """The sequence number of the latest replay entry (0 when there is none)."""
+        return self._seq
+
+    def replay_after(self, applied_seq: int) -> list[ReplayEntry]:
+        """Entries a connection that applied everything up to ``applied_seq`` still needs, in order."""
+        if applied_seq >= self._seq:
+            return []
+        return sorted((e for e in self._replay.values() if e.seq > applied_seq), key=lambda e: e.seq)
+
+    def _record_set(self, info: StatementInfo, sql: bytes) -> None:
+        # A SET naming exactly the same variables as an earlier one supersedes it. SET with user
+        # variables or unknown names is keyed by its text (kept, in order).
+        if info.names and not (info.effects & Effect.SETS_USER_VAR):
+            key = "set:" + ",".join(sorted(info.names))
+        else:
+            key = "sql:" + sql.decode("utf-8", "surrogateescape")
+        self._add(key, 3, sql)
+
+    def _add(self, key: str, command: int, payload: bytes) -> None:
+        self._seq += 1
+        self._replay.pop(key, None)
+        self._replay[key] = ReplayEntry(self._seq, key, command, payload)

@@ -1,0 +1,77 @@
+"""Fixtures for tests through a real rwproxy in front of the real cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pymysql
+import pytest
+
+from proxy.demo import demo_config_text
+from proxy.devcluster import Cluster
+from tests.support.proxy import ProxyThread
+
+
+@pytest.fixture(scope="session")
+def proxy(cluster: Cluster) -> Iterator[ProxyThread]:
+    """rwproxy on a free loopback port in front of the session cluster."""
+    with ProxyThread(demo_config_text(cluster, 0)) as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def server_ids(cluster: Cluster) -> dict[str, int]:
+    """role name → @@server_id: 'primary', and the replica node names."""
+    ids = {"primary": int(cluster.sql(cluster.primary, "SELECT @@server_id")[0][0])}
+    for r in cluster.replicas:
+        ids[r.name] = int(cluster.sql(r, "SELECT @@server_id")[0][0])
+    return ids
+
+
+@pytest.fixture
+def connect(proxy: ProxyThread, cluster: Cluster) -> Iterator[Callable[..., pymysql.Connection]]:
+    """``connect(**overrides)`` → a PyMySQL connection through the proxy (closed after the test)."""
+    opened: list[pymysql.Connection] = []
+
+    def make(**kw: Any) -> pymysql.Connection:
+        args: dict[str, Any] = {
+            "host": proxy.host,
+            "port": proxy.port,
+            "user": cluster.app_user,
+            "password": cluster.app_password,
+            "database": "rwtest",
+            "autocommit": True,
+            "connect_timeout": 10,
+            "read_timeout": 60,
+        }
+        args.update(kw)
+        conn = pymysql.connect(**args)
+        opened.append(conn)
+        return conn
+
+    yield make
+    for c in opened:
+        try:
+            c.close()
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def direct(cluster: Cluster) -> Iterator[Callable[..., pymysql.Connection]]:
+    """``direct(node=None, **overrides)`` → a PyMySQL connection straight to a server."""
+    opened: list[pymysql.Connection] = []
+
+    def make(node: Any = None, **kw: Any) -> pymysql.Connection:
+        args = {**cluster.dsn(node), "database": "rwtest", "autocommit": True, **kw}
+        conn = pymysql.connect(**args)
+        opened.append(conn)
+        return conn
+
+    yield make
+    for c in opened:
+        try:
+            c.close()
+        except Exception:
+            pass

@@ -130,6 +130,7 @@ class BackendConnection(asyncio.Protocol):
         self._scanner = ResultScanner(client_flags)
         self._pending: deque[tuple[ResponseKind, Sink]] = deque()
         self._closed_waiter: asyncio.Future[None] | None = None
+        self.stream_writer: object = None
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -346,6 +347,11 @@ async def open_backend(
     )
     transport.set_protocol(backend)
     backend.transport = transport  # type: ignore[assignment]
+    # Detach aiomysql: its __del__ would close the transport we now own. asyncio's StreamWriter
+    # closes its transport when collected too, so the connection keeps it until it closes.
+    backend.stream_writer = writer
+    conn._writer = None
+    conn._reader = None
     # The collation the client asked for, when it is not its character set's default.
     if charset is not None and charset_by_name(charset_name).id != collation_id:
         outcome = await backend.call(

@@ -84,6 +84,7 @@ class ResultScanner:
 
     __slots__ = (
         "_capabilities",
+        "_cols_pending",
         "_deprecate_eof",
         "_header",
         "_keep",
@@ -93,7 +94,6 @@ class ResultScanner:
         "_phase",
         "_remaining_defs",
         "_skip_frame_continuation",
-        "_cols_pending",
         "done",
         "error_code",
         "kind",
@@ -187,8 +187,10 @@ class ResultScanner:
                 first = data[body]
             phase = self._phase
             # Hot path: a row in a result set, not a terminator.
-            if phase == _ROWS and first != 0xFF and not (
-                first == 0xFE and (length < 9 or (deprecate_eof and length < _MAX_FRAME))
+            if (
+                phase == _ROWS
+                and first != 0xFF
+                and not (first == 0xFE and (length < 9 or (deprecate_eof and length < _MAX_FRAME)))
             ):
                 self._skip_frame_continuation = length == _MAX_FRAME
                 end = body + length
@@ -276,7 +278,7 @@ class ResultScanner:
         phase = self._phase
         deprecate_eof = self._deprecate_eof
         self._keeping = False
-        if phase == _FIRST or phase == _INFILE:
+        if phase in (_FIRST, _INFILE):
             if first == 0xFF or first == 0x00 or (phase == _INFILE and first >= 0):
                 self._start_keep()
                 return
@@ -307,7 +309,7 @@ class ResultScanner:
             if first == 0xFF or (first == 0xFE and (length < 9 or (deprecate_eof and length < _MAX_FRAME))):
                 self._start_keep()
             return
-        if phase == _PREP_PARAMS or phase == _PREP_COLS:
+        if phase in (_PREP_PARAMS, _PREP_COLS):
             self._remaining_defs -= 1
             if self._remaining_defs == 0:
                 if not deprecate_eof:
@@ -331,7 +333,7 @@ class ResultScanner:
         self._keeping = False
         p = bytes(self._keep)
         phase = self._phase
-        if phase == _FIRST or phase == _INFILE:
+        if phase in (_FIRST, _INFILE):
             if self.kind is ResponseKind.ONE_PACKET:
                 self._finish(p, None)
                 return
@@ -404,7 +406,7 @@ class ResultScanner:
             else:
                 self._eof_or_ok(p)
             return
-        if phase == _PREP_PARAMS or phase == _PREP_COLS:
+        if phase in (_PREP_PARAMS, _PREP_COLS):
             self._finish(self.prepare_ok or p, None)
             return
 

@@ -24,7 +24,15 @@ def coldef(name: bytes) -> bytes:
     def s(x: bytes) -> bytes:
         return bytes([len(x)]) + x
 
-    return s(b"def") + s(b"db") + s(b"t") + s(b"t") + s(name) + s(name) + b"\x0c\x2d\x00\x0b\x00\x00\x00\x03\x00\x00\x00\x00"
+    return (
+        s(b"def")
+        + s(b"db")
+        + s(b"t")
+        + s(b"t")
+        + s(name)
+        + s(name)
+        + b"\x0c\x2d\x00\x0b\x00\x00\x00\x03\x00\x00\x00\x00"
+    )
 
 
 def row(*vals: bytes) -> bytes:
@@ -91,7 +99,9 @@ def test_resultset(mode: str, caps: int) -> None:
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("caps", [CLASSIC, DEPRECATE])
 def test_multi_results(mode: str, caps: int) -> None:
-    data = packets(*resultset(caps, 3, AC | MORE), *resultset(caps, 2, AC | MORE), make_ok(caps, status_flags=AC))
+    data = packets(
+        *resultset(caps, 3, AC | MORE), *resultset(caps, 2, AC | MORE), make_ok(caps, status_flags=AC)
+    )
     s, used = scan(ResponseKind.QUERY, caps, data, mode)
     assert s.done and used == len(data)
     assert s.result_sets == 3 and s.status_flags == AC
@@ -99,7 +109,7 @@ def test_multi_results(mode: str, caps: int) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_error_mid_rows(mode: str) -> None:
-    rs = resultset(CLASSIC, 5)[:-1] + [make_err(1317, "Query execution was interrupted", "70100")]
+    rs = [*resultset(CLASSIC, 5)[:-1], make_err(1317, "Query execution was interrupted", "70100")]
     data = packets(*rs)
     s, used = scan(ResponseKind.QUERY, CLASSIC, data, mode)
     assert s.done and used == len(data) and s.error_code == 1317
@@ -119,7 +129,13 @@ def test_classic_row_starting_with_fe_is_not_eof(mode: str) -> None:
 @pytest.mark.parametrize("caps", [CLASSIC, DEPRECATE])
 @pytest.mark.parametrize(("params", "cols"), [(0, 0), (2, 0), (0, 3), (2, 3)])
 def test_prepare(mode: str, caps: int, params: int, cols: int) -> None:
-    ok = b"\x00" + (7).to_bytes(4, "little") + cols.to_bytes(2, "little") + params.to_bytes(2, "little") + b"\x00\x00\x00"
+    ok = (
+        b"\x00"
+        + (7).to_bytes(4, "little")
+        + cols.to_bytes(2, "little")
+        + params.to_bytes(2, "little")
+        + b"\x00\x00\x00"
+    )
     ps = [ok]
     eof = not caps & Capability.DEPRECATE_EOF
     if params:
@@ -151,7 +167,7 @@ def test_simple_eof_reply(caps: int) -> None:
 
 
 def test_large_row_split_over_frames() -> None:
-    big = row(b"a", b"") [:0] + b"\xfe" + (0x1000010).to_bytes(8, "little") + b"z" * 0x1000010
+    big = row(b"a", b"")[:0] + b"\xfe" + (0x1000010).to_bytes(8, "little") + b"z" * 0x1000010
     rs = resultset(DEPRECATE, 1)
     rs.insert(-1, big)
     data = packets(*rs)  # frame() splits the big row into 0xFFFFFF frames

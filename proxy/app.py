@@ -12,6 +12,7 @@ import logging
 import ssl
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendConnection, BackendError
 from proxy.backend.pool import BackendCredentials, Pool
@@ -22,6 +23,9 @@ from proxy.router.classify import Classifier
 from proxy.router.policy import PolicyOptions, Route
 from proxy.router.rules import RuleSet
 from proxy.topology.model import Topology
+
+if TYPE_CHECKING:
+    from proxy.frontend.session import ClientSession
 
 __all__ = ["ProxyApp", "ProxyStats", "advertised_capabilities"]
 
@@ -101,7 +105,7 @@ class ProxyApp:
             ssl_context=_backend_ssl(config),
         )
         self.stats = ProxyStats()
-        self.sessions: dict[int, object] = {}
+        self.sessions: dict[int, ClientSession] = {}
         self._ids = itertools.count(1)
         self.tls_context = _frontend_ssl(config)
         self.rsa = RsaKeyPair.generate()
@@ -184,10 +188,10 @@ class ProxyApp:
         grace = self.config.proxy.shutdown_grace_seconds if grace is None else grace
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        while loop.time() < deadline and any(getattr(s, "busy", False) for s in self.sessions.values()):
+        while loop.time() < deadline and any(s.busy for s in self.sessions.values()):
             await asyncio.sleep(0.05)
         for session in list(self.sessions.values()):
-            session.close()  # type: ignore[attr-defined]
+            session.close()
         await asyncio.sleep(0)
         await self.pool.close()
 

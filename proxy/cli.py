@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -62,6 +63,7 @@ def _check_config(path: str) -> int:
 
 def _explain(sql: str, config_path: str | None) -> int:
     from proxy.router.classify import Classifier
+    from proxy.router.digest import digest_text
     from proxy.router.policy import PolicyOptions, route
     from proxy.router.rules import RuleSet
     from proxy.router.session_state import SessionState
@@ -77,13 +79,16 @@ def _explain(sql: str, config_path: str | None) -> int:
         )
     else:
         topology = Topology(
-            (Node("primary", "127.0.0.1", 3306, Role.PRIMARY), Node("replica", "127.0.0.1", 3307, Role.REPLICA))
+            (
+                Node("primary", "127.0.0.1", 3306, Role.PRIMARY),
+                Node("replica", "127.0.0.1", 3307, Role.REPLICA),
+            )
         )
         rules = RuleSet(())
         options = PolicyOptions()
     classifier = Classifier()
     info = classifier.classify(sql)
-    rule = rules.match(sql, classifier) if rules else None
+    rule = rules.match(sql, digest_text) if rules else None
     r = route(info, SessionState(), topology, options, rule, 0.0)
     print(f"statement: {info.kind.value}" + (" (parsed with sqlglot)" if info.used_parser else ""))
     if info.effects:
@@ -102,10 +107,8 @@ def _run(config_path: str) -> int:
             uvloop.install()
         except ImportError:
             log.info("uvloop not installed; using asyncio's default loop")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(config))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -144,7 +144,7 @@ class BackendConnection(asyncio.Protocol):
             if not pending:
                 self._fail(BadConnReason.UNEXPECTED_DATA, "backend sent data nobody asked for")
                 return
-            kind, sink = pending[0]
+            _kind, sink = pending[0]
             try:
                 used = scanner.feed(data)
             except ScanError as exc:
@@ -346,7 +346,7 @@ async def open_backend(
         status_flags=int(conn.server_status),
     )
     transport.set_protocol(backend)
-    backend.transport = transport  # type: ignore[assignment]
+    backend.transport = transport
     # Detach aiomysql: its __del__ would close the transport we now own. asyncio's StreamWriter
     # closes its transport when collected too, so the connection keeps it until it closes.
     backend.stream_writer = writer
@@ -365,7 +365,7 @@ async def open_backend(
 
 
 def _error_args(exc: BaseException) -> tuple[int, str]:
-    args = getattr(exc, "args", ())
+    args: tuple[object, ...] = tuple(getattr(exc, "args", ()))
     if len(args) >= 2 and isinstance(args[0], int):
         return args[0], str(args[1])
     return 2003, str(exc) or type(exc).__name__

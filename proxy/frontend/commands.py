@@ -149,7 +149,7 @@ def _kill_statement(session: ClientSession, info: StatementInfo) -> None:
     if target < 0:
         session.send(_primary_route(session), b"\x03" + b"KILL", ResponseKind.QUERY, None)
         return
-    _kill(session, target, query_only="query" in names[1:])
+    _kill(session, target, query_only=info.kill_query)
 
 
 def _kill(session: ClientSession, target_id: int, *, query_only: bool) -> None:
@@ -159,7 +159,9 @@ def _kill(session: ClientSession, target_id: int, *, query_only: bool) -> None:
         session.reply_error(ErrorCode.ER_NO_SUCH_THREAD, f"Unknown thread id: {target_id}", "HY000")
         return
     if target.user != session.user:
-        session.reply_error(ErrorCode.ER_KILL_DENIED_ERROR, f"You are not owner of thread {target_id}", "HY000")
+        session.reply_error(
+            ErrorCode.ER_KILL_DENIED_ERROR, f"You are not owner of thread {target_id}", "HY000"
+        )
         return
     active = target.active
     if active is not None and active.busy:

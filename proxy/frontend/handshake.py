@@ -58,7 +58,13 @@ async def authenticate(session: ClientSession) -> bool:
     response = parse_handshake_response(payload)
     if isinstance(response, SslRequest):
         if app.tls_context is None:
-            _deny(session, seq + 1, ErrorCode.ER_HANDSHAKE_ERROR, "Bad handshake: TLS is not configured", "08S01")
+            _deny(
+                session,
+                seq + 1,
+                ErrorCode.ER_HANDSHAKE_ERROR,
+                "Bad handshake: TLS is not configured",
+                "08S01",
+            )
             return False
         await session.start_tls()
         seq, payload = await session.read_packet(_HANDSHAKE_TIMEOUT)
@@ -90,9 +96,8 @@ async def authenticate(session: ClientSession) -> bool:
     if seq < 0:
         return False
     session.user = response.username
-    if response.database:
-        if not await _use_database(session, response.database, seq + 1):
-            return False
+    if response.database and not await _use_database(session, response.database, seq + 1):
+        return False
     session.write_packet(make_ok(session.client_flags, status_flags=session.status_flags()), seq + 1)
     return True
 
@@ -167,5 +172,7 @@ async def _use_database(session: ClientSession, database: str, seq: int) -> bool
 
 
 def _deny(session: ClientSession, seq: int, errno: int, message: str, sqlstate: str) -> None:
-    session.write_packet(make_err(errno, message, sqlstate, session.client_flags or Capability.PROTOCOL_41), seq)
+    session.write_packet(
+        make_err(errno, message, sqlstate, session.client_flags or Capability.PROTOCOL_41), seq
+    )
     session.close()

@@ -22,6 +22,7 @@ from proxy.protocol.errors import PacketTooLarge, RemoteProtocolError
 from proxy.protocol.framing import PacketDecoder, frame
 from proxy.protocol.packets import make_err, make_ok
 from proxy.protocol.results import ResponseKind
+from proxy.router.digest import digest_text
 from proxy.router.policy import Route, Target, route
 from proxy.router.session_state import SessionState
 from proxy.router.statement import StatementInfo
@@ -265,7 +266,7 @@ class ClientSession(asyncio.Protocol):
             self.conns[node.name] = conn
         for entry in self.state.replay_after(conn.applied_seq):
             kind = ResponseKind.QUERY if entry.command == Command.QUERY else ResponseKind.SIMPLE
-            outcome, data = await conn.call_keep(entry.command, entry.payload, kind)
+            outcome, _data = await conn.call_keep(entry.command, entry.payload, kind)
             if not outcome.ok:
                 self.app.stats.replay_failures += 1
                 raise BackendError(
@@ -302,7 +303,7 @@ class ClientSession(asyncio.Protocol):
 
     def route(self, info: StatementInfo, sql: str | None = None) -> Route:
         app = self.app
-        rule = app.rules.match(sql, app.classifier) if sql is not None and app.rules else None
+        rule = app.rules.match(sql, digest_text) if sql is not None and app.rules else None
         return route(info, self.state, app.topology, app.policy_options, rule, self._rand())
 
     def spawn(self, coro: object) -> None:
@@ -398,7 +399,7 @@ class ClientSession(asyncio.Protocol):
         assert ctx is not None and self.transport is not None
         loop = asyncio.get_running_loop()
         new = await loop.start_tls(self.transport, self, ctx, server_side=True)
-        self.transport = new  # type: ignore[assignment]
+        self.transport = new
         self.tls = True
 
     async def _run_handshake(self) -> None:

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 from proxy.router.policy import Target
 
 __all__ = ["Rule", "RuleSet"]
-
-
-class _Digester(Protocol):
-    def digest(self, sql: str) -> str: ...
 
 
 class _RuleConfig(Protocol):
@@ -53,8 +49,9 @@ class RuleSet:
     def __bool__(self) -> bool:
         return bool(self.rules)
 
-    def match(self, sql: str, digester: _Digester) -> Target | None:
-        digest = digester.digest(sql) if self._needs_digest else None
+    def match(self, sql: str, digester: Callable[[str], str]) -> Target | None:
+        """The target of the first rule matching ``sql`` (``digester`` computes its digest text)."""
+        digest = digester(sql) if self._needs_digest else None
         for rule in self.rules:
             if (rule.regex is not None and rule.regex.search(sql)) or (
                 rule.digest is not None and rule.digest == digest

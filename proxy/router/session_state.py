@@ -12,7 +12,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from proxy.router.statement import Effect, StatementInfo
+from proxy.router.digest import digest_text
+from proxy.router.statement import Effect, PrimaryReason, StatementInfo
 
 __all__ = ["PinReason", "ReplayEntry", "SessionState"]
 
@@ -28,6 +29,7 @@ class PinReason(enum.Enum):
     LOCK_TABLES = "session holds LOCK TABLES"
     SQL_PREPARE = "session has SQL-level prepared statements"
     USER_VARS = "session assigned user variables inside a query"
+    UNREPLAYABLE_SET = "session set variables from expressions rwproxy cannot replay elsewhere"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +53,15 @@ class SessionState:
     tables_locked: bool = False
     sql_prepared: set[str] = field(default_factory=set)
     user_vars_in_query: bool = False
+    unreplayable_set: bool = False
     _replay: dict[str, ReplayEntry] = field(default_factory=dict)
     _seq: int = 0
 
     # -- pins --------------------------------------------------------------------------------
 
     def pin(self) -> PinReason | None:
-        """The first reason the session is pinned to the primary, or None."""
+        """The first reason the session is pinned to the primary, or None. (User variables that
+        only the primary has are not a pin: just the reads that mention them go there.)"""
         if self.temp_tables:
             return PinReason.TEMP_TABLE
         if self.named_locks:
@@ -66,8 +70,8 @@ class SessionState:
             return PinReason.LOCK_TABLES
         if self.sql_prepared:
             return PinReason.SQL_PREPARE
-        if self.user_vars_in_query:
-            return PinReason.USER_VARS
+        if self.unreplayable_set:
+            return PinReason.UNREPLAYABLE_SET
         return None
 
     # -- updates -----------------------------------------------------------------------------
@@ -84,6 +88,16 @@ class SessionState:
         """
         if not succeeded:
             return
+        if info.effects is Effect.NONE:
+            return
+        if info.multi_statement:
+            # Several statements in one packet: track pins per statement; none of them is replayed.
+            for part in info.parts:
+                self._apply_one(part, None)
+            return
+        self._apply_one(info, sql)
+
+    def _apply_one(self, info: StatementInfo, sql: bytes | None) -> None:
         effects = info.effects
         if effects is Effect.NONE:
             return
@@ -114,7 +128,12 @@ class SessionState:
         # Replay what changes session variables; never SET GLOBAL (runs once, on the primary) and
         # never a bare SET autocommit (autocommit=0 keeps the session on the primary anyway).
         if effects & (Effect.SETS_SESSION_VAR | Effect.SETS_USER_VAR) and not effects & Effect.SETS_GLOBAL:
-            self._record_set(info, sql)
+            if sql is not None and _replayable(info, sql):
+                self._record_set(info, sql)
+            elif effects & Effect.SETS_SESSION_VAR:
+                self.unreplayable_set = True
+            else:
+                self.user_vars_in_query = True
 
     def set_database(self, name: str) -> None:
         self.database = name
@@ -133,6 +152,7 @@ class SessionState:
         self.tables_locked = False
         self.sql_prepared.clear()
         self.user_vars_in_query = False
+        self.unreplayable_set = False
         self._replay.clear()
         if self.database is not None:
             self.set_database(self.database)
@@ -163,3 +183,11 @@ class SessionState:
         self._seq += 1
         self._replay.pop(key, None)
         self._replay[key] = ReplayEntry(self._seq, key, command, payload)
+
+
+def _replayable(info: StatementInfo, sql: bytes) -> bool:
+    """A SET can run again on another server with the same effect only when its values are
+    constants (or other variables): no function calls, no subqueries, no side effects."""
+    if info.primary_reason is not PrimaryReason.SESSION_COMMAND:
+        return False  # e.g. SET @x = GET_LOCK(...), SET @x = LAST_INSERT_ID()
+    return "(" not in digest_text(sql.decode("utf-8", "surrogateescape"))

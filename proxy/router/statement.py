@@ -117,6 +117,10 @@ class StatementInfo:
     multi_statement: bool = False
     used_parser: bool = False  # sqlglot had to decide (slow path)
     unparseable: bool = False  # neither the scan nor sqlglot could decide: routed to primary
+    # Added with classify.py:
+    kill_query: bool = False  # KILL QUERY n (True) vs KILL [CONNECTION] n; the id is names[0]
+    autocommit: bool | None = None  # value set by SET autocommit=... when a literal (else None)
+    parts: tuple[StatementInfo, ...] = ()  # multi_statement: one classification per statement
 
     @property
     def replica_eligible(self) -> bool:

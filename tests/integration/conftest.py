@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -52,10 +53,8 @@ def connect(proxy: ProxyThread, cluster: Cluster) -> Iterator[Callable[..., pymy
 
     yield make
     for c in opened:
-        try:
+        with contextlib.suppress(Exception):
             c.close()
-        except Exception:
-            pass
 
 
 @pytest.fixture
@@ -71,7 +70,5 @@ def direct(cluster: Cluster) -> Iterator[Callable[..., pymysql.Connection]]:
 
     yield make
     for c in opened:
-        try:
+        with contextlib.suppress(Exception):
             c.close()
-        except Exception:
-            pass

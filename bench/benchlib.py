@@ -49,6 +49,7 @@ __all__ = [
     "loadavg",
     "median",
     "require_tools",
+    "run_bounded",
     "timestamp",
 ]
 
@@ -114,6 +115,25 @@ def _first_line(argv: list[str]) -> str:
 def _set_pdeathsig() -> None:  # runs in the child between fork and exec
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def run_bounded(argv: list[str], timeout: float) -> tuple[int | None, str]:
+    """Run a short-lived command (sysbench, the mariadb CLI), capturing stdout+stderr; ``(None, output)``
+    when it outlived ``timeout`` (then it is killed). Unlike ``subprocess.run`` on Ctrl-C, it always
+    kills *and reaps* the child before returning or raising."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, out.decode(errors="replace")
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        return None, out.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=10)
 
 
 # --- child processes --------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
+import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,6 +31,7 @@ from benchlib import (
     loadavg,
     median,
     require_tools,
+    run_bounded,
     timestamp,
 )
 
@@ -80,6 +81,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, default=None, help="rounds over all runs (default 2, quick 1)")
     ap.add_argument("--targets", default=",".join(TARGETS), help="subset of direct,haproxy,rwproxy")
     ap.add_argument("--no-warmup", action="store_true", help="skip the unrecorded 2 s warm-up per target")
+    ap.add_argument(
+        "--sysbench-args",
+        default="",
+        help='extra options for every sysbench run, e.g. "--skip_trx=on" (reads outside transactions)',
+    )
     args = ap.parse_args(argv)
     args.time = args.time or (3 if args.quick else 10)
     args.rounds = args.rounds or (1 if args.quick else 2)
@@ -150,20 +156,16 @@ def run_one(bench: Bench, args: argparse.Namespace, run: Run, seconds: int) -> R
         "--events=0",
         "--percentile=95",
         f"--db-ps-mode={run.ps_mode}",
+        *shlex.split(args.sysbench_args),
         "run",
     ]
     q_before = bench.node_questions()
     before = _cpu_snapshot(bench)
     t0 = time.monotonic()
-    out = ""
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 45)
-        run.rc = done.returncode
-        out = done.stdout + done.stderr
-    except subprocess.TimeoutExpired as exc:  # run() has killed sysbench
+    run.rc, out = run_bounded(argv, timeout=seconds + 45)
+    if run.rc is None:
         run.timed_out = True
-        out = _text(exc.stdout) + _text(exc.stderr)
-        run.errors.append(f"sysbench did not finish within {seconds + 45} s (hang?)")
+        run.errors.append(f"sysbench did not finish within {seconds + 45} s and was killed (hang?)")
     run.wall_s = time.monotonic() - t0
     after = _cpu_snapshot(bench)
     q_after = bench.node_questions()
@@ -203,12 +205,6 @@ def run_one(bench: Bench, args: argparse.Namespace, run: Run, seconds: int) -> R
     return run
 
 
-def _text(b: bytes | str | None) -> str:
-    if b is None:
-        return ""
-    return b if isinstance(b, str) else b.decode(errors="replace")
-
-
 def _cpu_snapshot(bench: Bench) -> dict[str, float | None]:
     snap = bench.node_cpu()
     snap["haproxy"] = bench.haproxy.cpu() if bench.haproxy else None
@@ -237,12 +233,24 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def summarize(runs: list[Run], args: argparse.Namespace) -> tuple[str, list[dict[str, Any]], list[str]]:
+def replica_share(runs: list[Run], primary: str) -> float | None:
+    """Share of the statements the servers executed during ``runs`` that a replica executed."""
+    total = on_replicas = 0
+    for r in runs:
+        for node, n in r.questions.items():
+            total += n or 0
+            on_replicas += (n or 0) if node != primary else 0
+    return 100.0 * on_replicas / total if total else None
+
+
+def summarize(
+    runs: list[Run], args: argparse.Namespace, primary: str
+) -> tuple[str, list[dict[str, Any]], list[str]]:
     lines = [
         "| workload | ps-mode | threads | direct qps | haproxy qps | rwproxy qps | rwproxy/haproxy "
         "| rwproxy/direct | p95 ms direct / haproxy / rwproxy | rwproxy µs/q (%core) | haproxy µs/q (%core) "
-        "| errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|",
+        "| rwproxy stmts on replica | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|",
     ]
     rows: list[dict[str, Any]] = []
     bar_misses: list[str] = []
@@ -261,17 +269,23 @@ def summarize(runs: list[Run], args: argparse.Namespace) -> tuple[str, list[dict
                         "us": median([r.proxy_us_per_query for r in ok if r.proxy_us_per_query is not None]),
                         "core": median([r.proxy_core_pct for r in ok if r.proxy_core_pct is not None]),
                     }
-                ign = sum(r.ignored_errors or 0 for r in group)
+                ign_by = {t: sum(r.ignored_errors or 0 for r in group if r.target == t) for t in TARGETS}
+                ign = sum(ign_by.values())
+                share = replica_share([r for r in group if r.target == "rwproxy"], primary)
                 rh = _ratio(med["rwproxy"]["qps"], med["haproxy"]["qps"])
                 rd = _ratio(med["rwproxy"]["qps"], med["direct"]["qps"])
                 errs = ", ".join(f"{t} {n} failed" for t, n in nerr.items() if n)
                 if ign:
-                    errs = ", ".join(x for x in (errs, f"{ign} ignored (deadlocks)") if x)
+                    detail = "/".join(str(ign_by[t]) for t in TARGETS)
+                    errs = ", ".join(x for x in (errs, f"ignored (deadlocks) d/h/rw {detail}") if x)
                 bar = ""
                 if workload in BAR_WORKLOADS and mode == "disable" and "rwproxy" in args.targets:
-                    if rh is None or rh < BAR_RATIO:
+                    if rh is None:
+                        bar = " ?"
+                        bar_misses.append(f"{workload} text {threads}t: not measured (failed or interrupted)")
+                    elif rh < BAR_RATIO:
                         bar = " ✗"
-                        bar_misses.append(f"{workload} text {threads}t: rwproxy/haproxy = {_fmt(rh, '.2f')}")
+                        bar_misses.append(f"{workload} text {threads}t: rwproxy/haproxy = {rh:.2f}")
                     else:
                         bar = " ✓"
                 p95 = " / ".join(_fmt(med[t]["p95"], ".2f") for t in TARGETS)
@@ -281,7 +295,7 @@ def summarize(runs: list[Run], args: argparse.Namespace) -> tuple[str, list[dict
                     f"{_fmt(rh, '.2f')}{bar} | {_fmt(rd, '.2f')} | {p95} | "
                     f"{_fmt(med['rwproxy']['us'], '.1f')} ({_fmt(med['rwproxy']['core'], '.0f')}%) | "
                     f"{_fmt(med['haproxy']['us'], '.1f')} ({_fmt(med['haproxy']['core'], '.0f')}%) | "
-                    f"{errs or '-'} |"
+                    f"{_fmt(share, '.0f')}% | {errs or '-'} |"
                 )
                 rows.append(
                     {
@@ -292,7 +306,8 @@ def summarize(runs: list[Run], args: argparse.Namespace) -> tuple[str, list[dict
                         "rwproxy_over_haproxy": rh,
                         "rwproxy_over_direct": rd,
                         "failed_runs": nerr,
-                        "ignored_errors": ign,
+                        "ignored_errors": ign_by,
+                        "rwproxy_replica_share_pct": share,
                     }
                 )
     return "\n".join(lines), rows, bar_misses
@@ -308,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     n_runs = args.rounds * len(args.workloads) * len(args.ps_modes) * len(args.threads) * len(args.targets)
     print(
         f"# rwproxy sysbench comparison ({'quick' if args.quick else 'full'}) -- {n_runs} runs of "
-        f"{args.time} s, ~{n_runs * (args.time + 0.7) / 60 + 0.5:.0f} min",
+        f"{args.time} s, ~{max(1, round(n_runs * (args.time + 0.3) / 60 + 0.3))} min",
         flush=True,
     )
     runs: list[Run] = []
@@ -317,14 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     with Bench(replicas=args.replicas) as bench:
         try:
             cluster = bench.start_cluster()
-            prep = subprocess.run(
-                [*sysbench_argv(bench, "direct", args, "oltp_common"), "prepare"],
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-            if prep.returncode != 0:
-                print(f"sysbench prepare failed:\n{prep.stdout}{prep.stderr}", file=sys.stderr)
+            rc, prep_out = run_bounded([*sysbench_argv(bench, "direct", args, "oltp_common"), "prepare"], 600)
+            if rc != 0:
+                print(f"sysbench prepare failed (exit {rc}):\n{prep_out}", file=sys.stderr)
                 return 1
             cluster.wait_replicas_caught_up(timeout=120)
             bench.start_haproxy()
@@ -369,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
             failed = [r for r in runs if r.errors]
             RESULTS_DIR.mkdir(parents=True, exist_ok=True)
             out = RESULTS_DIR / f"sysbench-{started}.json"
-            table, rows, bar_misses = summarize(runs, args)
+            primary = bench.cluster.primary.name if bench.cluster else "node1"
+            table, rows, bar_misses = summarize(runs, args, primary)
             meta["interrupted"] = interrupted
             out.write_text(
                 json.dumps({"meta": meta, "summary": rows, "runs": [asdict(r) for r in runs]}, indent=1)
@@ -384,7 +395,10 @@ def main(argv: list[str] | None = None) -> int:
         f"(nproc {meta.get('versions', {}).get('nproc')})"
     )
     if bar_misses:
-        print(f"bar (rwproxy >= {BAR_RATIO}x haproxy qps, point_select/read_only text): missed at")
+        print(
+            f"bar (rwproxy >= {BAR_RATIO}x haproxy qps, point_select/read_only text): "
+            "missed or not measured at"
+        )
         for m in bar_misses:
             print(f"  - {m}")
     elif runs:
@@ -421,7 +435,9 @@ def print_header(bench: Bench, args: argparse.Namespace, meta: dict[str, Any]) -
     print(f"per-run 'questions {names}' = statements each server executed during the run")
     print(
         "note: through rwproxy reads go to the replica while direct and haproxy hit the primary (expected);\n"
-        "      writes and transactions (oltp_read_write) go to the primary everywhere.\n"
+        "      writes and transactions go to the primary everywhere -- and oltp_read_only/oltp_read_write\n"
+        "      wrap their reads in BEGIN..COMMIT (unless --sysbench-args=--skip_trx=on), so through rwproxy\n"
+        "      they run on the primary too: see the 'stmts on replica' column.\n"
         "      µs/q = CPU (utime+stime) of the haproxy/rwproxy process per sysbench query;\n"
         "      %core = that CPU over the run's wall time.\n",
         flush=True,

@@ -133,6 +133,10 @@ class ProxyApp:
         user = self._users[name]
         return BackendCredentials(user.backend_user or name, user.backend_password or "")
 
+    def user_connection_limit(self, name: str) -> int | None:
+        user = self._users.get(name)
+        return user.max_connections if user is not None else None
+
     def next_session_id(self) -> int:
         return next(self._ids)
 

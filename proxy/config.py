@@ -190,6 +190,7 @@ class ProxyConfig(_Model):
     tls_cert: _ExistingFile | None = None
     tls_key: _ExistingFile | None = None
     tls_required: bool = False
+    auth_plugin: Literal["mysql_native_password", "caching_sha2_password"] = "mysql_native_password"
     uvloop: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"

@@ -50,7 +50,7 @@ async def authenticate(session: ClientSession) -> bool:
             connection_id=session.id,
             auth_plugin_data=session.salt,
             capabilities=caps,
-            auth_plugin_name="mysql_native_password",
+            auth_plugin_name=app.config.proxy.auth_plugin,
         ),
         0,
     )
@@ -96,6 +96,8 @@ async def authenticate(session: ClientSession) -> bool:
     if seq < 0:
         return False
     session.user = response.username
+    if not _within_user_limit(session, seq + 1):
+        return False
     if response.database and not await _use_database(session, response.database, seq + 1):
         return False
     session.write_packet(make_ok(session.client_flags, status_flags=session.status_flags()), seq + 1)
@@ -169,6 +171,24 @@ async def _use_database(session: ClientSession, database: str, seq: int) -> bool
     session.state.set_database(database)
     conn.applied_seq = session.state.replay_seq
     return True
+
+
+def _within_user_limit(session: ClientSession, seq: int) -> bool:
+    """``users[].max_connections``: refuse past the limit, as max_user_connections would (1226)."""
+    limit = session.app.user_connection_limit(session.user)
+    if limit is None:
+        return True
+    count = sum(1 for s in session.app.sessions.values() if s.user == session.user)
+    if count <= limit:
+        return True
+    _deny(
+        session,
+        seq,
+        1226,
+        f"User '{session.user}' has exceeded the 'max_user_connections' resource (current value: {limit})",
+        "42000",
+    )
+    return False
 
 
 def _deny(session: ClientSession, seq: int, errno: int, message: str, sqlstate: str) -> None:

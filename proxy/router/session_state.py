@@ -10,6 +10,7 @@ Two jobs:
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 
 from proxy.router.digest import digest_text
@@ -49,7 +50,7 @@ class SessionState:
     in_transaction: bool = False
     autocommit: bool = True
     temp_tables: set[str] = field(default_factory=set)
-    named_locks: set[str] = field(default_factory=set)
+    named_locks: dict[str, int] = field(default_factory=dict)  # lower-cased name → times acquired
     tables_locked: bool = False
     sql_prepared: set[str] = field(default_factory=set)
     user_vars_in_query: bool = False
@@ -105,16 +106,26 @@ class SessionState:
         if effects & Effect.CHANGES_DB and names:
             self.set_database(names[0])
         if effects & Effect.CREATES_TEMP_TABLE:
-            self.temp_tables.update(n.lower() for n in names)
+            self.temp_tables.update(self._qualified(n) for n in names)
         if effects & Effect.DROPS_TEMP_TABLE:
-            self.temp_tables.difference_update(n.lower() for n in names)
+            self.temp_tables.difference_update(self._qualified(n) for n in names)
         if effects & Effect.ACQUIRES_NAMED_LOCK:
-            self.named_locks.update(names or ("*",))
+            # Locks nest: GET_LOCK twice needs RELEASE_LOCK twice. A failed GET_LOCK (returns 0)
+            # is counted too: the session then stays pinned until RELEASE_ALL_LOCKS or its end.
+            for name in names or ("*",):
+                key = name.lower()
+                self.named_locks[key] = self.named_locks.get(key, 0) + 1
         if effects & Effect.RELEASES_NAMED_LOCK:
             if "*" in names or not names:
                 self.named_locks.clear()
             else:
-                self.named_locks.difference_update(names)
+                for name in names:
+                    key = name.lower()
+                    left = self.named_locks.get(key, 0) - 1
+                    if left > 0:
+                        self.named_locks[key] = left
+                    else:
+                        self.named_locks.pop(key, None)
         if effects & Effect.LOCKS_TABLES:
             self.tables_locked = True
         if effects & Effect.UNLOCKS_TABLES:
@@ -127,13 +138,23 @@ class SessionState:
             self.user_vars_in_query = True
         # Replay what changes session variables; never SET GLOBAL (runs once, on the primary) and
         # never a bare SET autocommit (autocommit=0 keeps the session on the primary anyway).
-        if effects & (Effect.SETS_SESSION_VAR | Effect.SETS_USER_VAR) and not effects & Effect.SETS_GLOBAL:
+        if effects & (Effect.SETS_SESSION_VAR | Effect.SETS_USER_VAR):
+            if effects & Effect.SETS_GLOBAL and not effects & (
+                Effect.SETS_SESSION_VAR | Effect.SETS_USER_VAR
+            ):
+                return
             if sql is not None and _replayable(info, sql):
                 self._record_set(info, sql)
             elif effects & Effect.SETS_SESSION_VAR:
                 self.unreplayable_set = True
             else:
                 self.user_vars_in_query = True
+
+    def _qualified(self, table: str) -> str:
+        table = table.lower()
+        if "." in table:
+            return table
+        return f"{(self.database or '').lower()}.{table}"
 
     def set_database(self, name: str) -> None:
         self.database = name
@@ -187,7 +208,18 @@ class SessionState:
 
 def _replayable(info: StatementInfo, sql: bytes) -> bool:
     """A SET can run again on another server with the same effect only when its values are
-    constants (or other variables): no function calls, no subqueries, no side effects."""
+    constants (or other variables): no function calls, no subqueries, no clocks or server identity,
+    and no autocommit or GLOBAL part riding along (those must not be repeated elsewhere)."""
     if info.primary_reason is not PrimaryReason.SESSION_COMMAND:
         return False  # e.g. SET @x = GET_LOCK(...), SET @x = LAST_INSERT_ID()
-    return "(" not in digest_text(sql.decode("utf-8", "surrogateescape"))
+    if info.effects & (Effect.SETS_AUTOCOMMIT | Effect.SETS_GLOBAL):
+        return False
+    return _NOT_REPLAYABLE.search(digest_text(sql.decode("utf-8", "surrogateescape"))) is None
+
+
+_NOT_REPLAYABLE = re.compile(
+    r"\(|\bSELECT\b|\bCURRENT_|\bLOCALTIME|\bUTC_|"
+    r"@@(?:(?:session|local)\.)?(?:timestamp|hostname|server_id|server_uuid|gtid_\w+|pseudo_thread_id|"
+    r"last_insert_id|identity|insert_id|warning_count|error_count|rand_seed\d|port)\b",
+    re.IGNORECASE,
+)

@@ -20,7 +20,7 @@ from proxy.config import Config
 from proxy.protocol.auth import RsaKeyPair, UserCredential, parse_native_hash
 from proxy.protocol.constants import Capability
 from proxy.router.classify import Classifier
-from proxy.router.policy import PolicyOptions, Route
+from proxy.router.policy import PolicyOptions, Route, RouteReason
 from proxy.router.rules import RuleSet
 from proxy.topology.model import Topology
 
@@ -74,12 +74,13 @@ class ProxyStats:
     replica_fallbacks: int = 0
     replay_failures: int = 0
     auth_failures: int = 0
-    routes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    routes: Counter[tuple[str, RouteReason]] = field(default_factory=Counter)  # (node name, reason)
     errors: Counter[int] = field(default_factory=Counter)
     pins: Counter[str] = field(default_factory=Counter)
 
     def count_route(self, r: Route) -> None:
-        self.routes[(r.target.value, r.node.name if r.node else "-", r.reason.name)] += 1
+        node = r.node
+        self.routes[(node.name if node is not None else "-", r.reason)] += 1
         if r.pin is not None:
             self.pins[r.pin.name] += 1
 

@@ -29,6 +29,7 @@ __all__ = [
     "BackendError",
     "BadConnReason",
     "Outcome",
+    "Result",
     "Sink",
     "open_backend",
 ]
@@ -72,11 +73,29 @@ class Outcome:
         return self.error_code is None
 
 
+class Result(Protocol):
+    """How a response ended: an ``Outcome`` snapshot, or the live ``ResultScanner`` during ``done``."""
+
+    @property
+    def status_flags(self) -> int | None: ...
+    @property
+    def error_code(self) -> int | None: ...
+    @property
+    def prepare_ok(self) -> bytes | None: ...
+    @property
+    def local_infile(self) -> bool: ...
+    @property
+    def ok(self) -> bool: ...
+
+
 class Sink(Protocol):
-    """Receives one response. ``relay`` is None for responses that are not forwarded."""
+    """Receives one response: ``relay`` for each chunk, then ``done`` (or ``failed``).
+
+    ``done`` gets the live scanner: read what you need before returning or sending another request.
+    """
 
     def relay(self, data: bytes) -> None: ...
-    def done(self, conn: BackendConnection, outcome: Outcome) -> None: ...
+    def done(self, conn: BackendConnection, result: Result) -> None: ...
     def failed(self, conn: BackendConnection, error: BackendError) -> None: ...
 
 
@@ -93,9 +112,11 @@ class _Collector:
         if self.data is not None:
             self.data += data
 
-    def done(self, conn: BackendConnection, outcome: Outcome) -> None:
+    def done(self, conn: BackendConnection, result: Result) -> None:
         if not self.future.done():
-            self.future.set_result(outcome)
+            self.future.set_result(
+                Outcome(result.status_flags, result.error_code, None, result.prepare_ok, result.local_infile)
+            )
 
     def failed(self, conn: BackendConnection, error: BackendError) -> None:
         if not self.future.done():
@@ -157,25 +178,20 @@ class BackendConnection(asyncio.Protocol):
                 sink.relay(data[:used])
                 data = data[used:]
             if scanner.done:
-                outcome = Outcome(
-                    scanner.status_flags,
-                    scanner.error_code,
-                    scanner.terminal,
-                    scanner.prepare_ok,
-                    scanner.local_infile,
-                )
-                if outcome.status_flags is not None:
-                    self.status_flags = outcome.status_flags
-                if outcome.local_infile:
+                if scanner.status_flags is not None:
+                    self.status_flags = scanner.status_flags
+                if scanner.local_infile:
                     # The response goes on after the client's upload: keep the request pending.
-                    sink.done(self, outcome)
+                    sink.done(self, scanner)
                     if data:
                         self._fail(BadConnReason.UNEXPECTED_DATA, "data after a LOCAL INFILE request")
                     return
                 pending.popleft()
-                if pending:
+                # The sink reads the scanner's results now; it may send the next request (which
+                # restarts the scanner when nothing else is pending).
+                sink.done(self, scanner)
+                if pending and scanner.done:
                     scanner.start(pending[0][0])
-                sink.done(self, outcome)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.bad is None:

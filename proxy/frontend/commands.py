@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from proxy.backend.connection import BackendConnection, BackendError, Outcome
+from proxy.backend.connection import BackendConnection, BackendError, Result
 from proxy.frontend.prepared import (
     BackendStatement,
     PreparedStatement,
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["After", "Inflight", "PreparedStatements", "dispatch"]
 
-After = Callable[[BackendConnection, Outcome], None]
+After = Callable[[BackendConnection, Result], None]
 
 _U32 = struct.Struct("<I")
 _CURSOR_TYPE_READ_ONLY = 1
@@ -114,7 +114,7 @@ def _set_option(session: ClientSession, payload: bytes) -> None:
     session.state.set_option(payload[1:3])
     conn_before = session.state.replay_seq
 
-    def after(conn: BackendConnection, outcome: Outcome) -> None:
+    def after(conn: BackendConnection, outcome: Result) -> None:
         if outcome.ok:
             conn.applied_seq = max(conn.applied_seq, conn_before)
 
@@ -229,7 +229,7 @@ def _stmt_execute(session: ClientSession, payload: bytes) -> None:
     else:
         r = session.route(stmt.info)
 
-    def after(c: BackendConnection, outcome: Outcome) -> None:
+    def after(c: BackendConnection, outcome: Result) -> None:
         stmt.cursor_conn = c if flags & _CURSOR_TYPE_READ_ONLY and outcome.ok else None
 
     _run_prepared(session, stmt, r, payload, ResponseKind.QUERY, stmt.info, after, respond=True)
@@ -304,7 +304,7 @@ def _run_prepared(
     payload: bytes,
     kind: ResponseKind | None,
     info: StatementInfo | None,
-    after: Callable[[BackendConnection, Outcome], None] | None,
+    after: Callable[[BackendConnection, Result], None] | None,
     *,
     respond: bool,
 ) -> None:
@@ -329,7 +329,7 @@ async def _run_prepared_async(
     payload: bytes,
     kind: ResponseKind | None,
     info: StatementInfo | None,
-    after: Callable[[BackendConnection, Outcome], None] | None,
+    after: Callable[[BackendConnection, Result], None] | None,
 ) -> None:
     assert r.node is not None
     conn = await session.connection_for(r.node)
@@ -354,7 +354,7 @@ def _send_prepared(
     payload: bytes,
     kind: ResponseKind | None,
     info: StatementInfo | None,
-    after: Callable[[BackendConnection, Outcome], None] | None,
+    after: Callable[[BackendConnection, Result], None] | None,
 ) -> None:
     target = stmt.on[conn]
     command = payload[0]

@@ -66,7 +66,7 @@ async def authenticate(session: ClientSession) -> bool:
                 "08S01",
             )
             return False
-        await session.start_tls()
+        session.start_tls()
         seq, payload = await session.read_packet(_HANDSHAKE_TIMEOUT)
         response = parse_handshake_response(payload)
         if not isinstance(response, HandshakeResponse41):

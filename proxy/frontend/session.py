@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from typing import TYPE_CHECKING
 
-from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Outcome
+from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Result
 from proxy.frontend import commands
 from proxy.frontend.handshake import authenticate, reauthenticate
+from proxy.frontend.tls import TlsTransport
 from proxy.protocol.constants import Command, ErrorCode, ServerStatus
 from proxy.protocol.errors import PacketTooLarge, RemoteProtocolError
 from proxy.protocol.framing import PacketDecoder, frame
@@ -68,6 +70,10 @@ class ClientSession(asyncio.Protocol):
         self._write_paused = False
         self._read_paused = False
         self._rand = random.random
+        self._tls: TlsTransport | None = None
+        self._max_payload = min(app.config.proxy.max_packet_size, 0xFFFFFE)
+        self._raw_payload: bytes | None = None  # the payload dispatched from the fast path ...
+        self._raw_packet = b""  # ... and the packet it came in
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -85,6 +91,28 @@ class ClientSession(asyncio.Protocol):
         self._task = asyncio.get_running_loop().create_task(self._run_handshake())
 
     def data_received(self, data: bytes) -> None:
+        if self._tls is not None:
+            try:
+                data = self._tls.receive(data)
+            except ssl.SSLError as exc:
+                log.info("session %d (%s): TLS error: %s", self.id, self.peer, exc)
+                self._tls.abort()
+                return
+            if not data:
+                return
+        # Fast path: exactly one whole command packet while idle (the usual OLTP case). Its bytes
+        # are forwarded as they came when the command is relayed unchanged (see ``send``).
+        n = len(data)
+        if self.phase == _COMMAND and not self.busy and n > 4 and self.decoder.empty:
+            length = data[0] | data[1] << 8 | data[2] << 16
+            if length + 4 == n and data[3] == 0 and length <= self._max_payload:
+                payload = data[4:]
+                self._raw_payload = payload
+                self._raw_packet = data
+                self.app.stats.commands += 1
+                commands.dispatch(self, payload)
+                self._raw_payload = None
+                return
         self.decoder.feed(data)
         if self.phase == _COMMAND:
             if self.busy:
@@ -125,7 +153,7 @@ class ClientSession(asyncio.Protocol):
         if self.transport is not None:
             self.transport.write(data)
 
-    def done(self, conn: BackendConnection, outcome: Outcome) -> None:
+    def done(self, conn: BackendConnection, outcome: Result) -> None:
         inflight = self.inflight
         if outcome.local_infile:
             self.infile_conn = conn
@@ -135,11 +163,12 @@ class ClientSession(asyncio.Protocol):
             self.state.observe_status(outcome.status_flags)
         if inflight is not None and inflight.info is not None:
             before = self.state.replay_seq
-            self.state.apply(inflight.info, inflight.argument, outcome.ok)
+            if inflight.info.effects:
+                self.state.apply(inflight.info, inflight.argument, outcome.ok)
             if self.state.replay_seq != before and conn.applied_seq == before:
                 conn.applied_seq = self.state.replay_seq
-            if inflight.after is not None:
-                inflight.after(conn, outcome)
+        if inflight is not None and inflight.after is not None:
+            inflight.after(conn, outcome)
         if outcome.error_code is not None:
             self.app.stats.count_error(outcome.error_code)
         self.finish_command()
@@ -211,7 +240,7 @@ class ClientSession(asyncio.Protocol):
         conn = self.conns.get(node.name)
         if conn is not None and conn.applied_seq == self.state.replay_seq and conn.usable:
             self.active = conn
-            conn.request(frame(payload, 0), kind, self)
+            conn.request(self._raw_packet if payload is self._raw_payload else frame(payload, 0), kind, self)
             return
         self.spawn(self._send_slow(r, node, payload, kind))
 
@@ -394,13 +423,16 @@ class ClientSession(asyncio.Protocol):
             await asyncio.wait_for(self._waiter, remaining)
             self._waiter = None
 
-    async def start_tls(self) -> None:
+    def start_tls(self) -> None:
+        """Switch to TLS right after the SSLRequest; bytes already read go to the TLS layer."""
         ctx = self.app.tls_context
         assert ctx is not None and self.transport is not None
-        loop = asyncio.get_running_loop()
-        new = await loop.start_tls(self.transport, self, ctx, server_side=True)
-        self.transport = new
+        rest = self.decoder.take_rest()
+        self._tls = TlsTransport(self.transport, ctx)
+        self.transport = self._tls
         self.tls = True
+        if rest:
+            self.data_received(rest)
 
     async def _run_handshake(self) -> None:
         try:

@@ -99,6 +99,19 @@ class PacketDecoder:
         #: Sequence id of the last frame of the last packet returned (== first unless it was split).
         self.last_seq: int | None = None
 
+    def take_rest(self) -> bytes:
+        """Remove and return every byte not yet returned as a packet (e.g. TLS bytes that follow a
+        MySQL SSLRequest in the same read)."""
+        rest = bytes(self._buf[self._pos :])
+        self._buf = bytearray()
+        self._pos = 0
+        return rest
+
+    @property
+    def empty(self) -> bool:
+        """No bytes held (cheaper than ``buffered == 0``)."""
+        return self._pos == len(self._buf)
+
     @property
     def buffered(self) -> int:
         """Bytes received and not yet returned as part of a packet."""

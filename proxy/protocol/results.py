@@ -86,6 +86,7 @@ class ResultScanner:
         "_capabilities",
         "_cols_pending",
         "_deprecate_eof",
+        "_fresh",
         "_header",
         "_keep",
         "_keeping",
@@ -119,6 +120,12 @@ class ResultScanner:
         self.prepare_ok: bytes | None = None
         self.local_infile = False
         self.result_sets = 0
+        # The incremental state is set up on the first feed that the one-chunk fast path cannot
+        # finish (``_begin``), so that starting a response costs almost nothing.
+        self._fresh = True
+
+    def _begin(self) -> None:
+        self._fresh = False
         self._header = b""  # partial packet header carried between feeds
         self._left = 0  # payload bytes of the current frame still to skip
         self._need_first = False  # header read; the first payload byte is in the next feed
@@ -127,6 +134,7 @@ class ResultScanner:
         self._remaining_defs = 0
         self._cols_pending = 0
         self._skip_frame_continuation = False
+        kind = self.kind
         if kind is ResponseKind.ROWS:
             self._phase = _ROWS
         elif kind is ResponseKind.FIELDS:
@@ -135,8 +143,14 @@ class ResultScanner:
         else:
             self._phase = _FIRST
 
+    @property
+    def ok(self) -> bool:
+        return self.error_code is None
+
     def expect_infile_result(self) -> None:
         """After the client's file upload was relayed: the server now answers OK or ERR."""
+        if self._fresh:
+            self._begin()
         self.local_infile = False
         self.done = False
         self._phase = _INFILE
@@ -145,6 +159,12 @@ class ResultScanner:
         """Consume bytes of this response; return the number consumed (the rest is not ours)."""
         if self.done:
             return 0
+        if self._fresh:
+            if self.kind is ResponseKind.QUERY:
+                end = self._whole_query(data)
+                if end >= 0:
+                    return end
+            self._begin()
         n = len(data)
         pos = 0
         # Finish a packet started in an earlier chunk.
@@ -222,6 +242,104 @@ class ResultScanner:
         return pos
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _whole_query(self, data: bytes) -> int:
+        """Fast path: a whole QUERY response in one chunk (the common case for OLTP statements).
+
+        Returns the end offset and finishes the response, or -1 (nothing consumed, no state
+        changed except result_sets reset by the caller's fallback) when the chunk does not hold
+        the whole response or holds anything unusual: then the incremental path takes over.
+        """
+        n = len(data)
+        deprecate_eof = self._deprecate_eof
+        pos = 0
+        sets = 0
+        while True:
+            if pos + 5 > n:
+                return -1
+            length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
+            body = pos + 4
+            end = body + length
+            if end > n or length == _MAX_FRAME or length == 0:
+                return -1
+            first = data[body]
+            if first == 0x00 or first == 0xFF:
+                flags = self._terminal_flags(data, body, end, first, True)
+                if flags < 0:
+                    return -1
+                sets += 1
+                if first == 0x00 and flags & _MORE:
+                    pos = end
+                    continue
+                return self._fast_done(data, body, end, flags if first == 0x00 else None, sets)
+            if first >= 0xFB:
+                return -1  # LOCAL INFILE request, or >250 columns: incremental path
+            pos = end
+            for _ in range(first):  # column definitions
+                if pos + 4 > n:
+                    return -1
+                length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
+                if length == _MAX_FRAME:
+                    return -1
+                pos += 4 + length
+            if not deprecate_eof:  # the EOF after the column definitions
+                if pos + 9 > n:
+                    return -1
+                length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
+                if data[pos + 4] != 0xFE or length >= 9:
+                    return -1
+                if (data[pos + 7] | data[pos + 8] << 8) & _CURSOR:
+                    return -1  # cursor opened: let the incremental path decide
+                pos += 4 + length
+            while True:  # rows until a terminator
+                if pos + 5 > n:
+                    return -1
+                length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
+                body = pos + 4
+                end = body + length
+                if end > n or length == _MAX_FRAME:
+                    return -1
+                first = data[body]
+                if first == 0xFF or (
+                    first == 0xFE and (length < 9 or (deprecate_eof and length < _MAX_FRAME))
+                ):
+                    break
+                pos = end
+            flags = self._terminal_flags(data, body, end, first, False)
+            if flags < 0:
+                return -1
+            sets += 1
+            if first == 0xFE and flags & _MORE:
+                pos = end
+                continue
+            return self._fast_done(data, body, end, flags if first == 0xFE else None, sets)
+
+    def _terminal_flags(self, data: bytes, body: int, end: int, first: int, ok_form: bool) -> int:
+        """Status flags of an OK/EOF at data[body:end] (0 for ERR); -1 when it does not parse."""
+        if first == 0xFF:
+            return 0
+        if not ok_form and (end - body < 7 or not self._deprecate_eof):
+            return data[body + 3] | data[body + 4] << 8 if end - body >= 5 else -1
+        pos = body + 1
+        for _ in range(2):  # affected rows, last insert id
+            if pos >= end:
+                return -1
+            b = data[pos]
+            pos += 1 if b < 0xFB else 3 if b == 0xFC else 4 if b == 0xFD else 9 if b == 0xFE else end
+        if pos + 2 > end:
+            return -1
+        return data[pos] | data[pos + 1] << 8
+
+    def _fast_done(self, data: bytes, body: int, end: int, flags: int | None, sets: int) -> int:
+        p = data[body:end]
+        self.terminal = p
+        if flags is None:
+            self.error_code = p[1] | p[2] << 8 if len(p) >= 3 else 0
+        else:
+            self.status_flags = flags
+        self.result_sets = sets
+        self.done = True
+        return end
 
     def _append_keep(self, chunk: bytes) -> None:
         room = _KEEP_LIMIT - len(self._keep)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from proxy.router.session_state import PinReason, SessionState
 from proxy.router.statement import Hint, Kind, PrimaryReason, StatementInfo
-from proxy.topology.model import Node, Topology
+from proxy.topology.model import Node, Topology, weighted_choice
 
 __all__ = ["PolicyOptions", "Route", "RouteReason", "Target", "choose_replica", "route"]
 
@@ -22,6 +23,8 @@ class Target(enum.Enum):
 
 
 class RouteReason(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons; C-level hash for the per-query counters
+
     READ = "a plain read: a replica serves it"
     STATEMENT = "the statement needs the primary"
     IN_TRANSACTION = "the session is inside a transaction"
@@ -66,8 +69,9 @@ class PolicyOptions:
     reads_to_primary: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(NamedTuple):
+    """Where a statement goes and why. A NamedTuple: built once per statement, so it must be cheap."""
+
     target: Target
     node: Node | None  # None: nowhere to send it (see reason)
     reason: RouteReason
@@ -129,23 +133,7 @@ def route(
 
 def choose_replica(replicas: tuple[Node, ...], rand: float) -> Node | None:
     """Weighted random choice among ONLINE replicas with weight > 0; ``rand`` in [0, 1)."""
-    total = 0
-    for node in replicas:
-        if node.online and node.weight > 0:
-            total += node.weight
-    if total == 0:
-        return None
-    point = rand * total
-    for node in replicas:
-        if node.online and node.weight > 0:
-            point -= node.weight
-            if point < 0:
-                return node
-    # Float rounding at rand close to 1.0: the last eligible node.
-    for node in reversed(replicas):
-        if node.online and node.weight > 0:
-            return node
-    return None
+    return weighted_choice(replicas, rand)
 
 
 def _to_primary(
@@ -161,7 +149,7 @@ def _to_primary(
 
 
 def _to_replica(topology: Topology, options: PolicyOptions, reason: RouteReason, rand: float) -> Route:
-    node = choose_replica(topology.replicas, rand)
+    node = topology.choose_replica(rand)
     if node is not None:
         return Route(Target.REPLICA, node, reason)
     if options.on_no_replica_primary:

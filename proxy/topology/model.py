@@ -7,7 +7,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-__all__ = ["Node", "NodeState", "Role", "Topology"]
+__all__ = ["Node", "NodeState", "Role", "Topology", "weighted_choice"]
 
 
 class Role(enum.Enum):
@@ -50,12 +50,44 @@ class Topology:
     primary: Node | None = field(init=False)
     replicas: tuple[Node, ...] = field(init=False)
     by_name: dict[str, Node] = field(init=False, compare=False, repr=False)
+    # Replicas that may serve reads (ONLINE, weight > 0) with cumulative weights, for choose_replica.
+    _eligible: tuple[tuple[float, Node], ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         primaries = [n for n in self.nodes if n.role is Role.PRIMARY]
         object.__setattr__(self, "primary", primaries[0] if primaries else None)
         object.__setattr__(self, "replicas", tuple(n for n in self.nodes if n.role is Role.REPLICA))
         object.__setattr__(self, "by_name", {n.name: n for n in self.nodes})
+        object.__setattr__(self, "_eligible", _cumulative(self.replicas))
+
+    def choose_replica(self, rand: float) -> Node | None:
+        """Weighted random choice among ONLINE replicas with weight > 0; ``rand`` in [0, 1)."""
+        return _pick(self._eligible, rand)
 
     def online_replicas(self) -> tuple[Node, ...]:
         return tuple(n for n in self.replicas if n.online)
+
+
+def _cumulative(nodes: tuple[Node, ...]) -> tuple[tuple[float, Node], ...]:
+    out: list[tuple[float, Node]] = []
+    total = 0.0
+    for node in nodes:
+        if node.online and node.weight > 0:
+            total += node.weight
+            out.append((total, node))
+    return tuple(out)
+
+
+def weighted_choice(nodes: tuple[Node, ...], rand: float) -> Node | None:
+    """Weighted random choice among ONLINE nodes with weight > 0; ``rand`` in [0, 1)."""
+    return _pick(_cumulative(nodes), rand)
+
+
+def _pick(eligible: tuple[tuple[float, Node], ...], rand: float) -> Node | None:
+    if not eligible:
+        return None
+    point = rand * eligible[-1][0]
+    for bound, node in eligible:
+        if point < bound:
+            return node
+    return eligible[-1][1]  # float rounding at rand close to 1.0

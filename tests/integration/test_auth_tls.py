@@ -185,3 +185,41 @@ def test_load_data_local_enabled(cluster: Cluster, tmp_path) -> None:
             cur.execute("/* rwproxy:primary */ SELECT COUNT(*), MAX(id) FROM infile_ok")
             assert cur.fetchone() == (5000, 4999)
         conn.close()
+
+
+def test_client_hello_in_the_same_segment_as_ssl_request(tls_proxy: ProxyThread, cluster: Cluster) -> None:
+    """Regression: TLS bytes that arrive together with the SSLRequest must reach the TLS layer."""
+    import socket
+
+    from proxy.protocol.connection import make_ssl_request, parse_handshake_v10
+    from proxy.protocol.constants import Capability
+    from proxy.protocol.framing import PacketDecoder, frame
+
+    caps = int(
+        Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION | Capability.PLUGIN_AUTH | Capability.SSL
+    )
+    sock = socket.create_connection((tls_proxy.host, tls_proxy.port), timeout=10)
+    decoder = PacketDecoder(1 << 20)
+    while (pkt := decoder.next_packet()) is None:
+        decoder.feed(sock.recv(4096))
+    parse_handshake_v10(pkt[1])
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing)
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    sock.sendall(frame(make_ssl_request(capabilities=caps), 1) + outgoing.read())  # one segment
+    while True:
+        data = sock.recv(65536)
+        assert data, "the proxy closed the connection during the TLS handshake"
+        incoming.write(data)
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            sock.sendall(outgoing.read())
+    sock.sendall(outgoing.read())
+    assert tls.version() is not None
+    sock.close()

@@ -68,8 +68,8 @@ def advertised_capabilities(backend_capabilities: int, *, tls: bool, local_infil
 class ProxyStats:
     """Counters kept cheaply on the hot path; exported by the metrics issue."""
 
-    commands: int = 0
     refused_connections: int = 0
+    idle_closed: int = 0
     protocol_errors: int = 0
     replica_fallbacks: int = 0
     replay_failures: int = 0
@@ -117,6 +117,7 @@ class ProxyApp:
         )
         self._users = {u.name: u for u in config.users}
         self._servers: list[asyncio.Server] = []
+        self._sweeper: asyncio.Task[None] | None = None
 
     # -- users -------------------------------------------------------------------------------
 
@@ -133,6 +134,10 @@ class ProxyApp:
     def backend_credentials(self, name: str) -> BackendCredentials:
         user = self._users[name]
         return BackendCredentials(user.backend_user or name, user.backend_password or "")
+
+    def default_database(self, name: str) -> str | None:
+        user = self._users.get(name)
+        return user.default_database if user is not None else None
 
     def user_connection_limit(self, name: str) -> int | None:
         user = self._users.get(name)
@@ -174,6 +179,7 @@ class ProxyApp:
         from proxy.frontend.session import ClientSession
 
         self.pool.start()
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle_clients())
         await self.probe_backend()
         loop = asyncio.get_running_loop()
         bound: list[tuple[str, int]] = []
@@ -186,8 +192,29 @@ class ProxyApp:
         log.info("rwproxy listening on %s", ", ".join(f"{h}:{p}" for h, p in bound))
         return bound
 
+    async def _sweep_idle_clients(self) -> None:
+        """Close clients idle longer than proxy.client_idle_timeout_seconds (like wait_timeout).
+
+        No per-query cost: sessions count commands; the sweeper notices when a count stops moving.
+        """
+        timeout = self.config.proxy.client_idle_timeout_seconds
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(max(timeout / 4, 0.05), 30.0))
+            now = loop.time()
+            for session in list(self.sessions.values()):
+                count, since = session.idle_mark
+                if session.commands != count or session.busy or since == 0.0:
+                    session.idle_mark = (session.commands, now)
+                elif now - since >= timeout:
+                    log.info("session %d: idle for %.0f s; closing", session.id, now - since)
+                    self.stats.idle_closed += 1
+                    session.close()
+
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, let running statements finish up to ``grace`` seconds, close."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for server in self._servers:
             server.close()
         grace = self.config.proxy.shutdown_grace_seconds if grace is None else grace

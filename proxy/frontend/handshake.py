@@ -98,7 +98,8 @@ async def authenticate(session: ClientSession) -> bool:
     session.user = response.username
     if not _within_user_limit(session, seq + 1):
         return False
-    if response.database and not await _use_database(session, response.database, seq + 1):
+    database = response.database or app.default_database(session.user)
+    if database and not await _use_database(session, database, seq + 1):
         return False
     session.write_packet(make_ok(session.client_flags, status_flags=session.status_flags()), seq + 1)
     return True

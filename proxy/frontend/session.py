@@ -70,6 +70,8 @@ class ClientSession(asyncio.Protocol):
         self._write_paused = False
         self._read_paused = False
         self._rand = random.random
+        self.commands = 0  # commands received (the idle sweeper watches it)
+        self.idle_mark: tuple[int, float] = (0, 0.0)  # (commands, since) as last seen by the sweeper
         self._tls: TlsTransport | None = None
         self._max_payload = min(app.config.proxy.max_packet_size, 0xFFFFFE)
         self._raw_payload: bytes | None = None  # the payload dispatched from the fast path ...
@@ -109,7 +111,7 @@ class ClientSession(asyncio.Protocol):
                 payload = data[4:]
                 self._raw_payload = payload
                 self._raw_packet = data
-                self.app.stats.commands += 1
+                self.commands += 1
                 commands.dispatch(self, payload)
                 self._raw_payload = None
                 return
@@ -208,7 +210,7 @@ class ClientSession(asyncio.Protocol):
             if seq != 0 or not payload:
                 self._fatal(ErrorCode.ER_NET_PACKETS_OUT_OF_ORDER, "Got packets out of order", "08S01")
                 return
-            self.app.stats.commands += 1
+            self.commands += 1
             commands.dispatch(self, payload)
 
     def finish_command(self) -> None:

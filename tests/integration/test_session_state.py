@@ -118,3 +118,54 @@ def test_reset_connection_clears_state(connect) -> None:
         conn._execute_command(31, b"")  # COM_RESET_CONNECTION
         conn._read_ok_packet()
         assert one(cur, "SELECT @x") is None
+
+
+def test_default_database_from_config(cluster) -> None:
+    from proxy.demo import demo_config_text
+    from tests.support.proxy import ProxyThread
+
+    text = demo_config_text(cluster, 0).replace(
+        f'password = "{cluster.app_password}"',
+        f'password = "{cluster.app_password}"\ndefault_database = "rwtest"',
+        1,
+    )
+    with ProxyThread(text) as p:
+        conn = pymysql.connect(host=p.host, port=p.port, user=cluster.app_user, password=cluster.app_password)
+        with conn.cursor() as cur:
+            assert one(cur, "SELECT DATABASE()") == "rwtest"
+        conn.close()
+
+
+def test_idle_client_is_closed(cluster) -> None:
+    from proxy.demo import demo_config_text
+    from tests.support.proxy import ProxyThread
+
+    text = demo_config_text(cluster, 0).replace("[proxy]", "[proxy]\nclient_idle_timeout_seconds = 0.5", 1)
+    with ProxyThread(text) as p:
+        idle = pymysql.connect(host=p.host, port=p.port, user=cluster.app_user, password=cluster.app_password)
+        busy = pymysql.connect(host=p.host, port=p.port, user=cluster.app_user, password=cluster.app_password)
+        with busy.cursor() as cur:
+            cur.execute("SELECT SLEEP(1.5)")  # a running statement is not idle
+            assert cur.fetchone() == (0,)
+        with pytest.raises(pymysql.err.OperationalError), idle.cursor() as cur:
+            cur.execute("SELECT 1")
+        assert p.app.stats.idle_closed >= 1
+
+
+def test_set_option_multi_statements_off_and_on(connect) -> None:
+    conn = connect(client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS)
+
+    def set_option(value: int) -> None:
+        conn._execute_command(27, value.to_bytes(2, "little"))  # COM_SET_OPTION
+        packet = conn._read_packet()
+        assert packet.is_eof_packet() or packet.is_ok_packet()
+
+    with conn.cursor() as cur:
+        set_option(1)  # MYSQL_OPTION_MULTI_STATEMENTS_OFF
+        for _ in range(3):  # stays off on the (primary) connection that runs multi-statements
+            with pytest.raises(pymysql.err.ProgrammingError) as exc:
+                cur.execute("SELECT 1; SELECT 2")
+            assert exc.value.args[0] == 1064
+        set_option(0)
+        cur.execute("SELECT 1; SELECT 2")
+        assert cur.fetchall() == ((1,),)

@@ -152,6 +152,7 @@ class BackendConnection(asyncio.Protocol):
         self._pending: deque[tuple[ResponseKind, Sink]] = deque()
         self._closed_waiter: asyncio.Future[None] | None = None
         self.stream_writer: object = None
+        self.reading_paused = False  # flow control: the client of the owning session is slow
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -248,11 +249,13 @@ class BackendConnection(asyncio.Protocol):
         return outcome, bytes(collector.data or b"")
 
     def pause_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        if self.transport is not None and not self.transport.is_closing() and not self.reading_paused:
+            self.reading_paused = True
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        if self.transport is not None and not self.transport.is_closing() and self.reading_paused:
+            self.reading_paused = False
             self.transport.resume_reading()
 
     def mark_bad(self, reason: BadConnReason) -> None:

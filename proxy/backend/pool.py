@@ -139,6 +139,7 @@ class Pool:
         if not conn.usable or conn.busy or self._closed:
             self.discard(conn, conn.bad or BadConnReason.CLOSED)
             return
+        conn.resume_reading()  # it may have been paused for a slow client
         asyncio.get_running_loop().create_task(self._reset_and_park(conn))
 
     def discard(self, conn: BackendConnection, reason: BadConnReason) -> None:

@@ -371,6 +371,8 @@ def _send_prepared(
     session.inflight = Inflight(info, stmt.sql, r, after)
     session.active = conn
     session._relayed = False
+    if session._write_paused:
+        session.hold(conn)
     conn.request(frame(packet, 0), kind, session)
 
 

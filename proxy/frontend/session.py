@@ -68,6 +68,7 @@ class ClientSession(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._write_paused = False
+        self._held: list[BackendConnection] = []  # backend connections paused for this client
         self._read_paused = False
         self._rand = random.random
         self.commands = 0  # commands received (the idle sweeper watches it)
@@ -139,14 +140,22 @@ class ClientSession(asyncio.Protocol):
         self._release_all()
 
     def pause_writing(self) -> None:
+        """The client reads slower than the backend sends: stop reading the backend."""
         self._write_paused = True
         if self.active is not None:
-            self.active.pause_reading()
+            self.hold(self.active)
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        if self.active is not None:
-            self.active.resume_reading()
+        held = self._held
+        self._held = []
+        for conn in held:  # also those whose response ended while paused
+            conn.resume_reading()
+
+    def hold(self, conn: BackendConnection) -> None:
+        """Pause reading ``conn`` until the client drains its buffer (see resume_writing)."""
+        conn.pause_reading()
+        self._held.append(conn)
 
     # -- Sink (responses relayed to this client) ---------------------------------------------
 
@@ -242,6 +251,8 @@ class ClientSession(asyncio.Protocol):
         conn = self.conns.get(node.name)
         if conn is not None and conn.applied_seq == self.state.replay_seq and conn.usable:
             self.active = conn
+            if self._write_paused:
+                self.hold(conn)
             conn.request(self._raw_packet if payload is self._raw_payload else frame(payload, 0), kind, self)
             return
         self.spawn(self._send_slow(r, node, payload, kind))
@@ -266,7 +277,7 @@ class ClientSession(asyncio.Protocol):
             return
         self.active = conn
         if self._write_paused:
-            conn.pause_reading()
+            self.hold(conn)
         conn.request(frame(payload, 0), kind, self)
 
     def _slow_failed(self, exc: BackendError) -> None:

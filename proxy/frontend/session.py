@@ -227,7 +227,7 @@ class ClientSession(asyncio.Protocol):
         self.inflight = None
         self.active = None
         self.infile_conn = None
-        if self.phase == _COMMAND:
+        if self.phase == _COMMAND and (self._read_paused or not self.decoder.empty):
             self._pump()
 
     def send(
@@ -249,7 +249,7 @@ class ClientSession(asyncio.Protocol):
         self._relayed = False
         self.inflight = commands.Inflight(info, argument, r, after)
         conn = self.conns.get(node.name)
-        if conn is not None and conn.applied_seq == self.state.replay_seq and conn.usable:
+        if conn is not None and conn.bad is None and conn.applied_seq == self.state.replay_seq:
             self.active = conn
             if self._write_paused:
                 self.hold(conn)

@@ -56,7 +56,7 @@ class SessionState:
     user_vars_in_query: bool = False
     unreplayable_set: bool = False
     _replay: dict[str, ReplayEntry] = field(default_factory=dict)
-    _seq: int = 0
+    replay_seq: int = 0  # sequence number of the latest replay entry (0: none)
 
     # -- pins --------------------------------------------------------------------------------
 
@@ -180,14 +180,9 @@ class SessionState:
 
     # -- replay log --------------------------------------------------------------------------
 
-    @property
-    def replay_seq(self) -> int:
-        """The sequence number of the latest replay entry (0 when there is none)."""
-        return self._seq
-
     def replay_after(self, applied_seq: int) -> list[ReplayEntry]:
         """Entries a connection that applied everything up to ``applied_seq`` still needs, in order."""
-        if applied_seq >= self._seq:
+        if applied_seq >= self.replay_seq:
             return []
         return sorted((e for e in self._replay.values() if e.seq > applied_seq), key=lambda e: e.seq)
 
@@ -201,9 +196,9 @@ class SessionState:
         self._add(key, 3, sql)
 
     def _add(self, key: str, command: int, payload: bytes) -> None:
-        self._seq += 1
+        self.replay_seq += 1
         self._replay.pop(key, None)
-        self._replay[key] = ReplayEntry(self._seq, key, command, payload)
+        self._replay[key] = ReplayEntry(self.replay_seq, key, command, payload)
 
 
 def _replayable(info: StatementInfo, sql: bytes) -> bool:

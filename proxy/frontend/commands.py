@@ -63,7 +63,7 @@ def _query(session: ClientSession, payload: bytes) -> None:
     info = app.classifier.classify(sql)
     kind = info.kind
     if kind is Kind.KILL:
-        _kill_statement(session, info)
+        _kill_statement(session, info, payload)
         return
     if kind is Kind.LOAD and not app.config.proxy.local_infile and _is_local_load(sql):
         session.reply_error(
@@ -140,14 +140,14 @@ def _process_kill(session: ClientSession, payload: bytes) -> None:
     _kill(session, int(_U32.unpack_from(payload, 1)[0]), query_only=False)
 
 
-def _kill_statement(session: ClientSession, info: StatementInfo) -> None:
+def _kill_statement(session: ClientSession, info: StatementInfo, payload: bytes) -> None:
     names = info.names
     try:
         target = int(names[0]) if names else -1
     except ValueError:
         target = -1
-    if target < 0:
-        session.send(_primary_route(session), b"\x03" + b"KILL", ResponseKind.QUERY, None)
+    if target < 0:  # not a plain id (KILL USER ..., a syntax error): the primary answers
+        session.send(_primary_route(session), payload, ResponseKind.QUERY, None)
         return
     _kill(session, target, query_only=info.kill_query)
 
@@ -224,10 +224,7 @@ def _stmt_execute(session: ClientSession, payload: bytes) -> None:
     flags = payload[5] if len(payload) > 5 else 0
     conn = stmt.long_data_conn
     stmt.long_data_conn = None
-    if conn is not None and conn.usable:
-        r = Route(Target.PRIMARY, session.app.topology.by_name.get(conn.node_name), RouteReason.STATEMENT)
-    else:
-        r = session.route(stmt.info)
+    r = _route_to(session, conn) if conn is not None and conn.usable else session.route(stmt.info)
 
     def after(c: BackendConnection, outcome: Result) -> None:
         stmt.cursor_conn = c if flags & _CURSOR_TYPE_READ_ONLY and outcome.ok else None
@@ -240,11 +237,7 @@ def _stmt_send_long_data(session: ClientSession, payload: bytes) -> None:
     if stmt is None:
         return
     conn = stmt.long_data_conn
-    r = (
-        Route(Target.PRIMARY, session.app.topology.by_name.get(conn.node_name), RouteReason.STATEMENT)
-        if conn is not None and conn.usable
-        else session.route(stmt.info)
-    )
+    r = _route_to(session, conn) if conn is not None and conn.usable else session.route(stmt.info)
     _run_prepared(session, stmt, r, payload, None, None, None, respond=False)
 
 
@@ -258,8 +251,9 @@ def _stmt_reset(session: ClientSession, payload: bytes) -> None:
     if conn is None or not conn.usable or conn not in stmt.on:
         session.reply_ok()
         return
-    r = Route(Target.PRIMARY, session.app.topology.by_name.get(conn.node_name), RouteReason.STATEMENT)
-    _run_prepared(session, stmt, r, payload, ResponseKind.SIMPLE, None, None, respond=True)
+    _run_prepared(
+        session, stmt, _route_to(session, conn), payload, ResponseKind.SIMPLE, None, None, respond=True
+    )
 
 
 def _stmt_fetch(session: ClientSession, payload: bytes) -> None:
@@ -270,8 +264,9 @@ def _stmt_fetch(session: ClientSession, payload: bytes) -> None:
     if conn is None or not conn.usable or conn not in stmt.on:
         session.reply_error(ErrorCode.ER_UNKNOWN_STMT_HANDLER, "The statement has no open cursor", "HY000")
         return
-    r = Route(Target.PRIMARY, session.app.topology.by_name.get(conn.node_name), RouteReason.STATEMENT)
-    _run_prepared(session, stmt, r, payload, ResponseKind.ROWS, None, None, respond=True)
+    _run_prepared(
+        session, stmt, _route_to(session, conn), payload, ResponseKind.ROWS, None, None, respond=True
+    )
 
 
 def _stmt_close(session: ClientSession, payload: bytes) -> None:
@@ -374,6 +369,13 @@ def _send_prepared(
     if session._write_paused:
         session.hold(conn)
     conn.request(frame(packet, 0), kind, session)
+
+
+def _route_to(session: ClientSession, conn: BackendConnection) -> Route:
+    """The route to the server of a connection that holds statement state (long data, a cursor)."""
+    node = session.app.topology.by_name.get(conn.node_name)
+    target = Target.PRIMARY if node is not None and node is session.app.topology.primary else Target.REPLICA
+    return Route(target, node, RouteReason.STATEMENT)
 
 
 def _primary_route(session: ClientSession) -> Route:

@@ -292,6 +292,16 @@ class ClientSession(asyncio.Protocol):
         if conn is not None and not conn.usable:
             self.drop_connection(conn)
             conn = None
+            if node is self.app.topology.primary and (self.state.in_transaction or self.state.pin()):
+                # What lived on that connection (an open transaction, temporary tables, locks) is
+                # gone: say so instead of silently going on without it.
+                lost = "transaction" if self.state.in_transaction else self.state.pin().name.lower()  # type: ignore[union-attr]
+                self.state.reset()
+                raise BackendError(
+                    f"rwproxy: lost the connection to the primary {node.name}; the session's {lost} "
+                    "state there is gone (a transaction was rolled back)",
+                    2013,
+                )
         if conn is None:
             creds = self.app.backend_credentials(self.user)
             conn = await self.app.pool.acquire(

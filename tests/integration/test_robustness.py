@@ -240,3 +240,21 @@ def test_user_connection_limit(cluster: Cluster) -> None:
         time.sleep(0.2)
         pymysql.connect(**kw).close()
         b.close()
+
+
+def test_primary_connection_lost_inside_a_transaction_is_reported(connect, direct, cluster) -> None:
+    conn = connect()
+    with conn.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute("SELECT CONNECTION_ID()")  # runs on the session's primary connection
+        backend_thread = cur.fetchone()[0]
+        with direct(cluster.primary).cursor() as admin:
+            admin.execute(f"KILL CONNECTION {int(backend_thread)}")
+        time.sleep(0.3)
+        with pytest.raises(pymysql.err.OperationalError) as exc:
+            cur.execute("SELECT 1")
+        assert exc.value.args[0] == 2013 and "transaction" in exc.value.args[1]
+        cur.execute("SELECT 2")  # the session goes on, outside any transaction
+        assert cur.fetchone() == (2,)
+        cur.execute("SELECT @@in_transaction")
+        assert cur.fetchone() == (0,)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 
 from proxy.protocol.constants import Capability, ServerStatus
+from proxy.protocol.whole_response import WholeResponse, scan_whole_query
 
 __all__ = ["ResponseKind", "ResultScanner", "ScanError"]
 
@@ -161,9 +162,9 @@ class ResultScanner:
             return 0
         if self._fresh:
             if self.kind is ResponseKind.QUERY:
-                end = self._whole_query(data)
-                if end >= 0:
-                    return end
+                whole = scan_whole_query(data, self._deprecate_eof)
+                if whole is not None:
+                    return self._fast_done(whole)
             self._begin()
         n = len(data)
         pos = 0
@@ -243,98 +244,11 @@ class ResultScanner:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _whole_query(self, data: bytes) -> int:
-        """Fast path: a whole QUERY response in one chunk (the common case for OLTP statements).
-
-        Returns the end offset and finishes the response, or -1 (nothing consumed, no state
-        changed except result_sets reset by the caller's fallback) when the chunk does not hold
-        the whole response or holds anything unusual: then the incremental path takes over.
-        """
-        n = len(data)
-        deprecate_eof = self._deprecate_eof
-        pos = 0
-        sets = 0
-        while True:
-            if pos + 5 > n:
-                return -1
-            length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
-            body = pos + 4
-            end = body + length
-            if end > n or length == _MAX_FRAME or length == 0:
-                return -1
-            first = data[body]
-            if first == 0x00 or first == 0xFF:
-                flags = self._terminal_flags(data, body, end, first, True)
-                if flags < 0:
-                    return -1
-                sets += 1
-                if first == 0x00 and flags & _MORE:
-                    pos = end
-                    continue
-                return self._fast_done(data, body, end, flags if first == 0x00 else None, sets)
-            if first >= 0xFB:
-                return -1  # LOCAL INFILE request, or >250 columns: incremental path
-            pos = end
-            for _ in range(first):  # column definitions
-                if pos + 4 > n:
-                    return -1
-                length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
-                if length == _MAX_FRAME:
-                    return -1
-                pos += 4 + length
-            if not deprecate_eof:  # the EOF after the column definitions
-                if pos + 9 > n:
-                    return -1
-                length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
-                if data[pos + 4] != 0xFE or length >= 9:
-                    return -1
-                if (data[pos + 7] | data[pos + 8] << 8) & _CURSOR:
-                    return -1  # cursor opened: let the incremental path decide
-                pos += 4 + length
-            while True:  # rows until a terminator
-                if pos + 5 > n:
-                    return -1
-                length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
-                body = pos + 4
-                end = body + length
-                if end > n or length == _MAX_FRAME:
-                    return -1
-                first = data[body]
-                if first == 0xFF or (
-                    first == 0xFE and (length < 9 or (deprecate_eof and length < _MAX_FRAME))
-                ):
-                    break
-                pos = end
-            flags = self._terminal_flags(data, body, end, first, False)
-            if flags < 0:
-                return -1
-            sets += 1
-            if first == 0xFE and flags & _MORE:
-                pos = end
-                continue
-            return self._fast_done(data, body, end, flags if first == 0xFE else None, sets)
-
-    def _terminal_flags(self, data: bytes, body: int, end: int, first: int, ok_form: bool) -> int:
-        """Status flags of an OK/EOF at data[body:end] (0 for ERR); -1 when it does not parse."""
-        if first == 0xFF:
-            return 0
-        if not ok_form and (end - body < 7 or not self._deprecate_eof):
-            return data[body + 3] | data[body + 4] << 8 if end - body >= 5 else -1
-        pos = body + 1
-        for _ in range(2):  # affected rows, last insert id
-            if pos >= end:
-                return -1
-            b = data[pos]
-            pos += 1 if b < 0xFB else 3 if b == 0xFC else 4 if b == 0xFD else 9 if b == 0xFE else end
-        if pos + 2 > end:
-            return -1
-        return data[pos] | data[pos + 1] << 8
-
-    def _fast_done(self, data: bytes, body: int, end: int, flags: int | None, sets: int) -> int:
-        p = data[body:end]
-        self.terminal = p
+    def _fast_done(self, whole: WholeResponse) -> int:
+        end, flags, terminal, sets = whole
+        self.terminal = terminal
         if flags is None:
-            self.error_code = p[1] | p[2] << 8 if len(p) >= 3 else 0
+            self.error_code = terminal[1] | terminal[2] << 8 if len(terminal) >= 3 else 0
         else:
             self.status_flags = flags
         self.result_sets = sets

@@ -6,12 +6,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SYSTEM_PACKAGES := mariadb-server mariadb-client
 
-.PHONY: demo test lint unit bench system-deps venv clean
+.PHONY: demo test lint unit bench system-deps test-deps venv clean
 
 demo: system-deps venv
 	$(VENV)/bin/rwproxy demo
 
-test: system-deps venv lint
+test: system-deps test-deps venv lint
 	$(VENV)/bin/pytest -q
 
 lint: venv
@@ -24,6 +24,16 @@ unit: venv
 
 bench: system-deps venv
 	$(PY) bench/run_sysbench.py
+
+# The metrics test scrapes rwproxy with a real Prometheus.
+test-deps:
+	@if ! command -v prometheus >/dev/null 2>&1 && [ ! -x /usr/bin/prometheus ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "the tests need Prometheus: run as root, or: sudo apt-get install -y --no-install-recommends prometheus"; \
+	    exit 1; \
+	  fi; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
+	fi
 
 system-deps:
 	@if ! command -v mariadbd >/dev/null 2>&1 && ! command -v mysqld >/dev/null 2>&1 \

@@ -23,8 +23,10 @@ from proxy.router.classify import Classifier
 from proxy.router.policy import PolicyOptions, Route, RouteReason
 from proxy.router.rules import RuleSet
 from proxy.topology.model import Topology
+from proxy.topology.monitor import Monitor
 
 if TYPE_CHECKING:
+    from proxy.admin_http import AdminHttp
     from proxy.frontend.session import ClientSession
 
 __all__ = ["ProxyApp", "ProxyStats", "advertised_capabilities"]
@@ -70,6 +72,7 @@ class ProxyStats:
 
     refused_connections: int = 0
     idle_closed: int = 0
+    read_only_errors: int = 0  # ERROR 1290/1836 seen from a server (topology signal)
     protocol_errors: int = 0
     replica_fallbacks: int = 0
     replay_failures: int = 0
@@ -118,6 +121,22 @@ class ProxyApp:
         self._users = {u.name: u for u in config.users}
         self._servers: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
+        self.admin_http: AdminHttp | None = None
+        self.monitor: Monitor | None = (
+            Monitor.from_config(config, on_topology=self._set_topology, ssl=self.pool.ssl_context)
+            if config.monitor.enabled
+            else None
+        )
+
+    def _set_topology(self, topology: Topology) -> None:
+        """The monitor publishes a new immutable snapshot; sessions pick it up at their next statement."""
+        self.topology = topology
+
+    def topology_signal(self, node_name: str, error_code: int) -> None:
+        """A server answered as if its role changed (ERROR 1290/1836 read-only): check it now."""
+        self.stats.read_only_errors += 1
+        if self.monitor is not None:
+            self.monitor.request_probe(node_name)
 
     # -- users -------------------------------------------------------------------------------
 
@@ -180,6 +199,8 @@ class ProxyApp:
 
         self.pool.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle_clients())
+        if self.monitor is not None:
+            await self.monitor.start()  # the first snapshot is in place before clients come
         await self.probe_backend()
         loop = asyncio.get_running_loop()
         bound: list[tuple[str, int]] = []
@@ -190,6 +211,9 @@ class ProxyApp:
                 addr = sock.getsockname()
                 bound.append((str(addr[0]), int(addr[1])))
         log.info("rwproxy listening on %s", ", ".join(f"{h}:{p}" for h, p in bound))
+        from proxy.admin_http import start_admin_http
+
+        self.admin_http = await start_admin_http(self)  # None when [admin] http_listen = ""
         return bound
 
     async def _sweep_idle_clients(self) -> None:
@@ -213,6 +237,8 @@ class ProxyApp:
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, let running statements finish up to ``grace`` seconds, close."""
+        if self.admin_http is not None:
+            await self.admin_http.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
         for server in self._servers:
@@ -225,6 +251,8 @@ class ProxyApp:
         for session in list(self.sessions.values()):
             session.close()
         await asyncio.sleep(0)
+        if self.monitor is not None:
+            await self.monitor.stop()
         await self.pool.close()
 
     def kill_backend_query(self, conn: BackendConnection) -> None:

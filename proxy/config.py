@@ -43,6 +43,7 @@ from pydantic_core import PydanticCustomError
 from proxy.topology.model import Node, Role, Topology
 
 __all__ = [
+    "AdminConfig",
     "BackendConfig",
     "Config",
     "ConfigError",
@@ -58,7 +59,7 @@ __all__ = [
 ]
 
 MASK = "***"
-_SECRET_KEYS = frozenset({"password", "password_hash", "backend_password"})
+_SECRET_KEYS = frozenset({"password", "password_hash", "backend_password", "bearer_token"})
 
 
 class ConfigError(Exception):
@@ -405,12 +406,21 @@ class RoutingConfig(_Model):
 
 
 class MonitorConfig(_Model):
-    """``[monitor]``: credentials and pacing for health probes (the monitor itself comes later)."""
+    """``[monitor]``: credentials, pacing and thresholds of the backend health monitor
+    (``proxy.topology.monitor``; states and hysteresis in ``proxy.topology.health``).
 
+    ``user``/``password`` unset: the monitor logs in with the first user's backend credentials.
+    """
+
+    enabled: bool = True
     user: str | None = None
     password: str | None = Field(default=None, repr=False)
     interval_seconds: _PositiveSeconds = 1.0
     connect_timeout_seconds: _PositiveSeconds = 2.0
+    check_timeout_seconds: _PositiveSeconds = 1.0
+    failures_to_offline: Annotated[int, _between(1, 100)] = 3
+    successes_to_online: Annotated[int, _between(1, 100)] = 2
+    max_replication_lag_seconds: _PositiveSeconds = 10.0
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> MonitorConfig:
@@ -419,16 +429,46 @@ class MonitorConfig(_Model):
         return self
 
 
+class AdminConfig(_Model):
+    """``[admin]``: the admin HTTP interface (``proxy.admin_http``: /metrics, /healthz, /readyz, /status).
+
+    ``http_listen = ""`` disables it. ``bearer_token`` is for mutating endpoints (none yet); the
+    read-only endpoints are not authenticated, so keep ``http_listen`` on loopback or a private network.
+    """
+
+    http_listen: str = "127.0.0.1:9306"
+    bearer_token: str | None = Field(default=None, repr=False)
+
+    @field_validator("http_listen")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value:
+            _split_host_port(value, min_port=0)
+        return value
+
+    @field_validator("bearer_token")
+    @classmethod
+    def _token_shape(cls, value: str | None) -> str | None:
+        if value is not None and (not value or any(c.isspace() or not c.isprintable() for c in value)):
+            _fail("must be a non-empty string without spaces or control characters")
+        return value
+
+    @property
+    def http_address(self) -> tuple[str, int] | None:
+        """``http_listen`` parsed into (host, port); None when disabled."""
+        return _split_host_port(self.http_listen, min_port=0) if self.http_listen else None
+
+
 def _static_topology_problem(servers: Sequence[ServerConfig]) -> str | None:
     primaries = [s.name for s in servers if s.role == "primary"]
     if len(primaries) > 1:
         return f'exactly one server may have role = "primary", found {len(primaries)}: ' + ", ".join(
             primaries
         )
-    if not primaries and not (len(servers) == 1 and servers[0].role == "auto"):
+    if not primaries and not any(s.role == "auto" for s in servers):
         return (
-            'no server has role = "primary"; mark the primary with role = "primary" '
-            '(role = "auto" is only resolved for a single server until the monitor exists)'
+            'no server can be the primary: mark it with role = "primary", or leave servers on '
+            'role = "auto" for the monitor to pick the writable one (read_only = OFF)'
         )
     return None
 
@@ -442,6 +482,7 @@ class Config(_Model):
     servers: Annotated[tuple[ServerConfig, ...], Strict(False)]
     routing: RoutingConfig = RoutingConfig()
     monitor: MonitorConfig = MonitorConfig()
+    admin: AdminConfig = AdminConfig()
 
     @field_validator("users")
     @classmethod
@@ -484,6 +525,30 @@ class Config(_Model):
         if problem:
             _fail(problem)
         return servers
+
+    @model_validator(mode="after")
+    def _primary_known_without_monitor(self) -> Config:
+        servers = self.servers
+        explicit = any(s.role == "primary" for s in servers)
+        if not self.monitor.enabled and not explicit and not (len(servers) == 1):
+            _fail(
+                "with the monitor off nothing decides which server is the primary: mark one with "
+                'role = "primary" or set monitor.enabled = true',
+                "monitor.enabled",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _admin_not_on_a_client_port(self) -> Config:
+        admin = self.admin.http_address
+        if admin is not None and admin[1] != 0:
+            clients = {(h.lower(), p) for h, p in self.proxy.listen_addresses}
+            if (admin[0].lower(), admin[1]) in clients:
+                _fail(
+                    f"{_show(self.admin.http_listen)} is also in proxy.listen; use another port",
+                    "admin.http_listen",
+                )
+        return self
 
     def topology(self) -> Topology:
         """The static topology: the ``primary`` server (or the only server) plus replicas.

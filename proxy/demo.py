@@ -13,13 +13,22 @@ import sys
 __all__ = ["demo_config_text", "run_demo"]
 
 
-def demo_config_text(cluster: object, port: int) -> str:
-    """A config for the proxy in front of ``cluster`` (a ``proxy.devcluster.Cluster``)."""
+def demo_config_text(cluster: object, port: int, admin_port: int | None = None) -> str:
+    """A config for the proxy in front of ``cluster`` (a ``proxy.devcluster.Cluster``).
+
+    ``admin_port`` None: the default admin address (127.0.0.1:9306), or a free port when ``port`` is 0.
+    """
     c = cluster  # duck-typed to keep this importable without the cluster module loaded
+    if admin_port is None and port == 0:
+        admin_port = 0
     lines = [
         "[proxy]",
         f'listen = ["127.0.0.1:{port}"]',
         "",
+    ]
+    if admin_port is not None:
+        lines += ["[admin]", f'http_listen = "127.0.0.1:{admin_port}"', ""]
+    lines += [
         "[[users]]",
         f'name = "{c.app_user}"',  # type: ignore[attr-defined]
         f'password = "{c.app_password}"',  # type: ignore[attr-defined]
@@ -60,7 +69,8 @@ async def _serve(cluster: object, port: int) -> int:
     from proxy.app import ProxyApp
     from proxy.config import parse_config
 
-    config = parse_config(demo_config_text(cluster, port), "<demo>")
+    admin_port = 9306 if _port_free(9306) else 0
+    config = parse_config(demo_config_text(cluster, port, admin_port), "<demo>")
     app = ProxyApp(config)
     bound = await app.start()
     host, bound_port = bound[0]
@@ -72,6 +82,8 @@ async def _serve(cluster: object, port: int) -> int:
     print()
     print("Try:  SELECT @@server_id;   -- a replica answers")
     print("      BEGIN; SELECT @@server_id; COMMIT;   -- the primary answers inside a transaction")
+    if app.admin_http is not None:
+        print(f"Metrics: {app.admin_http.url}/metrics   status: {app.admin_http.url}/status")
     print("Press Ctrl-C to stop everything.", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -80,3 +92,14 @@ async def _serve(cluster: object, port: int) -> int:
     await stop.wait()
     await app.stop(grace=2.0)
     return 0
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

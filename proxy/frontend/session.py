@@ -180,8 +180,11 @@ class ClientSession(asyncio.Protocol):
                 conn.applied_seq = self.state.replay_seq
         if inflight is not None and inflight.after is not None:
             inflight.after(conn, outcome)
-        if outcome.error_code is not None:
-            self.app.stats.count_error(outcome.error_code)
+        code = outcome.error_code
+        if code is not None:
+            self.app.stats.count_error(code)
+            if code == 1290 or code == 1836:  # read-only: the server's role may have changed
+                self.app.topology_signal(conn.node_name, code)
         self.finish_command()
 
     def failed(self, conn: BackendConnection, error: BackendError) -> None:

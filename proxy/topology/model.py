@@ -1,5 +1,5 @@
-"""Topology snapshot types: immutable, swapped whole by whoever owns the topology (static config today,
-the monitor later). Readers take one reference per statement and never lock.
+"""Topology snapshot types: immutable, swapped whole by whoever owns the topology (static config, or
+the monitor: ``proxy.topology.monitor``). Readers take one reference per statement and never lock.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ class Node:
     state: NodeState = NodeState.ONLINE
     # Seconds behind the primary; None means unknown, which is never treated as zero.
     lag_seconds: float | None = None
+    # Why the node is not ONLINE (a ``proxy.topology.health.ShunReason`` value such as "lag_unknown");
+    # None when ONLINE or when the topology is static.
+    reason: str | None = None
 
     @property
     def address(self) -> tuple[str, int]:

@@ -81,7 +81,8 @@ def _sub_models(annotation: Any) -> list[type[pydantic.BaseModel]]:
 def test_example_documents_every_key() -> None:
     text = EXAMPLE.read_text()
     lines = text.splitlines()
-    for key in _model_keys(Config) - {"proxy", "users", "backend", "servers", "routing", "monitor", "rules"}:
+    sections = {"proxy", "users", "backend", "servers", "routing", "monitor", "admin", "rules"}
+    for key in _model_keys(Config) - sections:
         pattern = re.compile(rf"^#?\s*{key}\s*=")
         where = [i for i, line in enumerate(lines) if pattern.match(line)]
         assert where, f"{key} is missing from the example"
@@ -124,6 +125,13 @@ def test_minimal_config_gets_defaults() -> None:
 
     assert config.monitor.user is None and config.monitor.password is None
     assert (config.monitor.interval_seconds, config.monitor.connect_timeout_seconds) == (1.0, 2.0)
+
+    assert config.admin.http_listen == "127.0.0.1:9306"
+    assert config.admin.http_address == ("127.0.0.1", 9306)
+    assert config.admin.bearer_token is None
+    assert config.monitor.check_timeout_seconds == 1.0
+    assert (config.monitor.failures_to_offline, config.monitor.successes_to_online) == (3, 2)
+    assert config.monitor.max_replication_lag_seconds == 10.0
 
 
 def test_config_is_frozen() -> None:
@@ -342,9 +350,17 @@ def test_no_primary() -> None:
     replica = SERVER.replace("primary", "replica")
     text = USER + replica + replica.replace("db1", "db2").replace("h1", "h2")
     message = _error(text)
-    assert 'servers: no server has role = "primary"' in message
+    assert "servers: no server can be the primary" in message
     # A single server is only promoted when its role is "auto".
-    assert 'servers: no server has role = "primary"' in _error(USER + replica)
+    assert "servers: no server can be the primary" in _error(USER + replica)
+
+
+def test_all_auto_needs_the_monitor() -> None:
+    auto = SERVER.replace('"primary"', '"auto"')
+    text = USER + auto + auto.replace("db1", "db2").replace("h1", "h2")
+    assert parse_config(text).topology().primary is None  # the monitor decides
+    message = _error(text + "\n[monitor]\nenabled = false\n")
+    assert "monitor.enabled" in message and 'role = "primary"' in message
 
 
 def test_two_primaries() -> None:
@@ -356,6 +372,73 @@ def test_two_primaries() -> None:
 def test_monitor_password_without_user() -> None:
     message = _error(USER + SERVER + '[monitor]\npassword = "x"\n')
     assert "monitor.user: is required when monitor.password is set" in message
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("failures_to_offline = 0", "monitor.failures_to_offline: must be between 1 and 100, got 0"),
+        ("successes_to_online = 101", "monitor.successes_to_online: must be between 1 and 100, got 101"),
+        ("failures_to_offline = 2.5", "monitor.failures_to_offline: must be an integer, got 2.5"),
+        ("check_timeout_seconds = 0", "monitor.check_timeout_seconds: must be greater than 0, got 0"),
+        ("max_replication_lag_seconds = -1", "monitor.max_replication_lag_seconds: must be greater than 0"),
+        (
+            'max_replication_lag_seconds = "10"',
+            'monitor.max_replication_lag_seconds: must be a number, got "10"',
+        ),
+        ("max_replication_lag = 10", "did you mean 'max_replication_lag_seconds'?"),
+    ],
+)
+def test_monitor_thresholds(line: str, expected: str) -> None:
+    assert expected in _error(USER + SERVER + f"[monitor]\n{line}\n")
+
+
+def test_monitor_thresholds_accepted() -> None:
+    text = (
+        USER
+        + SERVER
+        + "[monitor]\ninterval_seconds = 0.2\ncheck_timeout_seconds = 0.5\nfailures_to_offline = 5\n"
+        + "successes_to_online = 1\nmax_replication_lag_seconds = 2.5\n"
+    )
+    m = parse_config(text).monitor
+    assert (m.interval_seconds, m.check_timeout_seconds) == (0.2, 0.5)
+    assert (m.failures_to_offline, m.successes_to_online, m.max_replication_lag_seconds) == (5, 1, 2.5)
+
+
+def test_admin_http_listen_empty_disables() -> None:
+    config = parse_config(USER + SERVER + '[admin]\nhttp_listen = ""\n')
+    assert config.admin.http_address is None
+
+
+def test_admin_http_listen_ipv6_and_port_zero() -> None:
+    config = parse_config(USER + SERVER + '[admin]\nhttp_listen = "[::1]:0"\n')
+    assert config.admin.http_address == ("::1", 0)
+
+
+def test_admin_bad_http_listen() -> None:
+    message = _error(USER + SERVER + '[admin]\nhttp_listen = "localhost"\n')
+    assert 'admin.http_listen: must be "host:port", got "localhost"' in message
+
+
+def test_admin_http_listen_must_not_be_a_client_port() -> None:
+    text = (
+        '[proxy]\nlisten = ["127.0.0.1:6033"]\n' + USER + SERVER + '[admin]\nhttp_listen = "127.0.0.1:6033"\n'
+    )
+    assert 'admin.http_listen: "127.0.0.1:6033" is also in proxy.listen' in _error(text)
+
+
+@pytest.mark.parametrize("token", ["", "two words", "tab\\there"])
+def test_admin_bad_bearer_token(token: str) -> None:
+    message = _error(USER + SERVER + f'[admin]\nbearer_token = "{token}"\n')
+    assert "admin.bearer_token: must be a non-empty string without spaces or control characters" in message
+
+
+def test_admin_bearer_token_is_masked() -> None:
+    config = parse_config(USER + SERVER + '[admin]\nbearer_token = "s3cret-token"\n')
+    assert config.admin.bearer_token == "s3cret-token"
+    assert "s3cret-token" not in repr(config)
+    dumped = dump_effective(config)
+    assert "s3cret-token" not in dumped and 'bearer_token = "***"' in dumped
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,289 @@
+"""Prometheus metrics, read at scrape time from the counters rwproxy already keeps.
+
+Nothing here runs per query: the hot path keeps incrementing plain ints and ``Counter`` entries
+(``ProxyStats``, ``PoolStats``, the ``Classifier`` counters); :class:`RwproxyCollector` reads them when
+``/metrics`` is scraped and yields metric families. ``build_registry(app)`` gives a private
+``CollectorRegistry`` (never the global one) holding that collector plus the process and platform
+collectors of prometheus-client.
+
+Label values are bounded: server names from the config, enum names, MySQL error codes. SQL text and
+client addresses are never labels.
+
+Call ``collect`` on the proxy's event-loop thread (``proxy.admin_http`` does): the counters are
+mutated there without locks. From another thread each counter table is still copied in one step,
+so a scrape sees a consistent table, only possibly a few statements old.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, Protocol
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+if TYPE_CHECKING:
+    from proxy.router.policy import RouteReason
+    from proxy.topology.model import Node, Topology
+
+__all__ = [
+    "MetricsSource",
+    "RwproxyCollector",
+    "build_registry",
+    "node_lag",
+    "pool_counts",
+    "rwproxy_version",
+]
+
+
+class _ProxyStatsLike(Protocol):
+    refused_connections: int
+    idle_closed: int
+    protocol_errors: int
+    replica_fallbacks: int
+    replay_failures: int
+    auth_failures: int
+    routes: Mapping[tuple[str, RouteReason], int]
+    errors: Mapping[int, int]
+    pins: Mapping[str, int]
+
+
+class _PoolStatsLike(Protocol):
+    opened: int
+    closed: int
+    reused: int
+    connect_errors: int
+    reset_failures: int
+
+
+class _PoolLike(Protocol):
+    @property
+    def stats(self) -> _PoolStatsLike: ...
+
+    def idle_count(self, node_name: str | None = None) -> int: ...
+
+    def open_count(self, node_name: str) -> int: ...
+
+
+class _ClassifierLike(Protocol):
+    fast_path: int
+    cache_hits: int
+    cache_misses: int
+    parser_used: int
+    unparseable: int
+    internal_errors: int
+
+
+class MetricsSource(Protocol):
+    """What the collector reads: the parts of ``proxy.app.ProxyApp`` it needs."""
+
+    @property
+    def stats(self) -> _ProxyStatsLike: ...
+
+    @property
+    def pool(self) -> _PoolLike: ...
+
+    @property
+    def classifier(self) -> _ClassifierLike: ...
+
+    @property
+    def topology(self) -> Topology: ...
+
+    @property
+    def sessions(self) -> Mapping[int, Any]: ...
+
+
+def rwproxy_version() -> str:
+    try:
+        return metadata.version("rwproxy")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def pool_counts(app: MetricsSource, node: Node) -> tuple[int, int]:
+    """(idle, in_use) backend connections of ``node``. ``in_use`` counts connections checked out by
+    sessions and connections being opened (the pool reserves a slot before connecting)."""
+    idle = app.pool.idle_count(node.name)
+    return idle, max(app.pool.open_count(node.name) - idle, 0)
+
+
+def node_lag(node: Node) -> float | None:
+    """Seconds behind the primary, or None while unknown (never NaN, never a made-up 0)."""
+    lag = node.lag_seconds
+    if lag is None or not math.isfinite(lag):
+        return None
+    return float(lag)
+
+
+# (name without _total, type, help, label names)
+_COUNTER = "counter"
+_GAUGE = "gauge"
+_FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("rwproxy_build_info", _GAUGE, "rwproxy version; always 1.", ("version",)),
+    ("rwproxy_client_connections", _GAUGE, "Client connections open now (handshaking included).", ()),
+    (
+        "rwproxy_client_connections_refused",
+        _COUNTER,
+        "Client connections refused: too_many (proxy.max_connections), auth_failed.",
+        ("reason",),
+    ),
+    ("rwproxy_client_idle_closed", _COUNTER, "Client connections closed for idleness.", ()),
+    (
+        "rwproxy_queries",
+        _COUNTER,
+        'Statements routed, by the server chosen (node="-" when none) and the reason.',
+        ("node", "route_reason"),
+    ),
+    (
+        "rwproxy_routing_pins",
+        _COUNTER,
+        "Statements kept on the primary because the session is pinned, by pin reason.",
+        ("reason",),
+    ),
+    (
+        "rwproxy_replica_fallbacks",
+        _COUNTER,
+        "Reads sent to the primary because a connection to the chosen replica failed.",
+        (),
+    ),
+    (
+        "rwproxy_replay_failures",
+        _COUNTER,
+        "Session-state replays (SET, USE, ...) that failed on a backend connection.",
+        (),
+    ),
+    (
+        "rwproxy_errors",
+        _COUNTER,
+        "Errors returned to clients (from servers or rwproxy), by MySQL error code.",
+        ("code",),
+    ),
+    ("rwproxy_protocol_errors", _COUNTER, "Client sessions closed for a protocol error.", ()),
+    (
+        "rwproxy_backend_connections",
+        _GAUGE,
+        "Pooled backend connections by server; in_use includes connections being opened.",
+        ("node", "state"),
+    ),
+    ("rwproxy_backend_connections_opened", _COUNTER, "Backend connections opened.", ()),
+    ("rwproxy_backend_connections_closed", _COUNTER, "Backend connections closed.", ()),
+    ("rwproxy_backend_connections_reused", _COUNTER, "Backend connections taken from the pool.", ()),
+    ("rwproxy_backend_connect_errors", _COUNTER, "Failed attempts to open a backend connection.", ()),
+    (
+        "rwproxy_backend_reset_failures",
+        _COUNTER,
+        "Backend connections that failed COM_RESET_CONNECTION on release.",
+        (),
+    ),
+    ("rwproxy_server_up", _GAUGE, "1 if the server is ONLINE in the topology, else 0.", ("node", "role")),
+    (
+        "rwproxy_server_replication_lag_seconds",
+        _GAUGE,
+        "Replication lag of a replica; absent while unknown.",
+        ("node",),
+    ),
+    ("rwproxy_topology_version", _GAUGE, "Version of the current topology snapshot.", ()),
+    (
+        "rwproxy_classifier",
+        _COUNTER,
+        "Classifier outcomes by path. Not a partition: parser is a subset of cache_miss, and "
+        "unparseable overlaps the others.",
+        ("path",),
+    ),
+    (
+        "rwproxy_classifier_internal_errors",
+        _COUNTER,
+        "Classifier bugs caught (the statement went to the primary as unparseable).",
+        (),
+    ),
+)
+
+
+def _family(
+    name: str, kind: str, doc: str, labels: tuple[str, ...]
+) -> CounterMetricFamily | GaugeMetricFamily:
+    if kind == _COUNTER:
+        return CounterMetricFamily(name, doc, labels=labels)
+    return GaugeMetricFamily(name, doc, labels=labels)
+
+
+class RwproxyCollector(Collector):
+    """Reads a running proxy's counters at scrape time. Register it in a private registry."""
+
+    def __init__(self, app: MetricsSource) -> None:
+        self.app = app
+        self.version = rwproxy_version()
+
+    def describe(self) -> Iterable[Metric]:
+        return [_family(*spec) for spec in _FAMILIES]
+
+    def collect(self) -> Iterator[Metric]:
+        app = self.app
+        fams = {spec[0]: _family(*spec) for spec in _FAMILIES}
+
+        def add(name: str, value: float, *labels: str) -> None:
+            fams[name].add_metric(list(labels), value)
+
+        stats = app.stats
+        add("rwproxy_build_info", 1, self.version)
+        add("rwproxy_client_connections", len(app.sessions))
+        add("rwproxy_client_connections_refused", stats.refused_connections, "too_many")
+        add("rwproxy_client_connections_refused", stats.auth_failures, "auth_failed")
+        add("rwproxy_client_idle_closed", stats.idle_closed)
+        # dict(...) copies a table in one C-level step: no Python code runs, so no thread switch.
+        for (node_name, reason), n in sorted(dict(stats.routes).items(), key=_route_key):
+            add("rwproxy_queries", n, node_name, reason.name.lower())
+        for pin, n in sorted(dict(stats.pins).items()):
+            add("rwproxy_routing_pins", n, pin.lower())
+        add("rwproxy_replica_fallbacks", stats.replica_fallbacks)
+        add("rwproxy_replay_failures", stats.replay_failures)
+        for code, n in sorted(dict(stats.errors).items()):
+            add("rwproxy_errors", n, str(code))
+        add("rwproxy_protocol_errors", stats.protocol_errors)
+
+        topology = app.topology
+        for node in topology.nodes:
+            idle, in_use = pool_counts(app, node)
+            add("rwproxy_backend_connections", idle, node.name, "idle")
+            add("rwproxy_backend_connections", in_use, node.name, "in_use")
+        pstats = app.pool.stats
+        add("rwproxy_backend_connections_opened", pstats.opened)
+        add("rwproxy_backend_connections_closed", pstats.closed)
+        add("rwproxy_backend_connections_reused", pstats.reused)
+        add("rwproxy_backend_connect_errors", pstats.connect_errors)
+        add("rwproxy_backend_reset_failures", pstats.reset_failures)
+
+        for node in topology.nodes:
+            add("rwproxy_server_up", 1 if node.online else 0, node.name, node.role.value)
+            lag = node_lag(node)
+            if lag is not None:
+                add("rwproxy_server_replication_lag_seconds", lag, node.name)
+        add("rwproxy_topology_version", topology.version)
+
+        c = app.classifier
+        add("rwproxy_classifier", c.fast_path, "fast")
+        add("rwproxy_classifier", c.cache_hits, "cache_hit")
+        add("rwproxy_classifier", c.cache_misses, "cache_miss")
+        add("rwproxy_classifier", c.parser_used, "parser")
+        add("rwproxy_classifier", c.unparseable, "unparseable")
+        add("rwproxy_classifier_internal_errors", c.internal_errors)
+        return iter(fams.values())
+
+
+def _route_key(item: tuple[tuple[str, RouteReason], int]) -> tuple[str, str]:
+    (node_name, reason), _ = item
+    return node_name, reason.name
+
+
+def build_registry(app: MetricsSource, *, process: bool = True) -> CollectorRegistry:
+    """A private registry with the rwproxy collector (plus process_* and python_info metrics)."""
+    from prometheus_client import PlatformCollector, ProcessCollector
+
+    registry = CollectorRegistry()
+    registry.register(RwproxyCollector(app))
+    if process:
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+    return registry

@@ -1,0 +1,324 @@
+"""The backend monitor: checks every server on its own connection and publishes topology snapshots.
+
+    monitor = Monitor.from_config(config, on_topology=lambda t: setattr(app, "topology", t))
+    await monitor.start()      # returns once every server was checked once (bounded by the timeouts)
+    monitor.request_probe("db2")   # check db2 now (the data path, on ERROR 1290/1836)
+    await monitor.stop()
+
+One asyncio task per server, each with its own monitor connection (never a client's), reconnecting
+after any failed check. Every ``interval_seconds`` a task checks its server (``probe.probe``), feeds
+the result to the server's ``ServerHealth`` and rebuilds the nodes of all servers
+(``health.build_nodes``). When any node differs from the last published snapshot (state, reason,
+role, lag), a NEW immutable ``Topology`` with ``version + 1`` is handed to ``on_topology``; nothing is
+published for a check that changed nothing. Nothing is published before every server has been
+checked once.
+
+Logging: one INFO line per change of a server's published role/state/reason, one WARNING when a
+configured role starts to disagree with read_only; never a line per check. Per-server counters live
+in ``Monitor.stats`` (plain ``ServerStats`` objects, for ``rwproxy status`` and metrics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl as _ssl
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from proxy.topology.health import (
+    HealthPolicy,
+    ProbeResult,
+    ServerHealth,
+    ServerView,
+    ShunReason,
+    build_nodes,
+    role_mismatch,
+)
+from proxy.topology.model import Node, NodeState, Role, Topology
+from proxy.topology.probe import (
+    Flavor,
+    close_quietly,
+    describe_error,
+    flavor_for_version,
+    open_connection,
+    probe,
+)
+
+if TYPE_CHECKING:
+    import aiomysql
+
+    from proxy.config import Config, MonitorConfig, ServerConfig
+
+__all__ = ["Monitor", "ServerStats"]
+
+log = logging.getLogger(__name__)
+
+# request_probe() wakes a server's task early, but checks stay at least this far apart (capped at
+# interval_seconds): a burst of ERROR 1290 from the data path must not turn into a check storm.
+REQUESTED_CHECK_MIN_GAP = 0.1
+
+
+@dataclass(slots=True)
+class ServerStats:
+    """What the monitor knows about one server; times are ``clock()`` (monotonic) seconds.
+    ``role``/``state``/``reason`` are the published ones (after primary election)."""
+
+    name: str
+    checks: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    connects: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    last_check_at: float | None = None
+    last_check_seconds: float | None = None  # duration of the last check, connect included
+    last_lag_seconds: float | None = None  # from the last successful check; None: NULL / not a replica
+    read_only: bool | None = None
+    version: str | None = None
+    gtid_position: str | None = None
+    role: Role = Role.REPLICA
+    state: NodeState = NodeState.OFFLINE
+    reason: str | None = ShunReason.NOT_CHECKED.value
+    detail: str = "not checked yet"
+    state_since: float | None = None
+    state_changes: int = 0
+    role_mismatch: str | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _Slot:
+    server: ServerConfig
+    health: ServerHealth
+    stats: ServerStats
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    conn: aiomysql.Connection | None = None
+    flavor: Flavor | None = None
+    task: asyncio.Task[None] | None = None
+
+
+class Monitor:
+    def __init__(
+        self,
+        servers: Sequence[ServerConfig],
+        settings: MonitorConfig,
+        *,
+        user: str,
+        password: str,
+        on_topology: Callable[[Topology], None],
+        ssl: _ssl.SSLContext | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.policy = HealthPolicy(
+            failures_to_offline=settings.failures_to_offline,
+            successes_to_online=settings.successes_to_online,
+            max_replication_lag=settings.max_replication_lag_seconds,
+        )
+        self.user = user  # the monitor account (for status output; the password stays private)
+        self._password = password
+        self._on_topology = on_topology
+        self._ssl = ssl
+        self._clock = clock
+        self._slots = {
+            s.name: _Slot(
+                server=s,
+                health=ServerHealth(s.name, self.policy, _configured_role(s.role)),
+                stats=ServerStats(s.name),
+            )
+            for s in servers
+        }
+        self._order = list(self._slots.values())
+        self._ready = asyncio.Event()
+        self.topology: Topology | None = None  # the last published snapshot
+        self.version = 0
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        on_topology: Callable[[Topology], None],
+        *,
+        ssl: _ssl.SSLContext | None = None,
+    ) -> Monitor:
+        """Credentials: ``[monitor] user/password``, else the first user's backend credentials."""
+        m = config.monitor
+        if m.user is not None:
+            user, password = m.user, m.password or ""
+        else:
+            first = config.users[0]
+            user, password = first.backend_user, first.backend_password
+        return cls(config.servers, m, user=user, password=password, on_topology=on_topology, ssl=ssl)
+
+    # -- public ------------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> Mapping[str, ServerStats]:
+        return {name: slot.stats for name, slot in self._slots.items()}
+
+    @property
+    def running(self) -> bool:
+        return any(slot.task is not None for slot in self._order)
+
+    async def start(self, *, wait: bool = True) -> None:
+        """Start one task per server. ``wait``: return once every server was checked once and the
+        first snapshot published (at most connect + check timeout, plus a margin)."""
+        if self.running:
+            return
+        for slot in self._order:
+            slot.task = asyncio.create_task(self._run(slot), name=f"rwproxy-monitor-{slot.server.name}")
+        if wait:
+            bound = self.settings.connect_timeout_seconds + self.settings.check_timeout_seconds + 1.0
+            try:
+                await asyncio.wait_for(self._ready.wait(), bound)
+            except TimeoutError:  # cannot happen while every step is bounded; publish what there is
+                log.warning("monitor: not every server was checked within %.1f s", bound)
+                self._ready.set()
+                self._publish()
+
+    async def stop(self) -> None:
+        """Cancel the tasks and close the monitor connections."""
+        tasks = [slot.task for slot in self._order if slot.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for slot in self._order:
+            slot.task = None
+            close_quietly(slot.conn)
+            slot.conn = None
+
+    def request_probe(self, server_name: str) -> None:
+        """Check ``server_name`` now instead of at its next interval (unknown names are ignored)."""
+        slot = self._slots.get(server_name)
+        if slot is not None:
+            slot.wake.set()
+
+    # -- per-server task ---------------------------------------------------------------------
+
+    async def _run(self, slot: _Slot) -> None:
+        interval = self.settings.interval_seconds
+        min_gap = min(interval, REQUESTED_CHECK_MIN_GAP)
+        try:
+            while True:
+                started = self._clock()
+                slot.wake.clear()
+                try:
+                    result = await self._check(slot)
+                    self._record(slot, result, self._clock() - started)
+                except Exception:  # a bug here must not stop monitoring this server
+                    log.exception("monitor: check of %s failed unexpectedly", slot.server.name)
+                delay = started + interval - self._clock()
+                if delay > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(slot.wake.wait(), delay)
+                        gap = started + min_gap - self._clock()  # woken by request_probe
+                        if gap > 0:
+                            await asyncio.sleep(gap)
+        finally:
+            close_quietly(slot.conn)
+            slot.conn = None
+
+    async def _check(self, slot: _Slot) -> ProbeResult:
+        s = self.settings
+        if slot.conn is None:
+            try:
+                slot.conn = await open_connection(
+                    slot.server.host,
+                    slot.server.port,
+                    self.user,
+                    self._password,
+                    timeout=s.connect_timeout_seconds,
+                    ssl=self._ssl,
+                )
+            except TimeoutError:
+                return ProbeResult.failed(
+                    f"connect timed out after {s.connect_timeout_seconds:g} s", self._clock()
+                )
+            except Exception as exc:
+                return ProbeResult.failed(f"cannot connect: {describe_error(exc)}", self._clock())
+            slot.stats.connects += 1
+            slot.flavor = None  # the server may have been replaced: detect again
+        result = await probe(slot.conn, slot.flavor, timeout=s.check_timeout_seconds, clock=self._clock)
+        if result.ok:
+            if slot.flavor is None and result.version is not None:
+                slot.flavor = flavor_for_version(result.version)
+        else:
+            close_quietly(slot.conn)  # state unknown after an error or a timeout
+            slot.conn = None
+        return result
+
+    def _record(self, slot: _Slot, result: ProbeResult, duration: float) -> None:
+        h = slot.health
+        h.observe(result)
+        st = slot.stats
+        st.checks, st.failures = h.checks, h.failures
+        st.consecutive_failures = h.consecutive_failures
+        st.last_check_at, st.last_check_seconds = result.at, duration
+        if result.ok:
+            st.last_lag_seconds = result.lag_seconds
+            st.read_only, st.version, st.gtid_position = h.read_only, h.version, h.gtid_position
+        else:
+            st.last_error, st.last_error_at = result.error, result.at
+        mismatch = role_mismatch(h)
+        if mismatch != st.role_mismatch:
+            if mismatch is not None:
+                log.warning("monitor: %s: %s", slot.server.name, mismatch)
+            else:
+                log.info("monitor: %s: configured role and read_only agree again", slot.server.name)
+            st.role_mismatch = mismatch
+        if not self._ready.is_set():
+            if any(x.health.checks == 0 for x in self._order):
+                return
+            self._ready.set()
+        self._publish()
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        previous = self.topology
+        prev_primary = previous.primary.name if previous is not None and previous.primary else None
+        views = [
+            ServerView(s.server.name, s.server.host, s.server.port, s.server.weight, s.health)
+            for s in self._order
+        ]
+        nodes = build_nodes(views, prev_primary)
+        if previous is not None and nodes == previous.nodes:
+            return
+        self.version += 1
+        topology = Topology(nodes=nodes, version=self.version)
+        now = self._clock()
+        for node in nodes:
+            old = previous.by_name.get(node.name) if previous is not None else None
+            if old is not None and (old.role, old.state, old.reason) == (node.role, node.state, node.reason):
+                continue
+            slot = self._slots[node.name]
+            st = slot.stats
+            detail = slot.health.detail
+            if node.reason == ShunReason.WRITABLE_NOT_PRIMARY.value and topology.primary is not None:
+                detail = f"read_only = OFF, but {topology.primary.name} is the primary"
+            st.role, st.state, st.reason, st.detail = node.role, node.state, node.reason, detail
+            st.state_since = now
+            st.state_changes += 1
+            log.info("monitor: %s: %s -> %s: %s", node.name, _show(old), _show(node), detail)
+        new_primary = topology.primary.name if topology.primary is not None else None
+        if previous is not None and new_primary != prev_primary:
+            log.info("monitor: the primary is now %s (was %s)", new_primary or "none", prev_primary or "none")
+        self.topology = topology
+        try:
+            self._on_topology(topology)
+        except Exception:
+            log.exception("monitor: on_topology failed for topology version %d", topology.version)
+
+
+def _configured_role(role: str) -> Role | None:
+    return {"primary": Role.PRIMARY, "replica": Role.REPLICA}.get(role)
+
+
+def _show(node: Node | None) -> str:
+    if node is None:
+        return "unchecked"
+    text = f"{node.role.value} {node.state.name}"
+    return text + (f" ({node.reason})" if node.reason else "")

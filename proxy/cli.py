@@ -25,6 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     explain = sub.add_parser("explain", help="classify a statement and show where it would go")
     explain.add_argument("sql")
     explain.add_argument("--config", "-c", help="config file (for rules and servers)")
+    status = sub.add_parser("status", help="print the topology of a running proxy (its admin HTTP /status)")
+    status.add_argument("--admin", default="127.0.0.1:9306", help="admin HTTP address (host:port)")
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
     demo = sub.add_parser("demo", help="start a local replication cluster with rwproxy in front")
     demo.add_argument("--replicas", type=int, default=2)
     demo.add_argument("--port", type=int, default=6033, help="proxy port (0 = any free port)")
@@ -35,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _explain(args.sql, args.config)
     if args.command == "run":
         return _run(args.config)
+    if args.command == "status":
+        return _status(args.admin, args.json)
     if args.command == "demo":
         from proxy.demo import run_demo
 
@@ -95,6 +100,46 @@ def _explain(sql: str, config_path: str | None) -> int:
         print(f"effects:   {info.effects}")
     print(f"route:     {r.explain()}")
     return 0
+
+
+def _status(admin: str, raw: bool) -> int:
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = f"http://{admin}/status"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            doc = json.load(response)
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"rwproxy: cannot read {url}: {exc}", file=sys.stderr)
+        return 1
+    if raw:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(render_status(doc))
+    return 0
+
+
+def render_status(doc: dict) -> str:  # type: ignore[type-arg]
+    """The /status document as a table for humans."""
+    lines = [
+        f"rwproxy {doc.get('version', '?')} (backend {doc.get('server_version', '?')}), "
+        f"up {doc.get('uptime_seconds', 0):.0f} s, {doc.get('sessions', 0)} client sessions, "
+        f"topology v{doc.get('topology_version', 0)}, {'ready' if doc.get('ready') else 'NOT READY'}",
+        "",
+        f"{'server':<12} {'address':<22} {'role':<8} {'state':<8} {'lag':>7} {'weight':>6} "
+        f"{'idle':>5} {'in use':>6}  reason",
+    ]
+    for n in doc.get("nodes", []):
+        lag = n.get("lag_seconds")
+        pool = n.get("pool", {})
+        lines.append(
+            f"{n['name']:<12} {n['host'] + ':' + str(n['port']):<22} {n['role']:<8} {n['state']:<8} "
+            f"{'-' if lag is None else f'{lag:.1f}s':>7} {n['weight']:>6} {pool.get('idle', 0):>5} "
+            f"{pool.get('in_use', 0):>6}  {n.get('reason') or ''}"
+        )
+    return "\n".join(lines)
 
 
 def _run(config_path: str) -> int:

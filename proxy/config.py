@@ -530,7 +530,7 @@ class Config(_Model):
     def _primary_known_without_monitor(self) -> Config:
         servers = self.servers
         explicit = any(s.role == "primary" for s in servers)
-        if not self.monitor.enabled and not explicit and not (len(servers) == 1):
+        if not self.monitor.enabled and not explicit and len(servers) != 1:
             _fail(
                 "with the monitor off nothing decides which server is the primary: mark one with "
                 'role = "primary" or set monitor.enabled = true',

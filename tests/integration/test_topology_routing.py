@@ -142,3 +142,19 @@ def test_read_only_error_triggers_an_immediate_probe(healthy_cluster: Cluster) -
             finally:
                 c.set_read_only(c.primary, False)
         conn.close()
+
+
+def test_status_command_prints_the_topology(
+    auto_proxy: ProxyThread, healthy_cluster: Cluster, capsys
+) -> None:
+    from proxy.cli import main
+
+    admin = auto_proxy.app.admin_http
+    assert admin is not None
+    assert main(["status", "--admin", f"{admin.host}:{admin.port}"]) == 0
+    out = capsys.readouterr().out
+    assert "ready" in out
+    for node in healthy_cluster.nodes:
+        assert f"{node.host}:{node.port}" in out
+    assert out.count("online") == len(healthy_cluster.nodes)
+    assert main(["status", "--admin", "127.0.0.1:1"]) == 1

@@ -39,15 +39,32 @@ __all__ = [
 
 
 class _ProxyStatsLike(Protocol):
-    refused_connections: int
-    idle_closed: int
-    protocol_errors: int
-    replica_fallbacks: int
-    replay_failures: int
-    auth_failures: int
-    routes: Mapping[tuple[str, RouteReason], int]
-    errors: Mapping[int, int]
-    pins: Mapping[str, int]
+    @property
+    def refused_connections(self) -> int: ...
+
+    @property
+    def idle_closed(self) -> int: ...
+
+    @property
+    def protocol_errors(self) -> int: ...
+
+    @property
+    def replica_fallbacks(self) -> int: ...
+
+    @property
+    def replay_failures(self) -> int: ...
+
+    @property
+    def auth_failures(self) -> int: ...
+
+    @property
+    def routes(self) -> Mapping[tuple[str, RouteReason], int]: ...
+
+    @property
+    def errors(self) -> Mapping[int, int]: ...
+
+    @property
+    def pins(self) -> Mapping[str, int]: ...
 
 
 class _PoolStatsLike(Protocol):

@@ -64,6 +64,7 @@ class Pool:
         self._open_count: dict[str, int] = defaultdict(int)  # per node: idle + checked out + opening
         self._freed: dict[str, asyncio.Condition] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._resets: set[asyncio.Task[None]] = set()  # connections being reset on their way back
         self._closed = False
 
     # -- public ------------------------------------------------------------------------------
@@ -140,7 +141,9 @@ class Pool:
             self.discard(conn, conn.bad or BadConnReason.CLOSED)
             return
         conn.resume_reading()  # it may have been paused for a slow client
-        asyncio.get_running_loop().create_task(self._reset_and_park(conn))
+        task = asyncio.get_running_loop().create_task(self._reset_and_park(conn))
+        self._resets.add(task)
+        task.add_done_callback(self._resets.discard)
 
     def discard(self, conn: BackendConnection, reason: BadConnReason) -> None:
         conn.close(reason)
@@ -154,6 +157,8 @@ class Pool:
         self._closed = True
         if self._reaper is not None:
             self._reaper.cancel()
+        if self._resets:  # let resets in flight finish (they close their connection: pool closed)
+            await asyncio.wait(list(self._resets), timeout=2)
         for conns in self._idle.values():
             for conn in conns:
                 conn.close()

@@ -47,6 +47,7 @@ __all__ = [
     "Transition",
     "assess",
     "build_nodes",
+    "lag_factor",
     "role_mismatch",
 ]
 
@@ -268,7 +269,18 @@ class ServerView:
     health: ServerHealth
 
 
-def build_nodes(servers: Sequence[ServerView], previous_primary: str | None) -> tuple[Node, ...]:
+def lag_factor(lag_seconds: float, max_lag: float) -> float:
+    """How much of its configured weight a replica keeps at a given lag: 1 at no lag, falling
+    linearly to 0.1 at ``max_lag`` (beyond it the replica is SHUNNED and gets nothing)::
+
+        read_weight = weight * max(0.1, 1 - lag / max_lag)
+    """
+    return max(0.1, 1.0 - lag_seconds / max_lag)
+
+
+def build_nodes(
+    servers: Sequence[ServerView], previous_primary: str | None, max_lag: float | None = None
+) -> tuple[Node, ...]:
     """Topology nodes, in configuration order, with exactly zero or one PRIMARY.
 
     The primary: the server configured ``primary`` if any; else, among ``auto`` servers last seen
@@ -301,6 +313,9 @@ def build_nodes(servers: Sequence[ServerView], previous_primary: str | None) -> 
             role = h.configured_role or Role.REPLICA
             if h.configured_role is None and h.read_only is False and state is NodeState.ONLINE:
                 state, reason = NodeState.SHUNNED, ShunReason.WRITABLE_NOT_PRIMARY
+        read_weight = None
+        if role is Role.REPLICA and max_lag is not None and lag is not None:
+            read_weight = s.weight * lag_factor(lag, max_lag)
         nodes.append(
             Node(
                 name=s.name,
@@ -310,6 +325,7 @@ def build_nodes(servers: Sequence[ServerView], previous_primary: str | None) -> 
                 weight=s.weight,
                 state=state,
                 lag_seconds=lag,
+                read_weight=read_weight,
                 reason=reason.value if reason is not None else None,
             )
         )

@@ -31,6 +31,8 @@ class Node:
     state: NodeState = NodeState.ONLINE
     # Seconds behind the primary; None means unknown, which is never treated as zero.
     lag_seconds: float | None = None
+    # Share of reads after lag weighting (see health.lag_factor); None: ``weight`` as configured.
+    read_weight: float | None = None
     # Why the node is not ONLINE (a ``proxy.topology.health.ShunReason`` value such as "lag_unknown");
     # None when ONLINE or when the topology is static.
     reason: str | None = None
@@ -75,8 +77,9 @@ def _cumulative(nodes: tuple[Node, ...]) -> tuple[tuple[float, Node], ...]:
     out: list[tuple[float, Node]] = []
     total = 0.0
     for node in nodes:
-        if node.online and node.weight > 0:
-            total += node.weight
+        weight = node.weight if node.read_weight is None else node.read_weight
+        if node.online and weight > 0:
+            total += weight
             out.append((total, node))
     return tuple(out)
 

@@ -284,7 +284,7 @@ class Monitor:
             ServerView(s.server.name, s.server.host, s.server.port, s.server.weight, s.health)
             for s in self._order
         ]
-        nodes = build_nodes(views, prev_primary)
+        nodes = build_nodes(views, prev_primary, self.policy.max_replication_lag)
         if previous is not None and nodes == previous.nodes:
             return
         self.version += 1

@@ -498,3 +498,44 @@ def test_monitor_credentials_fall_back_to_the_first_user() -> None:
     )
     assert (m.user, m._password) == ("mon", "mpw")
     assert m.policy.failures_to_offline == 3 and m.policy.lag_recovery_threshold == 8.0
+
+
+# -- lag-weighted reads -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lag", "max_lag", "factor"),
+    [
+        (0.0, 10.0, 1.0),
+        (1.0, 10.0, 0.9),
+        (5.0, 10.0, 0.5),
+        (9.0, 10.0, 0.1),
+        (10.0, 10.0, 0.1),
+        (0.5, 1.0, 0.5),
+    ],
+)
+def test_lag_factor(lag: float, max_lag: float, factor: float) -> None:
+    from proxy.topology.health import lag_factor
+
+    assert lag_factor(lag, max_lag) == pytest.approx(factor)
+
+
+def test_lagging_replica_gets_proportionally_fewer_reads() -> None:
+    from proxy.topology.model import Node, Role, Topology
+
+    fresh = Node("fresh", "h", 1, Role.REPLICA, weight=1, lag_seconds=0.0, read_weight=1.0)
+    behind = Node("behind", "h", 2, Role.REPLICA, weight=1, lag_seconds=5.0, read_weight=0.5)
+    topo = Topology((Node("p", "h", 0, Role.PRIMARY), fresh, behind))
+    grid = [(i + 0.5) / 300 for i in range(300)]
+    picks = [topo.choose_replica(r) for r in grid]
+    assert picks.count(fresh) == 200 and picks.count(behind) == 100
+
+
+def test_build_nodes_scales_replica_read_weight_by_lag() -> None:
+    nodes = build_nodes([_view("a", WRITABLE), _view("b", lag(0)), _view("c", lag(5), weight=2)], None, 10.0)
+    by = {n.name: n for n in nodes}
+    assert by["a"].read_weight is None  # the primary
+    assert by["b"].read_weight == pytest.approx(1.0)
+    assert by["c"].read_weight == pytest.approx(1.0)  # weight 2 x factor 0.5
+    no_weighting = {n.name: n for n in build_nodes([_view("a", WRITABLE), _view("c", lag(5))], None)}
+    assert no_weighting["c"].read_weight is None

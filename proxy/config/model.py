@@ -1,0 +1,139 @@
+"""The whole configuration (``Config``) and its cross-section rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from pydantic import Strict, field_validator, model_validator
+
+from proxy.config.dump import _plain
+from proxy.config.fields import _fail, _Model, _show
+from proxy.config.sections import (
+    AdminConfig,
+    BackendConfig,
+    MonitorConfig,
+    ProxyConfig,
+    RoutingConfig,
+    ServerConfig,
+    UserConfig,
+)
+from proxy.topology.model import Node, Role, Topology
+
+__all__ = ["Config"]
+
+
+def _static_topology_problem(servers: Sequence[ServerConfig]) -> str | None:
+    primaries = [s.name for s in servers if s.role == "primary"]
+    if len(primaries) > 1:
+        return f'exactly one server may have role = "primary", found {len(primaries)}: ' + ", ".join(
+            primaries
+        )
+    if not primaries and not any(s.role == "auto" for s in servers):
+        return (
+            'no server can be the primary: mark it with role = "primary", or leave servers on '
+            'role = "auto" for the monitor to pick the writable one (read_only = OFF)'
+        )
+    return None
+
+
+class Config(_Model):
+    """The whole configuration: one immutable snapshot."""
+
+    proxy: ProxyConfig = ProxyConfig()
+    users: Annotated[tuple[UserConfig, ...], Strict(False)]
+    backend: BackendConfig = BackendConfig()
+    servers: Annotated[tuple[ServerConfig, ...], Strict(False)]
+    routing: RoutingConfig = RoutingConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    admin: AdminConfig = AdminConfig()
+
+    @field_validator("users")
+    @classmethod
+    def _users(cls, users: tuple[UserConfig, ...]) -> tuple[UserConfig, ...]:
+        if not users:
+            _fail("at least one [[users]] table is required")
+        seen: dict[str, int] = {}
+        for i, user in enumerate(users):
+            if user.name in seen:
+                _fail(
+                    f"duplicate user name {_show(user.name)} (also users[{seen[user.name]}])", f"[{i}].name"
+                )
+            seen[user.name] = i
+        return users
+
+    @field_validator("servers")
+    @classmethod
+    def _servers(cls, servers: tuple[ServerConfig, ...]) -> tuple[ServerConfig, ...]:
+        if not servers:
+            _fail("at least one [[servers]] table is required")
+        names: dict[str, int] = {}
+        addresses: dict[tuple[str, int], int] = {}
+        for i, server in enumerate(servers):
+            if server.name in names:
+                _fail(
+                    f"duplicate server name {_show(server.name)} (also servers[{names[server.name]}])",
+                    f"[{i}].name",
+                )
+            names[server.name] = i
+            address = (server.host.lower(), server.port)
+            if address in addresses:
+                j = addresses[address]
+                _fail(
+                    f'address "{server.host}:{server.port}" is already used by servers[{j}] '
+                    f"({_show(servers[j].name)})",
+                    f"[{i}]",
+                )
+            addresses[address] = i
+        problem = _static_topology_problem(servers)
+        if problem:
+            _fail(problem)
+        return servers
+
+    @model_validator(mode="after")
+    def _primary_known_without_monitor(self) -> Config:
+        servers = self.servers
+        explicit = any(s.role == "primary" for s in servers)
+        if not self.monitor.enabled and not explicit and len(servers) != 1:
+            _fail(
+                "with the monitor off nothing decides which server is the primary: mark one with "
+                'role = "primary" or set monitor.enabled = true',
+                "monitor.enabled",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _admin_not_on_a_client_port(self) -> Config:
+        admin = self.admin.http_address
+        if admin is not None and admin[1] != 0:
+            clients = {(h.lower(), p) for h, p in self.proxy.listen_addresses}
+            if (admin[0].lower(), admin[1]) in clients:
+                _fail(
+                    f"{_show(self.admin.http_listen)} is also in proxy.listen; use another port",
+                    "admin.http_listen",
+                )
+        return self
+
+    def topology(self) -> Topology:
+        """The static topology: the ``primary`` server (or the only server) plus replicas.
+
+        ``role = "auto"`` servers next to an explicit primary are treated as replicas.
+        """
+        nodes = []
+        single = len(self.servers) == 1
+        for server in self.servers:
+            is_primary = server.role == "primary" or (single and server.role == "auto")
+            nodes.append(
+                Node(
+                    name=server.name,
+                    host=server.host,
+                    port=server.port,
+                    role=Role.PRIMARY if is_primary else Role.REPLICA,
+                    weight=server.weight,
+                )
+            )
+        return Topology(nodes=tuple(nodes))
+
+    def to_toml_dict(self, *, mask_secrets: bool = True) -> dict[str, Any]:
+        """The effective configuration as plain TOML values (unset optional keys left out)."""
+        return _plain(self, keep_none=False, mask=mask_secrets)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import graphlib
+import importlib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,7 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxy.router import classify as classify_module
-from proxy.router.classify import PLAIN_SELECT, Classifier, classify, parse_hint, parse_hints
+from proxy.router.classify import (
+    PLAIN_SELECT,
+    TEXT_CACHE_MAX_CHARS,
+    TEXT_CACHE_SIZE,
+    Classifier,
+    classify,
+    parse_hint,
+    parse_hints,
+)
 from proxy.router.statement import Effect, Hint, Kind, PrimaryReason, StatementInfo
 
 E = Effect
@@ -697,3 +709,233 @@ def test_classify_never_raises(sql: str) -> None:
     assert isinstance(info, StatementInfo)
     assert (info.primary_reason is None) == info.replica_eligible
     assert c._classify(sql) == info
+
+
+# ---------------------------------------------------------------------------------------------------
+# The exact-text cache in front of the digest cache.
+
+LOCKING = "SELECT c FROM t WHERE id=1 FOR UPDATE"
+
+
+def test_text_cache_hits_counted() -> None:
+    c = Classifier()
+    first = c.classify(LOCKING)
+    assert (c.text_cache_misses, c.text_cache_hits, c.cache_misses, c.cache_hits) == (1, 0, 1, 0)
+    assert c.classify(LOCKING) is first
+    assert (c.text_cache_misses, c.text_cache_hits, c.cache_misses, c.cache_hits) == (1, 1, 1, 1)
+    c.classify("SELECT c FROM t WHERE id=2 FOR UPDATE")  # new text, same digest
+    assert (c.text_cache_misses, c.text_cache_hits, c.cache_misses, c.cache_hits) == (2, 1, 1, 2)
+    assert c.text_cache_len == 2 and c.cache_len == 1
+
+
+def test_fast_path_bypasses_text_cache() -> None:
+    c = Classifier()
+    for sql in ("SELECT 1", "UPDATE t SET a=1", "SET autocommit=0", "SELECT 1"):
+        c.classify(sql)
+    assert c.fast_path == 4
+    assert c.text_cache_len == c.text_cache_hits == c.text_cache_misses == 0
+
+
+def test_text_cache_is_bounded() -> None:
+    c = Classifier(cache_size=100, text_cache_size=8)
+    for i in range(20):
+        c.classify(f"SELECT c FROM t WHERE id={i} FOR UPDATE")
+        assert c.text_cache_len <= 8
+    assert c.text_cache_len == 8
+    assert (c.text_cache_misses, c.text_cache_hits, c.cache_len) == (20, 0, 1)
+
+
+def test_text_cache_default_size() -> None:
+    assert Classifier()._text_cache_size == TEXT_CACHE_SIZE
+    assert Classifier(cache_size=10)._text_cache_size == 10  # never larger than the digest cache
+    assert Classifier(cache_size=0, text_cache_size=5)._text_cache_size == 0  # cache_size=0: no caching
+
+
+def test_text_cache_keeps_recently_used() -> None:
+    c = Classifier(text_cache_size=2)
+    a, b, d = (f"SELECT a FROM t{i} FOR UPDATE" for i in range(3))
+    c.classify(a)
+    c.classify(b)
+    c.classify(a)  # hit: a is now the most recent
+    c.classify(d)  # evicts b
+    assert c.text_cache_hits == 1
+    c.classify(a)
+    assert c.text_cache_hits == 2
+    c.classify(b)
+    assert c.text_cache_hits == 2
+
+
+def test_text_cache_skips_long_texts() -> None:
+    sql = "SELECT c FROM t WHERE id=1 FOR UPDATE -- " + "x" * TEXT_CACHE_MAX_CHARS
+    c = Classifier()
+    first = c.classify(sql)
+    assert c.classify(sql) == first
+    assert first.primary_reason is R.LOCKING_READ
+    assert c.text_cache_len == 0 and c.text_cache_hits == c.text_cache_misses == 0
+    assert (c.cache_misses, c.cache_hits) == (1, 1)  # the digest cache still answers
+
+
+def test_text_cache_disabled() -> None:
+    c = Classifier(text_cache_size=0)
+    c.classify(LOCKING)
+    c.classify(LOCKING)
+    assert (c.text_cache_hits, c.text_cache_misses, c.text_cache_len) == (0, 0, 0)
+    assert (c.cache_misses, c.cache_hits) == (1, 1)
+    with pytest.raises(ValueError):
+        Classifier(text_cache_size=-1)
+
+
+def test_clear_cache_clears_both_caches() -> None:
+    c = Classifier()
+    c.classify(LOCKING)
+    c.clear_cache()
+    assert c.cache_len == c.text_cache_len == 0
+    c.classify(LOCKING)
+    assert c.cache_misses == 2 and c.text_cache_hits == 0
+
+
+def test_hints_still_applied_after_text_cache_hit() -> None:
+    c = Classifier()
+    hinted = "/* rwproxy:replica */ SELECT c FROM t WHERE id=1 FOR UPDATE"
+    for _ in range(2):
+        info = c.classify(hinted)
+        assert info.hint is Hint.REPLICA and info.primary_reason is R.LOCKING_READ
+    assert c.text_cache_hits == 1
+    assert c.classify("SELECT c FROM t WHERE id=1 FOR UPDATE").hint is None  # same digest, no hint
+    for _ in range(2):
+        assert c.classify("/* rwproxy:primary */ SELECT 1").hint is Hint.PRIMARY
+        assert c.classify("SELECT /*+ rwproxy:replica */ 1; SELECT 2").hint is Hint.REPLICA
+    assert c.text_cache_hits == 3
+    assert PLAIN_SELECT.hint is None
+
+
+def test_lock_names_after_text_cache_hit() -> None:
+    c = Classifier()
+    for _ in range(2):
+        assert c.classify("SELECT GET_LOCK('a', 1)").names == ("a",)
+        assert c.classify("SELECT GET_LOCK('b', 1)").names == ("b",)
+    assert c.text_cache_hits == 2 and c.cache_misses == 1
+
+
+def test_unparseable_counted_on_text_cache_hit() -> None:
+    c = Classifier()
+    c.classify("frobnicate 1")
+    c.classify("frobnicate 1")
+    assert c.text_cache_hits == 1 and c.unparseable == 2 and c.parser_used == 1
+
+
+# A statement classifies the same with or without the caches: templates with literal slots, literals
+# that look like code, comments and hints around them.
+_TEMPLATES = [
+    "SELECT c FROM t WHERE id={}",
+    "SELECT c FROM t WHERE id={} FOR UPDATE",
+    "select c from t where id = {} lock in share mode",
+    "SELECT `t`.`c` FROM `t` WHERE `t`.`id` IN ({}, {}) FOR SHARE",
+    "SELECT `t 1`.c FROM `t 1` WHERE a = {} FOR UPDATE",
+    "(SELECT {}) UNION (SELECT {} FOR UPDATE)",
+    "SELECT GET_LOCK({}, {})",
+    "SELECT RELEASE_LOCK({}), IS_FREE_LOCK({})",
+    "DO GET_LOCK({}, 0)",
+    "SELECT LAST_INSERT_ID() + {}",
+    "SELECT @a := {}",
+    "SELECT {} INTO @v",
+    "SELECT * FROM t WHERE a = @x AND b = {}",
+    "SELECT @@read_only, {}",
+    "SELECT NEXT VALUE FOR s, {}",
+    "VALUES ROW({}, {})",
+    "WITH x AS (SELECT {}) SELECT * FROM x",
+    "WITH x AS (SELECT {} FROM t) SELECT * FROM x FOR UPDATE",
+    "WITH x AS (SELECT {}) UPDATE t SET a = 1",
+    "INSERT INTO t VALUES ({}, {})",
+    "UPDATE t SET a={} WHERE id={}",
+    "SET @x = {}",
+    "SET @x = GET_LOCK({}, 0), sql_mode = {}",
+    "SET autocommit={}",
+    "SET STATEMENT max_statement_time={} FOR SELECT * FROM t FOR UPDATE",
+    "EXPLAIN ANALYZE SELECT {} FOR UPDATE",
+    "KILL QUERY {}",
+    "USE db{}",
+    "SELECT {}; SELECT {} FOR UPDATE",
+    "SELECT {} /* FOR UPDATE */",
+    "SELECT c FROM t WHERE a = {} -- FOR UPDATE\n",
+    "SELECT /*! SQL_CALC_FOUND_ROWS */ {}",
+    "frobnicate {}",
+]
+_LITERALS = st.one_of(
+    st.integers(-(10**12), 10**12).map(str),
+    st.sampled_from(["1.5", ".5", "1e5", "0x1F", "X'0F'", "b'01'", "_utf8mb4'x'", "N'x'", "NULL", "''"]),
+    st.sampled_from(["';'", "'--'", "'#'", "'/* rwproxy:primary */'", "'FOR UPDATE'", "'@x := 1'"]),
+    st.text(max_size=12).map(lambda t: "'" + t.replace("\\", "\\\\").replace("'", "''") + "'"),
+    st.text(max_size=12).map(lambda t: '"' + t.replace("\\", "\\\\").replace('"', '""') + '"'),
+)
+_AROUND = st.sampled_from(
+    ["", " ", "\n", "/* c */ ", "/* rwproxy:primary */ ", "/*+ rwproxy:replica */ ", "-- rwproxy:primary\n",
+     "# note\n", "/*!50700 */ "]
+)  # fmt: skip
+_AFTER = st.sampled_from(["", ";", " ; ", " -- tail", " # rwproxy:replica", " /* rwproxy:primary */"])
+
+
+@st.composite
+def _statement_pair(draw: st.DrawFn) -> tuple[str, str]:
+    """Two texts of one statement shape with different literals."""
+    template = draw(st.sampled_from(_TEMPLATES))
+    slots = template.count("{}")
+    before, after = draw(_AROUND), draw(_AFTER)
+    first = template.format(*draw(st.lists(_LITERALS, min_size=slots, max_size=slots)))
+    second = template.format(*draw(st.lists(_LITERALS, min_size=slots, max_size=slots)))
+    return before + first + after, before + second + after
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_statement_pair())
+def test_caches_are_transparent(pair: tuple[str, str]) -> None:
+    sibling, sql = pair
+    uncached = Classifier(cache_size=0)
+    expected = uncached.classify(sql)
+    warm = Classifier(cache_size=64)
+    warm.classify(sibling)  # fills the digest cache (and the text cache with another text)
+    assert warm.classify(sql) == expected  # a digest-cache hit when the literals left the digest alike
+    hits, fast = warm.text_cache_hits, warm.fast_path
+    assert warm.classify(sql) == expected
+    assert warm.text_cache_hits == hits + 1 or warm.fast_path > fast  # the text cache, or the scan alone
+    assert warm.internal_errors == uncached.internal_errors == 0
+
+
+_CLASSIFIER_MODULES = (
+    "statement",
+    "digest",
+    "classifications",
+    "sql_scan",
+    "token_analysis",
+    "set_statements",
+    "verb_scanners",
+    "classify",
+)
+
+
+def test_classifier_modules_declare_all_and_do_not_import_in_a_cycle() -> None:
+    graph: dict[str, set[str]] = {}
+    for name in _CLASSIFIER_MODULES:
+        module = importlib.import_module(f"proxy.router.{name}")
+        assert module.__all__ and all(hasattr(module, item) for item in module.__all__), name
+        deps: set[str] = set()
+        for node in ast.parse(Path(str(module.__file__)).read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ImportFrom) and node.module == "proxy.router":
+                deps.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("proxy.router."):
+                deps.add(str(node.module).rsplit(".", 1)[1])
+        graph[name] = deps
+    order = list(graphlib.TopologicalSorter(graph).static_order())  # raises CycleError on a cycle
+    assert order.index("classify") > order.index("verb_scanners") > order.index("set_statements")
+
+
+def test_public_api_of_classify_module() -> None:
+    from proxy.router import digest
+
+    assert classify_module.digest_text is digest.digest_text
+    assert classify_module.digest_hash is digest.digest_hash
+    assert classify_module.parse_hint is digest.parse_hint
+    assert classify_module.parse_hints is digest.parse_hints
+    assert classify_module.HintDirectives is digest.HintDirectives
+    public = {"Classifier", "classify", "PLAIN_SELECT", "digest_text", "digest_hash", "parse_hint"}
+    assert public <= set(classify_module.__all__)

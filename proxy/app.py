@@ -18,11 +18,12 @@ from proxy.backend.connection import BackendConnection, BackendError
 from proxy.backend.pool import BackendCredentials, Pool
 from proxy.config import Config
 from proxy.protocol.auth import RsaKeyPair, UserCredential, parse_native_hash
-from proxy.protocol.constants import Capability
+from proxy.protocol.constants import UTF8MB4_GENERAL_CI, Capability, Command
+from proxy.protocol.results import ResponseKind
 from proxy.router.classify import Classifier
 from proxy.router.policy import PolicyOptions, Route, RouteReason
 from proxy.router.rules import RuleSet
-from proxy.topology.model import Topology
+from proxy.topology.model import Node, Topology
 from proxy.topology.monitor import Monitor
 
 if TYPE_CHECKING:
@@ -172,16 +173,8 @@ class ProxyApp:
         primary = self.topology.primary
         if primary is None:
             return
-        user = self.config.users[0]
         try:
-            conn = await self.pool.acquire(
-                node_name=primary.name,
-                host=primary.host,
-                port=primary.port,
-                creds=self.backend_credentials(user.name),
-                client_flags=0,
-                collation_id=45,
-            )
+            conn = await self._side_connection(primary)
         except BackendError as exc:
             log.warning("cannot reach the primary at start-up (%s); announcing defaults", exc)
             return
@@ -255,29 +248,29 @@ class ProxyApp:
             await self.monitor.stop()
         await self.pool.close()
 
+    async def _side_connection(self, node: Node) -> BackendConnection:
+        """A pooled connection of rwproxy's own (first user's backend account), not a client's."""
+        return await self.pool.acquire(
+            node_name=node.name,
+            host=node.host,
+            port=node.port,
+            creds=self.backend_credentials(self.config.users[0].name),
+            client_flags=0,
+            collation_id=UTF8MB4_GENERAL_CI,
+        )
+
     def kill_backend_query(self, conn: BackendConnection) -> None:
         """KILL QUERY on the backend thread running ``conn``'s statement, from a side connection."""
         node = self.topology.by_name.get(conn.node_name)
         if node is None:
             return
-        user = self.config.users[0]
 
         async def kill() -> None:
             try:
-                side = await self.pool.acquire(
-                    node_name=node.name,
-                    host=node.host,
-                    port=node.port,
-                    creds=self.backend_credentials(user.name),
-                    client_flags=0,
-                    collation_id=45,
-                )
+                side = await self._side_connection(node)
             except BackendError as exc:
                 log.warning("KILL QUERY on %s failed: %s", node.name, exc)
                 return
-            from proxy.protocol.constants import Command
-            from proxy.protocol.results import ResponseKind
-
             await side.call(Command.QUERY, f"KILL QUERY {conn.thread_id}".encode(), ResponseKind.QUERY)
             self.pool.release(side)
 

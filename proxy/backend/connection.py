@@ -20,7 +20,7 @@ from typing import Protocol
 import aiomysql
 from pymysql.charset import charset_by_id, charset_by_name
 
-from proxy.protocol.constants import Capability, Command
+from proxy.protocol.constants import DEFAULT_CLIENT_CAPABILITIES, Capability, Command
 from proxy.protocol.framing import frame
 from proxy.protocol.results import ResponseKind, ResultScanner, ScanError
 
@@ -291,17 +291,7 @@ ALIGNED_FLAGS = (
 )
 # What rwproxy always asks of a backend (aiomysql's dialogue needs these; they change no framing
 # beyond what the client already agreed to).
-_BASE_FLAGS = (
-    Capability.LONG_PASSWORD
-    | Capability.LONG_FLAG
-    | Capability.PROTOCOL_41
-    | Capability.TRANSACTIONS
-    | Capability.SECURE_CONNECTION
-    | Capability.MULTI_RESULTS
-    | Capability.PLUGIN_AUTH
-    | Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA
-    | Capability.CONNECT_ATTRS
-)
+_BASE_FLAGS = DEFAULT_CLIENT_CAPABILITIES | Capability.CONNECT_ATTRS
 
 
 async def open_backend(

@@ -83,14 +83,7 @@ async def authenticate(session: ClientSession) -> bool:
         return False
     session.client_flags = response.capabilities & (caps | Capability.SSL)
     session.collation = response.charset
-    auth = ServerAuthenticator(
-        session.salt,
-        app.lookup_user,
-        tls_active=session.tls,
-        rsa=app.rsa,
-        sha2_cache=app.sha2_cache,
-        client_host=session.peer,
-    )
+    auth = _authenticator(session)
     step = auth.start(response.username, response.auth_plugin_name, response.auth_response)
     seq = await _converse(session, auth, step, seq)
     if seq < 0:
@@ -107,19 +100,11 @@ async def authenticate(session: ClientSession) -> bool:
 
 async def reauthenticate(session: ClientSession, payload: bytes) -> bool:
     """COM_CHANGE_USER: a new user (or the same) on this connection, with a fresh session state."""
-    app = session.app
     change = parse_com_change_user(payload, session.client_flags)
     session.release_connections()
     session.state.reset()
     session.state.database = None
-    auth = ServerAuthenticator(
-        session.salt,
-        app.lookup_user,
-        tls_active=session.tls,
-        rsa=app.rsa,
-        sha2_cache=app.sha2_cache,
-        client_host=session.peer,
-    )
+    auth = _authenticator(session)
     step = auth.start(change.username, change.auth_plugin_name, change.auth_response)
     seq = await _converse(session, auth, step, 0)
     if seq < 0:
@@ -190,6 +175,18 @@ def _within_user_limit(session: ClientSession, seq: int) -> bool:
         "42000",
     )
     return False
+
+
+def _authenticator(session: ClientSession) -> ServerAuthenticator:
+    app = session.app
+    return ServerAuthenticator(
+        session.salt,
+        app.lookup_user,
+        tls_active=session.tls,
+        rsa=app.rsa,
+        sha2_cache=app.sha2_cache,
+        client_host=session.peer,
+    )
 
 
 def _deny(session: ClientSession, seq: int, errno: int, message: str, sqlstate: str) -> None:

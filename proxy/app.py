@@ -98,6 +98,7 @@ class ProxyApp:
         self.topology: Topology = config.topology()
         self.classifier = Classifier(config.routing.classifier_cache_size)
         self.rules = RuleSet.from_config(config.routing.rules)
+        self.has_rules = bool(self.rules)
         self.policy_options = PolicyOptions(
             on_no_replica_primary=config.routing.on_no_replica == "primary",
             reads_to_primary=config.routing.reads_to_primary,

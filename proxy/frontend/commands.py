@@ -36,6 +36,8 @@ After = Callable[[BackendConnection, Result], None]
 _U32 = struct.Struct("<I")
 _CURSOR_TYPE_READ_ONLY = 1
 _SHOW = StatementInfo(kind=Kind.SHOW)
+# Read per statement: module constants are ~10x cheaper than Enum.MEMBER lookups.
+_KILL, _LOAD, _QUERY = Kind.KILL, Kind.LOAD, ResponseKind.QUERY
 
 
 @dataclass(slots=True)
@@ -58,21 +60,22 @@ def dispatch(session: ClientSession, payload: bytes) -> None:
 
 
 def _query(session: ClientSession, payload: bytes) -> None:
-    sql = payload[1:].decode("utf-8", "surrogateescape")
+    body = payload[1:]
+    sql = body.decode("utf-8", "surrogateescape")
     app = session.app
     info = app.classifier.classify(sql)
     kind = info.kind
-    if kind is Kind.KILL:
+    if kind is _KILL:
         _kill_statement(session, info, payload)
         return
-    if kind is Kind.LOAD and not app.config.proxy.local_infile and _is_local_load(sql):
+    if kind is _LOAD and not app.config.proxy.local_infile and _is_local_load(sql):
         session.reply_error(
             ErrorCode.ER_NOT_SUPPORTED_YET,
             "LOAD DATA LOCAL INFILE is disabled in rwproxy (set proxy.local_infile = true to allow it)",
             "42000",
         )
         return
-    session.send(session.route(info, sql), payload, ResponseKind.QUERY, info, payload[1:])
+    session.send(session.route(info, sql), payload, _QUERY, info, body)
 
 
 def _is_local_load(sql: str) -> bool:

@@ -27,7 +27,7 @@ from proxy.protocol.results import ResponseKind
 from proxy.router.digest import digest_text
 from proxy.router.policy import Route, Target, route
 from proxy.router.session_state import SessionState
-from proxy.router.statement import StatementInfo
+from proxy.router.statement import Effect, StatementInfo
 from proxy.topology.model import Node
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ __all__ = ["ClientSession"]
 log = logging.getLogger(__name__)
 
 _HANDSHAKE, _COMMAND, _AUTH, _CLOSED = range(4)
+_NO_EFFECTS = Effect.NONE  # module constant: cheaper than Effect.NONE per statement
 _INPUT_HIGH_WATER = 1 << 20
 
 
@@ -174,7 +175,7 @@ class ClientSession(asyncio.Protocol):
             self.state.observe_status(outcome.status_flags)
         if inflight is not None and inflight.info is not None:
             before = self.state.replay_seq
-            if inflight.info.effects:
+            if inflight.info.effects is not _NO_EFFECTS:
                 self.state.apply(inflight.info, inflight.argument, outcome.ok)
             if self.state.replay_seq != before and conn.applied_seq == before:
                 conn.applied_seq = self.state.replay_seq
@@ -358,7 +359,7 @@ class ClientSession(asyncio.Protocol):
 
     def route(self, info: StatementInfo, sql: str | None = None) -> Route:
         app = self.app
-        rule = app.rules.match(sql, digest_text) if sql is not None and app.rules else None
+        rule = app.rules.match(sql, digest_text) if sql is not None and app.has_rules else None
         return route(info, self.state, app.topology, app.policy_options, rule, self._rand())
 
     def spawn(self, coro: object) -> None:

@@ -45,6 +45,8 @@ class ResponseKind(enum.Enum):
     ONE_PACKET = 6
 
 
+_QUERY = ResponseKind.QUERY  # read per response: cheaper than the Enum.MEMBER lookup
+
 # Scanner phases: what the next packet's first byte means.
 _FIRST = 0  # first packet of a (possibly further) response
 _COLDEFS = 1  # counting column definitions
@@ -161,7 +163,7 @@ class ResultScanner:
         if self.done:
             return 0
         if self._fresh:
-            if self.kind is ResponseKind.QUERY:
+            if self.kind is _QUERY:
                 whole = scan_whole_query(data, self._deprecate_eof)
                 if whole is not None:
                     return self._fast_done(whole)

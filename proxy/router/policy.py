@@ -90,6 +90,10 @@ class Route(NamedTuple):
 
 
 _DEFAULT_OPTIONS = PolicyOptions()
+# Enum members read on every statement: module constants are ~10x cheaper than Enum.MEMBER lookups.
+_PRIMARY, _REPLICA = Target.PRIMARY, Target.REPLICA
+_HINT_PRIMARY, _HINT_REPLICA = Hint.PRIMARY, Hint.REPLICA
+_READ = RouteReason.READ
 
 
 def route(
@@ -110,17 +114,19 @@ def route(
     pin = session.pin()
     if pin is not None:
         return _to_primary(primary, RouteReason.PINNED, pin=pin)
-    # 2. Explicit choices: hints, then rules.
+    # 2. Explicit choices: hints, then rules (skipped at once in the usual case: neither).
     reason = info.primary_reason
-    overridable = info.kind in _READ_KINDS and (reason is None or reason not in _NOT_OVERRIDABLE)
-    if info.hint is Hint.PRIMARY:
-        return _to_primary(primary, RouteReason.HINT_PRIMARY)
-    if rule is Target.PRIMARY:
-        return _to_primary(primary, RouteReason.RULE_PRIMARY)
-    if info.hint is Hint.REPLICA and overridable:
-        return _to_replica(topology, options, RouteReason.HINT_REPLICA, rand)
-    if rule is Target.REPLICA and overridable:
-        return _to_replica(topology, options, RouteReason.RULE_REPLICA, rand)
+    hint = info.hint
+    if hint is not None or rule is not None:
+        overridable = info.kind in _READ_KINDS and (reason is None or reason not in _NOT_OVERRIDABLE)
+        if hint is _HINT_PRIMARY:
+            return _to_primary(primary, RouteReason.HINT_PRIMARY)
+        if rule is _PRIMARY:
+            return _to_primary(primary, RouteReason.RULE_PRIMARY)
+        if hint is _HINT_REPLICA and overridable:
+            return _to_replica(topology, options, RouteReason.HINT_REPLICA, rand)
+        if rule is _REPLICA and overridable:
+            return _to_replica(topology, options, RouteReason.RULE_REPLICA, rand)
     # 3. The statement itself.
     if reason is not None:
         return _to_primary(primary, RouteReason.STATEMENT, statement_reason=reason)
@@ -128,7 +134,7 @@ def route(
         return _to_primary(primary, RouteReason.PINNED, pin=PinReason.USER_VARS)
     if options.reads_to_primary:
         return _to_primary(primary, RouteReason.READS_TO_PRIMARY)
-    return _to_replica(topology, options, RouteReason.READ, rand)
+    return _to_replica(topology, options, _READ, rand)
 
 
 def choose_replica(replicas: tuple[Node, ...], rand: float) -> Node | None:
@@ -144,14 +150,14 @@ def _to_primary(
     pin: PinReason | None = None,
 ) -> Route:
     if primary is None or not primary.online:
-        return Route(Target.PRIMARY, None, RouteReason.NO_PRIMARY, statement_reason, pin)
-    return Route(Target.PRIMARY, primary, reason, statement_reason, pin)
+        return Route(_PRIMARY, None, RouteReason.NO_PRIMARY, statement_reason, pin)
+    return Route(_PRIMARY, primary, reason, statement_reason, pin)
 
 
 def _to_replica(topology: Topology, options: PolicyOptions, reason: RouteReason, rand: float) -> Route:
     node = topology.choose_replica(rand)
     if node is not None:
-        return Route(Target.REPLICA, node, reason)
+        return Route(_REPLICA, node, reason)
     if options.on_no_replica_primary:
         return _to_primary(topology.primary, RouteReason.NO_REPLICA)
     return Route(Target.REPLICA, None, RouteReason.NO_REPLICA_ERROR)

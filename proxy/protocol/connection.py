@@ -29,6 +29,12 @@ from proxy.protocol.wire import (
     uint4,
     uint_lenenc,
 )
+from proxy.protocol.wire import (
+    decode_text as _dec,
+)
+from proxy.protocol.wire import (
+    encode_text as _enc,
+)
 
 __all__ = [
     "AuthSwitchRequest",
@@ -51,14 +57,6 @@ __all__ = [
 
 _SSL_REQUEST_SIZE = 32
 _DEFAULT_MAX_PACKET = 1 << 24
-
-
-def _dec(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
-
-
-def _enc(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
 
 
 def _read_str_null_or_rest(buf: Buffer, pos: int) -> tuple[bytes, int]:

@@ -69,6 +69,12 @@ from proxy.protocol.wire import (
     uint4,
     uint_lenenc,
 )
+from proxy.protocol.wire import (
+    decode_text as _dec,
+)
+from proxy.protocol.wire import (
+    encode_text as _enc,
+)
 
 __all__ = [
     "AuthSwitchRequest",
@@ -117,14 +123,6 @@ _OK = 0x00
 _EOF = 0xFE
 _ERR = 0xFF
 _PROTOCOL_41 = int(Capability.PROTOCOL_41)
-
-
-def _dec(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
-
-
-def _enc(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
 
 
 # --- OK / ERR / EOF ----------------------------------------------------------------------------------

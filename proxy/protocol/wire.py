@@ -17,6 +17,8 @@ from proxy.protocol.errors import LocalProtocolError, MalformedPacket
 __all__ = [
     "LENENC_NULL",
     "Buffer",
+    "decode_text",
+    "encode_text",
     "read_str_fixed",
     "read_str_lenenc",
     "read_str_lenenc_or_null",
@@ -219,3 +221,12 @@ def str_null(value: bytes) -> bytes:
     if b"\x00" in value:
         raise LocalProtocolError("string<NUL> value contains a NUL byte")
     return value + b"\x00"
+
+
+def decode_text(raw: bytes) -> str:
+    """Protocol text (names, messages) as str; any bytes survive a round trip with encode_text."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def encode_text(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")

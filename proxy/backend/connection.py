@@ -337,6 +337,11 @@ async def open_backend(
     except Exception as exc:  # aiomysql raises OperationalError and others
         errno, message = _error_args(exc)
         raise BackendError(f"cannot connect to {node_name} ({host}:{port}): {message}", errno) from exc
+    except BaseException:
+        # Cancelled mid-connect (the client left): aiomysql only cleans up after Exception.
+        if conn._writer is not None:
+            conn._writer.transport.close()
+        raise
     writer = conn._writer
     reader = conn._reader
     if writer is None or reader is None:

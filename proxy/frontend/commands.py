@@ -18,11 +18,11 @@ from proxy.frontend.prepared import (
     PreparedStatements,
     rewrite_execute,
     statement_id,
-    with_id,
 )
 from proxy.protocol.constants import Command, ErrorCode
 from proxy.protocol.framing import frame
 from proxy.protocol.results import ResponseKind
+from proxy.protocol.statements import replace_stmt_id
 from proxy.router.policy import Route, RouteReason, Target
 from proxy.router.statement import Effect, Kind, StatementInfo
 
@@ -280,7 +280,7 @@ def _stmt_close(session: ClientSession, payload: bytes) -> None:
         return
     for conn, bstmt in stmt.on.items():
         if conn.usable and session.conns.get(conn.node_name) is conn:
-            conn.request(frame(with_id(payload, bstmt.backend_id), 0), None, None)
+            conn.request(frame(replace_stmt_id(payload, bstmt.backend_id), 0), None, None)
 
 
 def _lookup(session: ClientSession, payload: bytes, what: str | None) -> PreparedStatement | None:
@@ -359,7 +359,7 @@ def _send_prepared(
     if command == Command.STMT_EXECUTE:
         packet = rewrite_execute(payload, stmt, target)
     else:
-        packet = with_id(payload, target.backend_id)
+        packet = replace_stmt_id(payload, target.backend_id)
     if kind is None:  # COM_STMT_SEND_LONG_DATA: no response
         stmt.long_data_conn = conn
         conn.request(frame(packet, 0), None, None)

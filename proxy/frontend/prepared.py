@@ -12,9 +12,10 @@ import struct
 from dataclasses import dataclass, field
 
 from proxy.backend.connection import BackendConnection
+from proxy.protocol.statements import replace_stmt_id
 from proxy.router.statement import StatementInfo
 
-__all__ = ["BackendStatement", "PreparedStatement", "PreparedStatements", "rewrite_execute"]
+__all__ = ["BackendStatement", "PreparedStatement", "PreparedStatements", "rewrite_execute", "statement_id"]
 
 _ID = struct.Struct("<I")
 LAST_PREPARED = 0xFFFFFFFF  # MariaDB: "the statement prepared last" in a pipelined prepare+execute
@@ -80,10 +81,6 @@ def statement_id(payload: bytes) -> int:
     return int(_ID.unpack_from(payload, 1)[0])
 
 
-def with_id(payload: bytes, backend_id: int) -> bytes:
-    return payload[:1] + _ID.pack(backend_id) + payload[5:]
-
-
 def rewrite_execute(payload: bytes, stmt: PreparedStatement, target: BackendStatement) -> bytes:
     """COM_STMT_EXECUTE for ``target``: its id, and parameter types when it has never seen them.
 
@@ -91,17 +88,17 @@ def rewrite_execute(payload: bytes, stmt: PreparedStatement, target: BackendStat
     """
     n = stmt.num_params
     if n == 0:
-        return with_id(payload, target.backend_id)
+        return replace_stmt_id(payload, target.backend_id)
     bitmap_end = 10 + (n + 7) // 8
     if len(payload) <= bitmap_end:
-        return with_id(payload, target.backend_id)  # malformed: let the server answer
+        return replace_stmt_id(payload, target.backend_id)  # malformed: let the server answer
     bound = payload[bitmap_end]
     if bound == 1:
         stmt.last_types = payload[bitmap_end + 1 : bitmap_end + 1 + 2 * n]
         target.types_sent = True
-        return with_id(payload, target.backend_id)
+        return replace_stmt_id(payload, target.backend_id)
     if target.types_sent or stmt.last_types is None:
-        return with_id(payload, target.backend_id)
+        return replace_stmt_id(payload, target.backend_id)
     target.types_sent = True
     return (
         payload[:1]

@@ -202,6 +202,23 @@ class Endpoint:
     port: int
 
 
+def finish_report(
+    events: list[str], out: object, saved: list[str], *, interrupted: bool, failure: str | None
+) -> int:
+    """The common tail of every report; the exit code (130 interrupted, 1 on failures, else 0)."""
+    for e in events:
+        print(f"event: {e}")
+    print(f"raw results: {out}")
+    for s in saved:
+        print(f"log kept: {s}")
+    if interrupted:
+        return 130
+    if failure:
+        print(failure, file=sys.stderr)
+        return 1
+    return 0
+
+
 @dataclass
 class Bench:
     """Context manager owning the cluster, HAProxy, rwproxy and a temp dir. ``start_*`` in order."""

@@ -40,6 +40,7 @@ from benchlib import (
     RESULTS_DIR,
     TARGETS,
     Bench,
+    finish_report,
     install_signal_handlers,
     loadavg,
     median,
@@ -444,17 +445,13 @@ def main(argv: list[str] | None = None) -> int:
     if rw is not None:
         verdict = "met" if rw >= BAR_ROWS_PER_S else "MISSED"
         print(f"bar (>= {BAR_ROWS_PER_S:,} rows/s through rwproxy): {verdict} ({rw:,.0f} rows/s)")
-    for e in bench.events:
-        print(f"event: {e}")
-    print(f"raw results: {out}")
-    for s in saved:
-        print(f"log kept: {s}")
-    if interrupted:
-        return 130
-    if failed:
-        print(f"{len(failed)} fetches FAILED", file=sys.stderr)
-        return 1
-    return 0
+    return finish_report(
+        bench.events,
+        out,
+        saved,
+        interrupted=interrupted,
+        failure=f"{len(failed)} fetches FAILED" if failed else None,
+    )
 
 
 if __name__ == "__main__":

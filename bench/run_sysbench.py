@@ -27,6 +27,7 @@ from benchlib import (
     RESULTS_DIR,
     TARGETS,
     Bench,
+    finish_report,
     install_signal_handlers,
     loadavg,
     median,
@@ -403,17 +404,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  - {m}")
     elif runs:
         print(f"bar (rwproxy >= {BAR_RATIO}x haproxy qps, point_select/read_only text): met everywhere")
-    for e in bench.events:
-        print(f"event: {e}")
-    print(f"raw results: {out}")
-    for s in saved:
-        print(f"log kept: {s}")
-    if interrupted:
-        return 130
-    if failed:
-        print(f"{len(failed)} of {len(runs)} runs FAILED (see above and the JSON)", file=sys.stderr)
-        return 1
-    return 0
+    return finish_report(
+        bench.events,
+        out,
+        saved,
+        interrupted=interrupted,
+        failure=f"{len(failed)} of {len(runs)} runs FAILED (see above and the JSON)" if failed else None,
+    )
 
 
 def print_header(bench: Bench, args: argparse.Namespace, meta: dict[str, Any]) -> None:

@@ -21,8 +21,9 @@ from proxy.protocol.auth import RsaKeyPair, UserCredential, parse_native_hash
 from proxy.protocol.constants import UTF8MB4_GENERAL_CI, Capability, Command
 from proxy.protocol.results import ResponseKind
 from proxy.router.classify import Classifier
-from proxy.router.policy import PolicyOptions, Route, RouteReason
+from proxy.router.policy import PolicyOptions, Route, RouteReason, Strategy
 from proxy.router.rules import RuleSet
+from proxy.router.session_state import Consistency
 from proxy.topology.model import Node, Topology
 from proxy.topology.monitor import Monitor
 
@@ -81,6 +82,8 @@ class ProxyStats:
     routes: Counter[tuple[str, RouteReason]] = field(default_factory=Counter)  # (node name, reason)
     errors: Counter[int] = field(default_factory=Counter)
     pins: Counter[str] = field(default_factory=Counter)
+    # read_your_writes waits on a replica by outcome: applied / timeout / error (then the primary).
+    causal_waits: Counter[str] = field(default_factory=Counter)
 
     def count_route(self, r: Route) -> None:
         node = r.node
@@ -99,9 +102,14 @@ class ProxyApp:
         self.classifier = Classifier(config.routing.classifier_cache_size)
         self.rules = RuleSet.from_config(config.routing.rules)
         self.has_rules = bool(self.rules)
+        strategy = Strategy(config.routing.strategy)
+        # least_outstanding: statements in flight per server, kept by the sessions.
+        self.outstanding: Counter[str] | None = Counter() if strategy is Strategy.LEAST_OUTSTANDING else None
         self.policy_options = PolicyOptions(
             on_no_replica_primary=config.routing.on_no_replica == "primary",
             reads_to_primary=config.routing.reads_to_primary,
+            strategy=strategy,
+            outstanding=self.outstanding,
         )
         backend = config.backend
         self.pool = Pool(
@@ -109,6 +117,7 @@ class ProxyApp:
             connect_timeout=backend.connect_timeout_seconds,
             idle_seconds=backend.pool_idle_seconds,
             ssl_context=_backend_ssl(config),
+            track_gtids=config.routing.gtid_tracking,
         )
         self.stats = ProxyStats()
         self.sessions: dict[int, ClientSession] = {}
@@ -159,6 +168,12 @@ class ProxyApp:
     def default_database(self, name: str) -> str | None:
         user = self._users.get(name)
         return user.default_database if user is not None else None
+
+    def user_consistency(self, name: str) -> Consistency:
+        """The consistency a session of ``name`` starts with (the user's, else routing's)."""
+        user = self._users.get(name)
+        chosen = user.consistency if user is not None and user.consistency else None
+        return Consistency(chosen or self.config.routing.consistency)
 
     def user_connection_limit(self, name: str) -> int | None:
         user = self._users.get(name)

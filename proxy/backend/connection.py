@@ -23,6 +23,7 @@ from pymysql.charset import charset_by_id, charset_by_name
 from proxy.protocol.constants import DEFAULT_CLIENT_CAPABILITIES, Capability, Command
 from proxy.protocol.framing import frame
 from proxy.protocol.results import ResponseKind, ResultScanner, ScanError
+from proxy.protocol.session_track import strip_session_state, tracking_statement
 
 __all__ = [
     "BackendConnection",
@@ -80,6 +81,8 @@ class Result(Protocol):
     def status_flags(self) -> int | None: ...
     @property
     def error_code(self) -> int | None: ...
+    @property
+    def terminal(self) -> bytes | None: ...
     @property
     def prepare_ok(self) -> bytes | None: ...
     @property
@@ -153,6 +156,11 @@ class BackendConnection(asyncio.Protocol):
         self._closed_waiter: asyncio.Future[None] | None = None
         self.stream_writer: object = None
         self.reading_paused = False  # flow control: the client of the owning session is slow
+        # GTID tracking (causal reads): the backend reports each commit's GTID in its OK packet.
+        # ``strip_state``: the client did not ask for CLIENT_SESSION_TRACK, so a terminal OK that
+        # carries session state is rewritten to what the server would have sent that client.
+        self.tracks_gtid = False
+        self.strip_state = False
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -173,11 +181,14 @@ class BackendConnection(asyncio.Protocol):
                 self._fail(BadConnReason.PROTOCOL, f"backend protocol error: {exc}")
                 return
             if used == len(data):
-                sink.relay(data)
+                chunk = data
                 data = b""
             else:
-                sink.relay(data[:used])
+                chunk = data[:used]
                 data = data[used:]
+            if self.strip_state and scanner.done:
+                chunk = self._strip_terminal(chunk)
+            sink.relay(chunk)
             if scanner.done:
                 if scanner.status_flags is not None:
                     self.status_flags = scanner.status_flags
@@ -206,6 +217,28 @@ class BackendConnection(asyncio.Protocol):
             sink.failed(self, error)
         if self._closed_waiter is not None and not self._closed_waiter.done():
             self._closed_waiter.set_result(None)
+
+    def _strip_terminal(self, chunk: bytes) -> bytes:
+        """Drop session state from the response's final OK when it is whole in ``chunk`` (an OK
+        split across reads, or an intermediate OK of a multi-result, keeps it: see docs)."""
+        flags = self._scanner.status_flags
+        terminal = self._scanner.terminal
+        if flags is None or not flags & _STATE_CHANGED or terminal is None:
+            return chunk
+        start = len(chunk) - len(terminal) - 4
+        if start < 0 or chunk[start + 4 :] != terminal:
+            return chunk
+        stripped = strip_session_state(terminal)
+        return chunk[:start] + frame(stripped, chunk[start + 3])
+
+    async def start_tracking(self) -> bool:
+        """Ask the server to report committed GTIDs in OK packets; False when it cannot."""
+        client_tracks = not self.strip_state
+        outcome = await self.call(
+            Command.QUERY, tracking_statement(self.server_version, client_tracks), ResponseKind.QUERY
+        )
+        self.tracks_gtid = outcome.ok
+        return outcome.ok
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -289,6 +322,7 @@ ALIGNED_FLAGS = (
     | Capability.DEPRECATE_EOF
     | Capability.LOCAL_FILES
 )
+_STATE_CHANGED = 0x4000  # ServerStatus.SESSION_STATE_CHANGED
 # What rwproxy always asks of a backend (aiomysql's dialogue needs these; they change no framing
 # beyond what the client already agreed to).
 _BASE_FLAGS = DEFAULT_CLIENT_CAPABILITIES | Capability.CONNECT_ATTRS
@@ -306,8 +340,12 @@ async def open_backend(
     ssl_context: ssl.SSLContext | None,
     connect_timeout: float,
     pool_key: tuple[object, ...],
+    track_gtids: bool = False,
 ) -> BackendConnection:
-    """Connect and authenticate with aiomysql, then take the transport over."""
+    """Connect and authenticate with aiomysql, then take the transport over.
+
+    ``track_gtids``: CLIENT_SESSION_TRACK is negotiated whatever the client chose, and the
+    connection reports committed GTIDs (see ``start_tracking``)."""
     aligned = client_flags & ALIGNED_FLAGS
     try:
         charset = charset_by_id(collation_id)
@@ -329,6 +367,8 @@ async def open_backend(
         program_name="rwproxy",
     )
     flags = int(_BASE_FLAGS | aligned)
+    if track_gtids:
+        flags |= Capability.SESSION_TRACK
     if ssl_context is not None:
         flags |= Capability.SSL
     conn.client_flag = flags  # private: see module docstring
@@ -375,6 +415,10 @@ async def open_backend(
         )
         if not outcome.ok:
             log.debug("backend %s does not know collation %s", node_name, charset.collation)
+    if track_gtids and backend.server_capabilities & Capability.SESSION_TRACK:
+        backend.strip_state = not aligned & Capability.SESSION_TRACK
+        if not await backend.start_tracking():
+            log.debug("backend %s cannot track GTIDs: causal reads fall back to the primary", node_name)
     return backend
 
 

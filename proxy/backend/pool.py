@@ -54,8 +54,10 @@ class Pool:
         connect_timeout: float,
         idle_seconds: float,
         ssl_context: ssl.SSLContext | None = None,
+        track_gtids: bool = False,
     ) -> None:
         self.max_per_server = max_per_server
+        self.track_gtids = track_gtids  # causal reads: connections report committed GTIDs
         self.connect_timeout = connect_timeout
         self.idle_seconds = idle_seconds
         self.ssl_context = ssl_context
@@ -126,6 +128,7 @@ class Pool:
                 ssl_context=self.ssl_context,
                 connect_timeout=self.connect_timeout,
                 pool_key=key,
+                track_gtids=self.track_gtids,
             )
         except BaseException:
             self.stats.connect_errors += 1
@@ -183,6 +186,13 @@ class Pool:
             self.stats.reset_failures += 1
             self.discard(conn, BadConnReason.RESET_FAILED)
             return
+        if conn.tracks_gtid:  # the reset restored the server's session defaults
+            try:
+                await conn.start_tracking()
+            except BackendError:
+                self.stats.reset_failures += 1
+                self._forget(conn)
+                return
         conn.applied_seq = 0
         conn.last_used = time.monotonic()
         if self._closed:

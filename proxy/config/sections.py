@@ -105,6 +105,7 @@ class UserConfig(_Model):
     backend_password: str = Field(default="", repr=False)
     default_database: str | None = None
     max_connections: Annotated[int, _at_least(1)] | None = None
+    consistency: Literal["eventual", "read_your_writes", "primary"] | None = None  # else routing's
 
     @model_validator(mode="before")
     @classmethod
@@ -247,6 +248,11 @@ class RoutingConfig(_Model):
     on_no_replica: Literal["primary", "error"] = "primary"
     classifier_cache_size: Annotated[int, _at_least(0)] = 10000
     reads_to_primary: bool = False
+    strategy: Literal["weighted", "least_lag", "least_outstanding"] = "weighted"
+    # Causal reads (see README "Consistency modes"): the default for every user and session.
+    consistency: Literal["eventual", "read_your_writes", "primary"] = "eventual"
+    causal_wait_timeout_seconds: _PositiveSeconds = 0.25
+    gtid_tracking: bool = True
     rules: Annotated[tuple[RoutingRule, ...], Strict(False)] = ()
 
     @field_validator("rules")
@@ -280,11 +286,21 @@ class MonitorConfig(_Model):
     failures_to_offline: Annotated[int, _between(1, 100)] = 3
     successes_to_online: Annotated[int, _between(1, 100)] = 2
     max_replication_lag_seconds: _PositiveSeconds = 10.0
+    # Lag-cascade guard: replicas over the soft threshold stop serving reads, except that the
+    # min_replicas least-lagged ones keep serving (never one over max_replication_lag_seconds).
+    soft_replication_lag_seconds: _PositiveSeconds | None = None
+    min_replicas: Annotated[int, _at_least(0)] = 1
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> MonitorConfig:
         if self.password is not None and self.user is None:
             _fail("is required when monitor.password is set", "user")
+        soft = self.soft_replication_lag_seconds
+        if soft is not None and soft >= self.max_replication_lag_seconds:
+            _fail(
+                f"must be below max_replication_lag_seconds ({self.max_replication_lag_seconds:g})",
+                "soft_replication_lag_seconds",
+            )
         return self
 
 

@@ -6,6 +6,7 @@ Each handler either answers locally (``session.reply_ok``/``reply_error``) or ro
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from proxy.protocol.framing import frame
 from proxy.protocol.results import ResponseKind
 from proxy.protocol.statements import replace_stmt_id
 from proxy.router.policy import Route, RouteReason, Target
+from proxy.router.session_state import Consistency
 from proxy.router.statement import Effect, Kind, StatementInfo
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ _U32 = struct.Struct("<I")
 _CURSOR_TYPE_READ_ONLY = 1
 _SHOW = StatementInfo(kind=Kind.SHOW)
 # Read per statement: module constants are ~10x cheaper than Enum.MEMBER lookups.
-_KILL, _LOAD, _QUERY = Kind.KILL, Kind.LOAD, ResponseKind.QUERY
+_KILL, _LOAD, _SET, _QUERY = Kind.KILL, Kind.LOAD, Kind.SET, ResponseKind.QUERY
 
 
 @dataclass(slots=True)
@@ -68,6 +70,9 @@ def _query(session: ClientSession, payload: bytes) -> None:
     if kind is _KILL:
         _kill_statement(session, info, payload)
         return
+    if kind is _SET and "rwproxy_consistency" in sql.lower():
+        _set_consistency(session, sql)
+        return
     if kind is _LOAD and not app.config.proxy.local_infile and _is_local_load(sql):
         session.reply_error(
             ErrorCode.ER_NOT_SUPPORTED_YET,
@@ -76,6 +81,34 @@ def _query(session: ClientSession, payload: bytes) -> None:
         )
         return
     session.send(session.route(info, sql), payload, _QUERY, info, body)
+
+
+_SET_CONSISTENCY = re.compile(r"\s*SET\s+@rwproxy_consistency\s*:?=\s*(['\"])(\w*)\1\s*;?\s*", re.IGNORECASE)
+
+
+def _set_consistency(session: ClientSession, sql: str) -> None:
+    """``SET @rwproxy_consistency = 'eventual' | 'read_your_writes' | 'primary'``: answered by rwproxy
+    (a user variable assignment, so drivers and ORMs pass it through unchanged)."""
+    m = _SET_CONSISTENCY.fullmatch(sql)
+    if m is None:
+        session.reply_error(
+            ErrorCode.ER_PARSE_ERROR,
+            "rwproxy: set the consistency alone, as SET @rwproxy_consistency = 'eventual' | "
+            "'read_your_writes' | 'primary'",
+            "42000",
+        )
+        return
+    try:
+        session.state.consistency = Consistency(m.group(2).lower())
+    except ValueError:
+        session.reply_error(
+            ErrorCode.ER_WRONG_VALUE_FOR_VAR,
+            f"Variable 'rwproxy_consistency' can't be set to the value of '{m.group(2)}' "
+            "(eventual, read_your_writes or primary)",
+            "42000",
+        )
+        return
+    session.reply_ok()
 
 
 def _is_local_load(sql: str) -> bool:
@@ -129,6 +162,7 @@ def _reset_connection(session: ClientSession, payload: bytes) -> None:
     database = session.state.database
     session.state.reset()
     session.state.database = database
+    session.state.consistency = session.app.user_consistency(session.user)
     session.reply_ok()
 
 
@@ -313,7 +347,13 @@ def _run_prepared(
             session.reply_error(ErrorCode.ER_UNKNOWN_ERROR, f"rwproxy: {r.reason.value}", "HY000")
         return
     conn = session.conns.get(node.name)
-    if conn is not None and conn.usable and conn.applied_seq == session.state.replay_seq and conn in stmt.on:
+    if (
+        conn is not None
+        and conn.usable
+        and conn.applied_seq == session.state.replay_seq
+        and conn in stmt.on
+        and r.reason is not RouteReason.CAUSAL_WAIT
+    ):
         _send_prepared(session, stmt, conn, r, payload, kind, info, after)
         return
     session.busy = True
@@ -329,6 +369,10 @@ async def _run_prepared_async(
     info: StatementInfo | None,
     after: Callable[[BackendConnection, Result], None] | None,
 ) -> None:
+    if r.reason is RouteReason.CAUSAL_WAIT:
+        r = await session.causal_resolve(r)
+        if r.node is None:
+            raise BackendError(f"rwproxy: {RouteReason.NO_PRIMARY.value}", 2013)
     assert r.node is not None
     conn = await session.connection_for(r.node)
     if conn not in stmt.on:

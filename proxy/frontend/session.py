@@ -22,12 +22,14 @@ from proxy.frontend.tls import TlsTransport
 from proxy.protocol.constants import Command, ErrorCode, ServerStatus
 from proxy.protocol.errors import PacketTooLarge, RemoteProtocolError
 from proxy.protocol.framing import PacketDecoder, frame
-from proxy.protocol.packets import make_err, make_ok
+from proxy.protocol.packets import first_value, make_err, make_ok
 from proxy.protocol.results import ResponseKind
+from proxy.protocol.session_track import tracked_gtid
 from proxy.router.digest import digest_text
-from proxy.router.policy import Route, Target, route
-from proxy.router.session_state import SessionState
-from proxy.router.statement import Effect, StatementInfo
+from proxy.router.policy import Route, RouteReason, Target, route
+from proxy.router.session_state import Consistency, SessionState
+from proxy.router.statement import Effect, PrimaryReason, StatementInfo
+from proxy.topology.gtid import wait_statement
 from proxy.topology.model import Node
 
 if TYPE_CHECKING:
@@ -40,6 +42,22 @@ log = logging.getLogger(__name__)
 _HANDSHAKE, _COMMAND, _AUTH, _CLOSED = range(4)
 _NO_EFFECTS = Effect.NONE  # module constant: cheaper than Effect.NONE per statement
 _INPUT_HIGH_WATER = 1 << 20
+_STATE_CHANGED = 0x4000  # ServerStatus.SESSION_STATE_CHANGED: the OK may carry a GTID
+_RYW = Consistency.READ_YOUR_WRITES
+_CAUSAL_WAIT = RouteReason.CAUSAL_WAIT
+# Statements that may have changed data: in read_your_writes, the session's reads go to the primary
+# after one of them until the GTID of its commit is known.
+_WRITES = frozenset(
+    {
+        PrimaryReason.WRITE,
+        PrimaryReason.DDL,
+        PrimaryReason.CALL,
+        PrimaryReason.SEQUENCE,
+        PrimaryReason.MULTI_STATEMENT,
+        PrimaryReason.UNPARSEABLE,
+        PrimaryReason.OTHER,
+    }
+)
 
 
 class ClientSession(asyncio.Protocol):
@@ -171,8 +189,15 @@ class ClientSession(asyncio.Protocol):
             self.infile_conn = conn
             self._relay_infile()
             return
-        if outcome.status_flags is not None:
-            self.state.observe_status(outcome.status_flags)
+        flags = outcome.status_flags
+        if flags is not None:
+            self.state.observe_status(flags)
+            if self.state.consistency is _RYW and inflight is not None:
+                info = inflight.info
+                if info is not None and info.primary_reason in _WRITES:
+                    self.state.write_unconfirmed = True  # until the commit's GTID is known
+            if flags & _STATE_CHANGED and conn.tracks_gtid:
+                self._learn_gtid(outcome)
         if inflight is not None and inflight.info is not None:
             before = self.state.replay_seq
             if inflight.info.effects is not _NO_EFFECTS:
@@ -187,6 +212,37 @@ class ClientSession(asyncio.Protocol):
             if code == 1290 or code == 1836:  # read-only: the server's role may have changed
                 self.app.topology_signal(conn.node_name, code)
         self.finish_command()
+
+    def _learn_gtid(self, outcome: Result) -> None:
+        terminal = outcome.terminal
+        gtid = tracked_gtid(terminal) if terminal is not None else None
+        if gtid is not None:
+            self.state.causal_gtid = gtid
+            self.state.write_unconfirmed = False
+
+    async def causal_resolve(self, r: Route) -> Route:
+        """A CAUSAL_WAIT route: wait on its replica until the session's last write is applied there
+        (up to routing.causal_wait_timeout_seconds), else use the primary. Returns the route to run."""
+        app = self.app
+        gtid = self.state.causal_gtid
+        node = r.node
+        assert node is not None
+        if gtid is not None:
+            timeout = app.config.routing.causal_wait_timeout_seconds
+            try:
+                conn = await self.connection_for(node)
+                outcome, data = await conn.call_keep(
+                    Command.QUERY, wait_statement(gtid, timeout), ResponseKind.QUERY
+                )
+            except BackendError as exc:
+                log.debug("session %d: causal wait on %s failed: %s", self.id, node.name, exc)
+                outcome, data = None, b""
+            if outcome is not None and outcome.ok and first_value(data, conn.client_flags) == b"0":
+                app.stats.causal_waits["applied"] += 1
+                return r
+            app.stats.causal_waits["timeout" if outcome is not None and outcome.ok else "error"] += 1
+        primary = app.topology.primary
+        return Route(Target.PRIMARY, primary, RouteReason.CAUSAL_FALLBACK)
 
     def failed(self, conn: BackendConnection, error: BackendError) -> None:
         self.drop_connection(conn)
@@ -227,6 +283,9 @@ class ClientSession(asyncio.Protocol):
             commands.dispatch(self, payload)
 
     def finish_command(self) -> None:
+        outstanding = self.app.outstanding
+        if outstanding is not None and self.inflight is not None and self.inflight.route.node is not None:
+            outstanding[self.inflight.route.node.name] -= 1
         self.busy = False
         self.inflight = None
         self.active = None
@@ -252,6 +311,12 @@ class ClientSession(asyncio.Protocol):
         self.busy = True
         self._relayed = False
         self.inflight = commands.Inflight(info, argument, r, after)
+        outstanding = self.app.outstanding
+        if outstanding is not None:
+            outstanding[node.name] += 1
+        if r.reason is _CAUSAL_WAIT:
+            self.spawn(self._send_causal(r, payload, kind))
+            return
         conn = self.conns.get(node.name)
         if conn is not None and conn.bad is None and conn.applied_seq == self.state.replay_seq:
             self.active = conn
@@ -283,6 +348,21 @@ class ClientSession(asyncio.Protocol):
         if self._write_paused:
             self.hold(conn)
         conn.request(frame(payload, 0), kind, self)
+
+    async def _send_causal(self, r: Route, payload: bytes, kind: ResponseKind) -> None:
+        waited = r
+        r = await self.causal_resolve(r)
+        if self.inflight is not None:
+            self.inflight.route = r
+            outstanding = self.app.outstanding
+            if outstanding is not None and r is not waited and waited.node is not None:
+                outstanding[waited.node.name] -= 1
+                if r.node is not None:
+                    outstanding[r.node.name] += 1
+        if r.node is None:
+            self._slow_failed(BackendError(f"rwproxy: {RouteReason.NO_PRIMARY.value}", 2013))
+            return
+        await self._send_slow(r, r.node, payload, kind)
 
     def _slow_failed(self, exc: BackendError) -> None:
         if self.phase == _CLOSED:
@@ -476,6 +556,7 @@ class ClientSession(asyncio.Protocol):
             self.close()
             return
         self.phase = _COMMAND
+        self.state.consistency = self.app.user_consistency(self.user)
         self._pump()
 
     def begin_reauth(self, payload: bytes) -> None:
@@ -494,4 +575,5 @@ class ClientSession(asyncio.Protocol):
             self.close()
             return
         self.phase = _COMMAND
+        self.state.consistency = self.app.user_consistency(self.user)
         self.finish_command()

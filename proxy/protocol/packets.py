@@ -88,6 +88,7 @@ __all__ = [
     "SslRequest",
     "StmtExecute",
     "StmtPrepareOk",
+    "first_value",
     "make_auth_more_data",
     "make_auth_switch_request",
     "make_column_count",
@@ -428,3 +429,32 @@ def make_resultset(
     else:
         out.append(make_eof(0, status_flags))
     return out
+
+
+def first_value(response: bytes, capabilities: int) -> bytes | None:
+    """The first column of the first row of a whole text result set (framed bytes, as read from the
+    server), or None when the response is not a result set with a row (an ERR, an OK, no rows, NULL).
+    For small housekeeping queries (e.g. ``SELECT MASTER_GTID_WAIT(...)``), not for relayed results."""
+    packets: list[bytes] = []
+    pos = 0
+    while pos + 4 <= len(response):
+        length = response[pos] | response[pos + 1] << 8 | response[pos + 2] << 16
+        packets.append(response[pos + 4 : pos + 4 + length])
+        pos += 4 + length
+    if not packets or not packets[0] or packets[0][0] in (0x00, 0xFF, 0xFB):
+        return None
+    try:
+        columns, _ = read_uint_lenenc(packets[0], 0)
+    except MalformedPacket:
+        return None
+    row_at = 1 + columns + (0 if capabilities & Capability.DEPRECATE_EOF else 1)
+    if row_at >= len(packets):
+        return None
+    row = packets[row_at]
+    if not row or (row[0] in (0xFE, 0xFF) and len(row) < 9):
+        return None
+    try:
+        value, _ = read_str_lenenc_or_null(row, 0)
+    except MalformedPacket:
+        return None
+    return value

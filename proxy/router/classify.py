@@ -90,6 +90,17 @@ _QUERY_VERBS = frozenset({"SELECT", "VALUES", "TABLE"})
 _PLAIN_SELECT_HINTED = {h: StatementInfo(Kind.SELECT, hint=h) for h in Hint}
 
 
+def _seconds(value: str | None) -> float | None:
+    """A hint's number of seconds (>= 0), or None when absent or not a number (the hint is ignored)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 and seconds == seconds else None
+
+
 def _with_hint(info: StatementInfo, hint: Hint) -> StatementInfo:
     if info is PLAIN_SELECT:
         return _PLAIN_SELECT_HINTED[hint]
@@ -240,8 +251,12 @@ class Classifier:
         else:
             info = _combine([self._one(s) for s in statements])
         hints = lexed.hints
-        if hints is not None and hints.route is not None:
-            info = _with_hint(info, hints.route)
+        if hints is not None:
+            if hints.route is not None:
+                info = _with_hint(info, hints.route)
+            max_lag = _seconds(hints.get("max_lag"))
+            if max_lag is not None:
+                info = replace(info, max_lag=max_lag)
         return info
 
     def _one(self, code: str) -> StatementInfo:

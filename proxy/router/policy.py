@@ -7,19 +7,28 @@ carries a reason, used by ``rwproxy explain``, logs and metric labels.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from proxy.router.session_state import PinReason, SessionState
+from proxy.router.session_state import Consistency, PinReason, SessionState
 from proxy.router.statement import Hint, Kind, PrimaryReason, StatementInfo
 from proxy.topology.model import Node, Topology, weighted_choice
 
-__all__ = ["PolicyOptions", "Route", "RouteReason", "Target", "choose_replica", "route"]
+__all__ = ["PolicyOptions", "Route", "RouteReason", "Strategy", "Target", "choose_replica", "route"]
 
 
 class Target(enum.Enum):
     PRIMARY = "primary"
     REPLICA = "replica"
+
+
+class Strategy(enum.Enum):
+    """How a replica is chosen among the usable ones (``routing.strategy``)."""
+
+    WEIGHTED = "weighted"  # random, in proportion to the lag-scaled weights (read_weight)
+    LEAST_LAG = "least_lag"  # the one with the smallest replication lag
+    LEAST_OUTSTANDING = "least_outstanding"  # the fewest statements in flight per unit of weight
 
 
 class RouteReason(enum.Enum):
@@ -35,7 +44,13 @@ class RouteReason(enum.Enum):
     RULE_PRIMARY = "a routing rule sends it to the primary"
     RULE_REPLICA = "a routing rule sends it to a replica"
     READS_TO_PRIMARY = "routing.reads_to_primary is on"
+    CONSISTENCY_PRIMARY = "the session's consistency is 'primary'"
+    CAUSAL_APPLIED = "read_your_writes: a replica known to have applied the session's last write"
+    CAUSAL_WAIT = "read_your_writes: a replica that must first apply the session's last write"
+    CAUSAL_PRIMARY = "read_your_writes: the GTID of the session's last write is unknown"
+    CAUSAL_FALLBACK = "read_your_writes: no replica applied the session's last write in time"
     NO_REPLICA = "no replica is usable: the primary serves the read"
+    NO_REPLICA_WITHIN_LAG = "no replica within the statement's max_lag: the primary serves the read"
     NO_REPLICA_ERROR = "no replica is usable and routing.on_no_replica = 'error'"
     NO_PRIMARY = "no primary is known"
 
@@ -67,6 +82,9 @@ _READ_KINDS = frozenset({Kind.SELECT, Kind.SHOW})
 class PolicyOptions:
     on_no_replica_primary: bool = True  # False: error when no replica is usable
     reads_to_primary: bool = False
+    strategy: Strategy = Strategy.WEIGHTED
+    # LEAST_OUTSTANDING: statements in flight per node name (a live mapping the caller keeps).
+    outstanding: Mapping[str, int] | None = None
 
 
 class Route(NamedTuple):
@@ -94,6 +112,8 @@ _DEFAULT_OPTIONS = PolicyOptions()
 _PRIMARY, _REPLICA = Target.PRIMARY, Target.REPLICA
 _HINT_PRIMARY, _HINT_REPLICA = Hint.PRIMARY, Hint.REPLICA
 _READ = RouteReason.READ
+_EVENTUAL, _C_PRIMARY = Consistency.EVENTUAL, Consistency.PRIMARY
+_WEIGHTED = Strategy.WEIGHTED
 
 
 def route(
@@ -134,6 +154,17 @@ def route(
         return _to_primary(primary, RouteReason.PINNED, pin=PinReason.USER_VARS)
     if options.reads_to_primary:
         return _to_primary(primary, RouteReason.READS_TO_PRIMARY)
+    if session.consistency is not _EVENTUAL:
+        if session.consistency is _C_PRIMARY:
+            return _to_primary(primary, RouteReason.CONSISTENCY_PRIMARY)
+        if session.write_unconfirmed:
+            return _to_primary(primary, RouteReason.CAUSAL_PRIMARY)
+        if session.causal_gtid is not None:
+            return _causal(topology, options, session.causal_gtid, info.max_lag, rand)
+    if info.max_lag is not None:
+        return _within_lag(topology, options, info.max_lag, rand)
+    if options.strategy is not _WEIGHTED:
+        return _by_strategy(topology, options, _READ, topology.eligible_replicas(), rand)
     return _to_replica(topology, options, _READ, rand)
 
 
@@ -155,9 +186,83 @@ def _to_primary(
 
 
 def _to_replica(topology: Topology, options: PolicyOptions, reason: RouteReason, rand: float) -> Route:
+    if options.strategy is not _WEIGHTED:
+        return _by_strategy(topology, options, reason, topology.eligible_replicas(), rand)
     node = topology.choose_replica(rand)
     if node is not None:
         return Route(_REPLICA, node, reason)
+    return _no_replica(topology, options)
+
+
+def _no_replica(
+    topology: Topology, options: PolicyOptions, reason: RouteReason = RouteReason.NO_REPLICA
+) -> Route:
     if options.on_no_replica_primary:
-        return _to_primary(topology.primary, RouteReason.NO_REPLICA)
+        return _to_primary(topology.primary, reason)
     return Route(Target.REPLICA, None, RouteReason.NO_REPLICA_ERROR)
+
+
+def _pick(options: PolicyOptions, candidates: tuple[Node, ...], rand: float) -> Node | None:
+    """One of ``candidates`` (usable replicas) by the configured strategy."""
+    if not candidates:
+        return None
+    strategy = options.strategy
+    if strategy is Strategy.LEAST_LAG:
+        return min(candidates, key=_lag_key)
+    if strategy is Strategy.LEAST_OUTSTANDING:
+        counts = options.outstanding or {}
+        return min(candidates, key=lambda n: (counts.get(n.name, 0) + 1) / _weight(n))
+    return weighted_choice(candidates, rand)
+
+
+def _by_strategy(
+    topology: Topology, options: PolicyOptions, reason: RouteReason, candidates: tuple[Node, ...], rand: float
+) -> Route:
+    node = _pick(options, candidates, rand)
+    if node is not None:
+        return Route(_REPLICA, node, reason)
+    return _no_replica(topology, options)
+
+
+def _within_lag(topology: Topology, options: PolicyOptions, max_lag: float, rand: float) -> Route:
+    """A ``/* rwproxy:max_lag=N */`` read: only replicas whose known lag is at most N seconds."""
+    candidates = tuple(
+        n for n in topology.eligible_replicas() if n.lag_seconds is not None and n.lag_seconds <= max_lag
+    )
+    node = _pick(options, candidates, rand)
+    if node is not None:
+        return Route(_REPLICA, node, _READ)
+    return _no_replica(topology, options, RouteReason.NO_REPLICA_WITHIN_LAG)
+
+
+def _causal(
+    topology: Topology, options: PolicyOptions, gtid: str, max_lag: float | None, rand: float
+) -> Route:
+    """A READ_YOUR_WRITES read after a write with a known GTID: a replica the monitor saw apply it,
+    else the least-lagged replica (the session waits there for the GTID, then falls back)."""
+    candidates = topology.eligible_replicas()
+    if max_lag is not None:
+        candidates = tuple(n for n in candidates if n.lag_seconds is not None and n.lag_seconds <= max_lag)
+    if not candidates:
+        return _no_replica(topology, options)
+    applied = tuple(n for n in candidates if n.gtid is not None and _covers(n, gtid))
+    if applied:
+        node = _pick(options, applied, rand)
+        return Route(_REPLICA, node, RouteReason.CAUSAL_APPLIED)
+    return Route(_REPLICA, min(candidates, key=_lag_key), RouteReason.CAUSAL_WAIT)
+
+
+def _covers(node: Node, gtid: str) -> bool:
+    try:
+        return node.gtid is not None and node.gtid.covers(gtid)
+    except ValueError:  # a GTID of another flavour than the position
+        return False
+
+
+def _lag_key(node: Node) -> float:
+    return node.lag_seconds if node.lag_seconds is not None else float("inf")
+
+
+def _weight(node: Node) -> float:
+    weight = node.weight if node.read_weight is None else node.read_weight
+    return weight if weight > 0 else 1e-9

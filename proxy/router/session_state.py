@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from proxy.router.digest import digest_text
 from proxy.router.statement import Effect, PrimaryReason, StatementInfo
 
-__all__ = ["PinReason", "ReplayEntry", "SessionState"]
+__all__ = ["Consistency", "PinReason", "ReplayEntry", "SessionState"]
 
 _IN_TRANS = 0x0001
 _AUTOCOMMIT = 0x0002
@@ -31,6 +31,19 @@ class PinReason(enum.Enum):
     SQL_PREPARE = "session has SQL-level prepared statements"
     USER_VARS = "session assigned user variables inside a query"
     UNREPLAYABLE_SET = "session set variables from expressions rwproxy cannot replay elsewhere"
+
+
+class Consistency(enum.Enum):
+    """What a session's reads may see (``routing.consistency``, per user, ``SET @rwproxy_consistency``).
+
+    EVENTUAL: any usable replica. READ_YOUR_WRITES: after the session committed a write, only a
+    replica that has applied it (known from the monitor, or waited for), else the primary.
+    PRIMARY: every statement on the primary.
+    """
+
+    EVENTUAL = "eventual"
+    READ_YOUR_WRITES = "read_your_writes"
+    PRIMARY = "primary"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +70,12 @@ class SessionState:
     unreplayable_set: bool = False
     _replay: dict[str, ReplayEntry] = field(default_factory=dict)
     replay_seq: int = 0  # sequence number of the latest replay entry (0: none)
+    # Causal reads. ``causal_gtid``: GTID of the session's latest commit, learned from its OK packet;
+    # ``write_unconfirmed``: a write succeeded whose GTID is not known (yet): reads of a
+    # READ_YOUR_WRITES session go to the primary until a GTID is learned.
+    consistency: Consistency = Consistency.EVENTUAL
+    causal_gtid: str | None = None
+    write_unconfirmed: bool = False
 
     # -- pins --------------------------------------------------------------------------------
 

@@ -121,6 +121,7 @@ class StatementInfo:
     kill_query: bool = False  # KILL QUERY n (True) vs KILL [CONNECTION] n; the id is names[0]
     autocommit: bool | None = None  # value set by SET autocommit=... when a literal (else None)
     parts: tuple[StatementInfo, ...] = ()  # multi_statement: one classification per statement
+    max_lag: float | None = None  # /* rwproxy:max_lag=N */: only replicas at most N s behind
 
     @property
     def replica_eligible(self) -> bool:

@@ -34,8 +34,9 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from proxy.topology.gtid import GtidPosition, parse_position
 from proxy.topology.model import Node, NodeState, Role
 
 __all__ = [
@@ -99,6 +100,8 @@ class HealthPolicy:
     successes_to_online: int = 2
     max_replication_lag: float = 10.0
     lag_recovery_fraction: float = 0.8
+    soft_replication_lag: float | None = None  # lag-cascade guard (see build_nodes)
+    min_replicas: int = 1
 
     def __post_init__(self) -> None:
         if self.failures_to_offline < 1 or self.successes_to_online < 1:
@@ -279,7 +282,12 @@ def lag_factor(lag_seconds: float, max_lag: float) -> float:
 
 
 def build_nodes(
-    servers: Sequence[ServerView], previous_primary: str | None, max_lag: float | None = None
+    servers: Sequence[ServerView],
+    previous_primary: str | None,
+    max_lag: float | None = None,
+    *,
+    soft_lag: float | None = None,
+    min_replicas: int = 1,
 ) -> tuple[Node, ...]:
     """Topology nodes, in configuration order, with exactly zero or one PRIMARY.
 
@@ -327,6 +335,32 @@ def build_nodes(
                 lag_seconds=lag,
                 read_weight=read_weight,
                 reason=reason.value if reason is not None else None,
+                gtid=_position(h.gtid_position),
             )
         )
+    if soft_lag is not None:
+        return _soft_lag_guard(tuple(nodes), soft_lag, min_replicas)
     return tuple(nodes)
+
+
+SOFT_LAG_REASON = "lag_over_soft_threshold"
+
+
+def _soft_lag_guard(nodes: tuple[Node, ...], soft_lag: float, min_replicas: int) -> tuple[Node, ...]:
+    """Replicas over ``soft_lag`` get no reads (read_weight 0, reason SOFT_LAG_REASON), unless fewer
+    than ``min_replicas`` replicas would serve: then the least-lagged of them keep serving."""
+    serving = [n for n in nodes if n.role is Role.REPLICA and n.online and n.lag_seconds is not None]
+    under = [n for n in serving if n.lag_seconds is not None and n.lag_seconds <= soft_lag]
+    over = sorted((n for n in serving if n not in under), key=lambda n: (n.lag_seconds, n.name))
+    keep = {n.name for n in over[: max(0, min_replicas - len(under))]}
+    cut = {n.name for n in over} - keep
+    if not cut:
+        return nodes
+    return tuple(replace(n, read_weight=0.0, reason=SOFT_LAG_REASON) if n.name in cut else n for n in nodes)
+
+
+def _position(text: str | None) -> GtidPosition | None:
+    try:
+        return parse_position(text) if text else None
+    except ValueError:
+        return None

@@ -7,6 +7,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from proxy.topology.gtid import GtidPosition
+
 __all__ = ["Node", "NodeState", "Role", "Topology", "weighted_choice"]
 
 
@@ -36,6 +38,8 @@ class Node:
     # Why the node is not ONLINE (a ``proxy.topology.health.ShunReason`` value such as "lag_unknown");
     # None when ONLINE or when the topology is static.
     reason: str | None = None
+    # Transactions the server has applied, as last seen by the monitor (None: unknown / static).
+    gtid: GtidPosition | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -68,6 +72,10 @@ class Topology:
     def choose_replica(self, rand: float) -> Node | None:
         """Weighted random choice among ONLINE replicas with weight > 0; ``rand`` in [0, 1)."""
         return _pick(self._eligible, rand)
+
+    def eligible_replicas(self) -> tuple[Node, ...]:
+        """Replicas that may serve reads: ONLINE with a weight > 0 (after lag scaling)."""
+        return tuple(node for _, node in self._eligible)
 
     def online_replicas(self) -> tuple[Node, ...]:
         return tuple(n for n in self.replicas if n.online)

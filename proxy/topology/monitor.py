@@ -117,6 +117,8 @@ class Monitor:
             failures_to_offline=settings.failures_to_offline,
             successes_to_online=settings.successes_to_online,
             max_replication_lag=settings.max_replication_lag_seconds,
+            soft_replication_lag=settings.soft_replication_lag_seconds,
+            min_replicas=settings.min_replicas,
         )
         self.user = user  # the monitor account (for status output; the password stays private)
         self._password = password
@@ -284,7 +286,14 @@ class Monitor:
             ServerView(s.server.name, s.server.host, s.server.port, s.server.weight, s.health)
             for s in self._order
         ]
-        nodes = build_nodes(views, prev_primary, self.policy.max_replication_lag)
+        policy = self.policy
+        nodes = build_nodes(
+            views,
+            prev_primary,
+            policy.max_replication_lag,
+            soft_lag=policy.soft_replication_lag,
+            min_replicas=policy.min_replicas,
+        )
         if previous is not None and nodes == previous.nodes:
             return
         self.version += 1

@@ -539,3 +539,47 @@ def test_build_nodes_scales_replica_read_weight_by_lag() -> None:
     assert by["c"].read_weight == pytest.approx(1.0)  # weight 2 x factor 0.5
     no_weighting = {n.name: n for n in build_nodes([_view("a", WRITABLE), _view("c", lag(5))], None)}
     assert no_weighting["c"].read_weight is None
+
+
+# Lag-cascade guard: soft threshold with min_replicas
+
+
+@pytest.mark.parametrize(
+    ("lags", "soft", "min_replicas", "serving"),
+    [
+        ((0.5, 1.0, 2.0), 3.0, 1, "bcd"),  # all under the soft threshold
+        ((0.5, 4.0, 5.0), 3.0, 1, "b"),  # two over: cut
+        ((4.0, 6.0, 5.0), 3.0, 1, "b"),  # all over: the least-lagged one keeps serving
+        ((4.0, 6.0, 5.0), 3.0, 2, "bd"),
+        ((4.0, 6.0, 5.0), 3.0, 0, ""),  # min_replicas = 0: nobody (reads go by on_no_replica)
+        ((0.5, 4.0, 5.0), 3.0, 3, "bcd"),  # keep three serving
+        ((4.0, 4.0, 5.0), 3.0, 1, "b"),  # ties: by name
+    ],
+)
+def test_soft_lag_guard(lags: tuple[float, ...], soft: float, min_replicas: int, serving: str) -> None:
+    views = [_view("a", WRITABLE)] + [_view(n, lag(x)) for n, x in zip("bcd", lags, strict=True)]
+    nodes = build_nodes(views, None, 10.0, soft_lag=soft, min_replicas=min_replicas)
+    t = Topology(nodes)
+    assert "".join(n.name for n in t.eligible_replicas()) == serving
+    for n in nodes[1:]:
+        assert n.state.value == "online"  # still ONLINE: only out of read selection
+        assert (n.reason == "lag_over_soft_threshold") is (n.name not in serving)
+
+
+def test_soft_lag_guard_never_keeps_a_shunned_replica() -> None:
+    views = [_view("a", WRITABLE), _view("b", lag(11.0), lag(11.0), lag(11.0)), _view("c", lag(4.0))]
+    nodes = build_nodes(views, None, 10.0, soft_lag=3.0, min_replicas=2)
+    assert [n.name for n in Topology(nodes).eligible_replicas()] == ["c"]
+
+
+def test_nodes_carry_parsed_gtid_positions() -> None:
+    at = ProbeResult(
+        ok=True, read_only=True, lag_seconds=0.0, io_running=True, sql_running=True, gtid_position="0-1-5"
+    )
+    bad = ProbeResult(
+        ok=True, read_only=True, lag_seconds=0.0, io_running=True, sql_running=True, gtid_position="?"
+    )
+    nodes = build_nodes([_view("a", WRITABLE), _view("b", at), _view("c", bad)], None)
+    assert nodes[0].gtid is None
+    assert nodes[1].gtid is not None and nodes[1].gtid.covers("0-3-5") and not nodes[1].gtid.covers("0-1-6")
+    assert nodes[2].gtid is None  # unparseable: unknown, never "applied everything"

@@ -7,6 +7,7 @@ Each handler either answers locally (``session.reply_ok``/``reply_error``) or ro
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -367,6 +368,8 @@ def _send_prepared(
     session.app.stats.count_route(r)
     session.busy = True
     session.inflight = Inflight(info, stmt.sql, r, after)
+    if session.digests is not None:
+        session.started = time.perf_counter()
     session.active = conn
     session._relayed = False
     if session._write_paused:

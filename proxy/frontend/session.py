@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import ssl
+import time
 from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Result
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 _HANDSHAKE, _COMMAND, _AUTH, _CLOSED = range(4)
 _NO_EFFECTS = Effect.NONE  # module constant: cheaper than Effect.NONE per statement
 _INPUT_HIGH_WATER = 1 << 20
+_perf_counter = time.perf_counter
+_PRIMARY = Target.PRIMARY
 
 
 class ClientSession(asyncio.Protocol):
@@ -78,6 +81,8 @@ class ClientSession(asyncio.Protocol):
         self._max_payload = min(app.config.proxy.max_packet_size, 0xFFFFFE)
         self._raw_payload: bytes | None = None  # the payload dispatched from the fast path ...
         self._raw_packet = b""  # ... and the packet it came in
+        self.digests = app.digests  # proxy.admin.digests.DigestTable; None: query_digest = false
+        self.started = 0.0  # perf_counter() when the statement was sent (only with digests)
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -182,6 +187,10 @@ class ClientSession(asyncio.Protocol):
         if inflight is not None and inflight.after is not None:
             inflight.after(conn, outcome)
         code = outcome.error_code
+        digests = self.digests
+        if digests is not None and inflight is not None and inflight.argument and inflight.info is not None:
+            seconds = _perf_counter() - self.started
+            digests.record(inflight.argument, seconds, inflight.route.target is _PRIMARY, code is not None)
         if code is not None:
             self.app.stats.count_error(code)
             if code == 1290 or code == 1836:  # read-only: the server's role may have changed
@@ -252,6 +261,8 @@ class ClientSession(asyncio.Protocol):
         self.busy = True
         self._relayed = False
         self.inflight = commands.Inflight(info, argument, r, after)
+        if self.digests is not None:
+            self.started = _perf_counter()
         conn = self.conns.get(node.name)
         if conn is not None and conn.bad is None and conn.applied_seq == self.state.replay_seq:
             self.active = conn

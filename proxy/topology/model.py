@@ -5,7 +5,7 @@ the monitor: ``proxy.topology.monitor``). Readers take one reference per stateme
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 __all__ = ["Node", "NodeState", "Role", "Topology", "weighted_choice"]
 
@@ -36,6 +36,9 @@ class Node:
     # Why the node is not ONLINE (a ``proxy.topology.health.ShunReason`` value such as "lag_unknown");
     # None when ONLINE or when the topology is static.
     reason: str | None = None
+    # Drained by an operator (admin SQL / HTTP, ``proxy.admin.drain``): takes no new reads; statements
+    # already running finish. Set by ``Topology.with_drained``, never by the monitor.
+    drained: bool = False
 
     @property
     def address(self) -> tuple[str, int]:
@@ -72,13 +75,23 @@ class Topology:
     def online_replicas(self) -> tuple[Node, ...]:
         return tuple(n for n in self.replicas if n.online)
 
+    def with_drained(self, names: frozenset[str]) -> Topology:
+        """This snapshot with ``Node.drained`` set exactly for ``names`` (same version); ``self`` when
+        nothing changes. Drained replicas leave the read choice; the primary's routing is unchanged."""
+        if all((n.name in names) == n.drained for n in self.nodes):
+            return self
+        nodes = tuple(
+            n if (n.name in names) == n.drained else replace(n, drained=n.name in names) for n in self.nodes
+        )
+        return Topology(nodes=nodes, version=self.version)
+
 
 def _cumulative(nodes: tuple[Node, ...]) -> tuple[tuple[float, Node], ...]:
     out: list[tuple[float, Node]] = []
     total = 0.0
     for node in nodes:
         weight = node.weight if node.read_weight is None else node.read_weight
-        if node.online and weight > 0:
+        if node.online and weight > 0 and not node.drained:
             total += weight
             out.append((total, node))
     return tuple(out)

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from proxy.admin.digests import DigestTable
 from proxy.backend.connection import BackendConnection, BackendError
 from proxy.backend.pool import BackendCredentials, Pool
 from proxy.config import Config
@@ -28,7 +29,8 @@ from proxy.topology.model import Node, Topology
 from proxy.topology.monitor import Monitor
 
 if TYPE_CHECKING:
-    from proxy.admin_http import AdminHttp
+    from proxy.admin.http import AdminHttp
+    from proxy.admin.sql import AdminSql
     from proxy.frontend.session import ClientSession
 
 __all__ = ["ProxyApp", "ProxyStats", "advertised_capabilities"]
@@ -133,6 +135,13 @@ class ProxyApp:
         self._servers: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
         self.admin_http: AdminHttp | None = None
+        self.admin_sql: AdminSql | None = None
+        # Servers drained by an operator (proxy.admin.drain); applied to every published snapshot.
+        self.drained: frozenset[str] = frozenset()
+        admin = config.admin
+        self.digests: DigestTable | None = None  # query digests, recorded by the sessions
+        if admin.query_digest:
+            self.digests = DigestTable(admin.query_digest_size, admin.query_digest_example_chars)
         self.monitor: Monitor | None = (
             Monitor.from_config(config, on_topology=self._set_topology, ssl=self.pool.ssl_context)
             if config.monitor.enabled
@@ -141,7 +150,7 @@ class ProxyApp:
 
     def _set_topology(self, topology: Topology) -> None:
         """The monitor publishes a new immutable snapshot; sessions pick it up at their next statement."""
-        self.topology = topology
+        self.topology = topology.with_drained(self.drained) if self.drained else topology
 
     def topology_signal(self, node_name: str, error_code: int) -> None:
         """A server answered as if its role changed (ERROR 1290/1836 read-only): check it now."""
@@ -220,9 +229,11 @@ class ProxyApp:
                 addr = sock.getsockname()
                 bound.append((str(addr[0]), int(addr[1])))
         log.info("rwproxy listening on %s", ", ".join(f"{h}:{p}" for h, p in bound))
-        from proxy.admin_http import start_admin_http
+        from proxy.admin.http import start_admin_http
+        from proxy.admin.sql import start_admin_sql
 
         self.admin_http = await start_admin_http(self)  # None when [admin] http_listen = ""
+        self.admin_sql = await start_admin_sql(self)  # None when off or without [[admin.users]]
         return bound
 
     async def _sweep_idle_clients(self) -> None:
@@ -248,6 +259,8 @@ class ProxyApp:
         """Stop accepting, let running statements finish up to ``grace`` seconds, close."""
         if self.admin_http is not None:
             await self.admin_http.stop()
+        if self.admin_sql is not None:
+            await self.admin_sql.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
         for server in self._servers:

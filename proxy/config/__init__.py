@@ -26,6 +26,7 @@ from proxy.config.fields import ConfigError
 from proxy.config.model import Config
 from proxy.config.sections import (
     AdminConfig,
+    AdminUserConfig,
     BackendConfig,
     MonitorConfig,
     ProxyConfig,
@@ -37,6 +38,7 @@ from proxy.config.sections import (
 
 __all__ = [
     "AdminConfig",
+    "AdminUserConfig",
     "BackendConfig",
     "Config",
     "ConfigError",

@@ -112,6 +112,17 @@ class Config(_Model):
                     f"{_show(self.admin.http_listen)} is also in proxy.listen; use another port",
                     "admin.http_listen",
                 )
+        sql = self.admin.sql_address
+        if sql is not None and sql[1] != 0:
+            taken = {(h.lower(), p) for h, p in self.proxy.listen_addresses}
+            if admin is not None:
+                taken.add((admin[0].lower(), admin[1]))
+            if (sql[0].lower(), sql[1]) in taken:
+                _fail(
+                    f"{_show(self.admin.sql_listen)} is also in proxy.listen or admin.http_listen; "
+                    "use another port",
+                    "admin.sql_listen",
+                )
         return self
 
     def topology(self) -> Topology:

@@ -27,6 +27,7 @@ from proxy.config.fields import (
 
 __all__ = [
     "AdminConfig",
+    "AdminUserConfig",
     "BackendConfig",
     "MonitorConfig",
     "ProxyConfig",
@@ -304,22 +305,83 @@ class MonitorConfig(_Model):
         return self
 
 
+class AdminUserConfig(_Model):
+    """``[[admin.users]]``: an account of the admin SQL interface (not a client account)."""
+
+    name: _NonEmptyStr
+    password: str | None = Field(default=None, repr=False)
+    password_hash: str | None = Field(default=None, repr=False)
+
+    @field_validator("password")
+    @classmethod
+    def _password_not_empty(cls, value: str | None) -> str | None:
+        if value is not None and not value:
+            _fail("must not be empty (an empty admin password would let anyone in)")
+        return value
+
+    @field_validator("password_hash")
+    @classmethod
+    def _hash_shape(cls, value: str | None) -> str | None:
+        if value is not None and not _NATIVE_HASH.fullmatch(value):
+            _fail(
+                'must be a mysql_native_password hash: "*" followed by 40 hex digits '
+                "(SELECT PASSWORD('...') in MariaDB)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_password(self) -> AdminUserConfig:
+        if self.password is not None and self.password_hash is not None:
+            _fail("set either password or password_hash, not both", "password_hash")
+        if self.password is None and self.password_hash is None:
+            _fail("is required (or password_hash)", "password")
+        return self
+
+    @property
+    def native_stage2_hex(self) -> str:
+        """SHA1(SHA1(password)) in hex: what mysql_native_password checks a scramble against."""
+        if self.password_hash is not None:
+            return self.password_hash[1:].lower()
+        assert self.password is not None
+        return hashlib.sha1(hashlib.sha1(self.password.encode()).digest()).hexdigest()
+
+
 class AdminConfig(_Model):
     """``[admin]``: the admin HTTP interface (``proxy.admin_http``: /metrics, /healthz, /readyz, /status).
 
-    ``http_listen = ""`` disables it. ``bearer_token`` is for mutating endpoints (none yet); the
-    read-only endpoints are not authenticated, so keep ``http_listen`` on loopback or a private network.
+    ``http_listen = ""`` disables it. ``bearer_token`` is required by the mutating endpoints (POST
+    /servers/{name}/drain, /undrain, /switchover; without a token they answer 403); the read-only
+    endpoints are not authenticated, so keep ``http_listen`` on loopback or a private network.
+    ``sql_listen``: the admin SQL interface (``proxy.admin.sql``), served when ``[[admin.users]]``
+    exist. ``query_digest*``: the per-digest statistics table (``proxy.admin.digests``).
     """
 
     http_listen: str = "127.0.0.1:9306"
     bearer_token: str | None = Field(default=None, repr=False)
+    # Admin SQL interface (proxy.admin.sql): served only when users are configured.
+    sql_listen: str = "127.0.0.1:6032"
+    users: Annotated[tuple[AdminUserConfig, ...], Strict(False)] = ()
+    # Query digest table (proxy.admin.digests): on/off, entries kept, characters of example text.
+    query_digest: bool = True
+    query_digest_size: Annotated[int, _between(1, 1_000_000)] = 1000
+    query_digest_example_chars: Annotated[int, _between(16, 65536)] = 256
 
-    @field_validator("http_listen")
+    @field_validator("http_listen", "sql_listen")
     @classmethod
     def _address(cls, value: str) -> str:
         if value:
             _split_host_port(value, min_port=0)
         return value
+
+    @field_validator("users")
+    @classmethod
+    def _unique_users(cls, users: tuple[AdminUserConfig, ...]) -> tuple[AdminUserConfig, ...]:
+        seen: dict[str, int] = {}
+        for i, user in enumerate(users):
+            if user.name in seen:
+                _fail(f"duplicate admin user {_show(user.name)} (also users[{seen[user.name]}])", f"[{i}]")
+            seen[user.name] = i
+        return users
 
     @field_validator("bearer_token")
     @classmethod
@@ -332,3 +394,10 @@ class AdminConfig(_Model):
     def http_address(self) -> tuple[str, int] | None:
         """``http_listen`` parsed into (host, port); None when disabled."""
         return _split_host_port(self.http_listen, min_port=0) if self.http_listen else None
+
+    @property
+    def sql_address(self) -> tuple[str, int] | None:
+        """``sql_listen`` parsed into (host, port); None when disabled or no admin user exists."""
+        if not self.sql_listen or not self.users:
+            return None
+        return _split_host_port(self.sql_listen, min_port=0)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendConnection, BackendError, Result
+from proxy.frontend import causal
 from proxy.frontend.prepared import (
     BackendStatement,
     PreparedStatement,
@@ -370,7 +372,7 @@ async def _run_prepared_async(
     after: Callable[[BackendConnection, Result], None] | None,
 ) -> None:
     if r.reason is RouteReason.CAUSAL_WAIT:
-        r = await session.causal_resolve(r)
+        r = await causal.resolve(session, r)
         if r.node is None:
             raise BackendError(f"rwproxy: {RouteReason.NO_PRIMARY.value}", 2013)
     assert r.node is not None
@@ -411,6 +413,8 @@ def _send_prepared(
     session.app.stats.count_route(r)
     session.busy = True
     session.inflight = Inflight(info, stmt.sql, r, after)
+    if session.digests is not None:
+        session.started = time.perf_counter()
     session.active = conn
     session._relayed = False
     if session._write_paused:

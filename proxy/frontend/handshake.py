@@ -7,6 +7,7 @@ sends afterwards is read.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from typing import TYPE_CHECKING
@@ -21,13 +22,14 @@ from proxy.protocol.connection import (
     parse_handshake_response,
 )
 from proxy.protocol.constants import Capability, Command, ErrorCode
+from proxy.protocol.errors import RemoteProtocolError
 from proxy.protocol.packets import make_err, make_ok, parse_err
 from proxy.protocol.results import ResponseKind
 
 if TYPE_CHECKING:
     from proxy.frontend.session import ClientSession
 
-__all__ = ["authenticate", "make_salt", "reauthenticate"]
+__all__ = ["authenticate", "make_salt", "reauthenticate", "run_handshake", "run_reauth"]
 
 log = logging.getLogger(__name__)
 
@@ -194,3 +196,34 @@ def _deny(session: ClientSession, seq: int, errno: int, message: str, sqlstate: 
         make_err(errno, message, sqlstate, session.client_flags or Capability.PROTOCOL_41), seq
     )
     session.close()
+
+
+async def run_handshake(session: ClientSession) -> bool:
+    """Authenticate a new client; True when its command loop may start (else it is closed)."""
+    try:
+        ok = await authenticate(session)
+    except (TimeoutError, ConnectionError, RemoteProtocolError, asyncio.CancelledError) as exc:
+        log.debug("session %d: handshake ended: %r", session.id, exc)
+        ok = False
+    except Exception:
+        log.exception("session %d: handshake failed", session.id)
+        ok = False
+    if not ok or session.transport is None or session.transport.is_closing():
+        session.close()
+        return False
+    session.state.consistency = session.app.user_consistency(session.user)
+    return True
+
+
+async def run_reauth(session: ClientSession, payload: bytes) -> bool:
+    """COM_CHANGE_USER; True when the session goes on as the new user (else it is closed)."""
+    try:
+        ok = await reauthenticate(session, payload)
+    except (TimeoutError, ConnectionError, RemoteProtocolError) as exc:
+        log.debug("session %d: change user ended: %r", session.id, exc)
+        ok = False
+    if not ok:
+        session.close()
+        return False
+    session.state.consistency = session.app.user_consistency(session.user)
+    return True

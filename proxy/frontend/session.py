@@ -13,23 +13,23 @@ import asyncio
 import logging
 import random
 import ssl
+import time
 from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Result
-from proxy.frontend import commands
-from proxy.frontend.handshake import authenticate, reauthenticate
+from proxy.frontend import causal, commands
+from proxy.frontend.handshake import run_handshake, run_reauth
+from proxy.frontend.replay import replay_state
 from proxy.frontend.tls import TlsTransport
-from proxy.protocol.constants import Command, ErrorCode, ServerStatus
+from proxy.protocol.constants import ErrorCode, ServerStatus
 from proxy.protocol.errors import PacketTooLarge, RemoteProtocolError
 from proxy.protocol.framing import PacketDecoder, frame
-from proxy.protocol.packets import first_value, make_err, make_ok
+from proxy.protocol.packets import make_err, make_ok
 from proxy.protocol.results import ResponseKind
-from proxy.protocol.session_track import tracked_gtid
 from proxy.router.digest import digest_text
 from proxy.router.policy import Route, RouteReason, Target, route
 from proxy.router.session_state import Consistency, SessionState
-from proxy.router.statement import Effect, PrimaryReason, StatementInfo
-from proxy.topology.gtid import wait_statement
+from proxy.router.statement import Effect, StatementInfo
 from proxy.topology.model import Node
 
 if TYPE_CHECKING:
@@ -45,19 +45,8 @@ _INPUT_HIGH_WATER = 1 << 20
 _STATE_CHANGED = 0x4000  # ServerStatus.SESSION_STATE_CHANGED: the OK may carry a GTID
 _RYW = Consistency.READ_YOUR_WRITES
 _CAUSAL_WAIT = RouteReason.CAUSAL_WAIT
-# Statements that may have changed data: in read_your_writes, the session's reads go to the primary
-# after one of them until the GTID of its commit is known.
-_WRITES = frozenset(
-    {
-        PrimaryReason.WRITE,
-        PrimaryReason.DDL,
-        PrimaryReason.CALL,
-        PrimaryReason.SEQUENCE,
-        PrimaryReason.MULTI_STATEMENT,
-        PrimaryReason.UNPARSEABLE,
-        PrimaryReason.OTHER,
-    }
-)
+_perf_counter = time.perf_counter
+_PRIMARY = Target.PRIMARY
 
 
 class ClientSession(asyncio.Protocol):
@@ -96,6 +85,8 @@ class ClientSession(asyncio.Protocol):
         self._max_payload = min(app.config.proxy.max_packet_size, 0xFFFFFE)
         self._raw_payload: bytes | None = None  # the payload dispatched from the fast path ...
         self._raw_packet = b""  # ... and the packet it came in
+        self.digests = app.digests  # proxy.admin.digests.DigestTable; None: query_digest = false
+        self.started = 0.0  # perf_counter() when the statement was sent (only with digests)
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -193,11 +184,9 @@ class ClientSession(asyncio.Protocol):
         if flags is not None:
             self.state.observe_status(flags)
             if self.state.consistency is _RYW and inflight is not None:
-                info = inflight.info
-                if info is not None and info.primary_reason in _WRITES:
-                    self.state.write_unconfirmed = True  # until the commit's GTID is known
+                causal.note_statement(self.state, inflight.info)
             if flags & _STATE_CHANGED and conn.tracks_gtid:
-                self._learn_gtid(outcome)
+                causal.learn_gtid(self.state, outcome)
         if inflight is not None and inflight.info is not None:
             before = self.state.replay_seq
             if inflight.info.effects is not _NO_EFFECTS:
@@ -207,42 +196,15 @@ class ClientSession(asyncio.Protocol):
         if inflight is not None and inflight.after is not None:
             inflight.after(conn, outcome)
         code = outcome.error_code
+        digests = self.digests
+        if digests is not None and inflight is not None and inflight.argument and inflight.info is not None:
+            seconds = _perf_counter() - self.started
+            digests.record(inflight.argument, seconds, inflight.route.target is _PRIMARY, code is not None)
         if code is not None:
             self.app.stats.count_error(code)
             if code == 1290 or code == 1836:  # read-only: the server's role may have changed
                 self.app.topology_signal(conn.node_name, code)
         self.finish_command()
-
-    def _learn_gtid(self, outcome: Result) -> None:
-        terminal = outcome.terminal
-        gtid = tracked_gtid(terminal) if terminal is not None else None
-        if gtid is not None:
-            self.state.causal_gtid = gtid
-            self.state.write_unconfirmed = False
-
-    async def causal_resolve(self, r: Route) -> Route:
-        """A CAUSAL_WAIT route: wait on its replica until the session's last write is applied there
-        (up to routing.causal_wait_timeout_seconds), else use the primary. Returns the route to run."""
-        app = self.app
-        gtid = self.state.causal_gtid
-        node = r.node
-        assert node is not None
-        if gtid is not None:
-            timeout = app.config.routing.causal_wait_timeout_seconds
-            try:
-                conn = await self.connection_for(node)
-                outcome, data = await conn.call_keep(
-                    Command.QUERY, wait_statement(gtid, timeout), ResponseKind.QUERY
-                )
-            except BackendError as exc:
-                log.debug("session %d: causal wait on %s failed: %s", self.id, node.name, exc)
-                outcome, data = None, b""
-            if outcome is not None and outcome.ok and first_value(data, conn.client_flags) == b"0":
-                app.stats.causal_waits["applied"] += 1
-                return r
-            app.stats.causal_waits["timeout" if outcome is not None and outcome.ok else "error"] += 1
-        primary = app.topology.primary
-        return Route(Target.PRIMARY, primary, RouteReason.CAUSAL_FALLBACK)
 
     def failed(self, conn: BackendConnection, error: BackendError) -> None:
         self.drop_connection(conn)
@@ -314,6 +276,8 @@ class ClientSession(asyncio.Protocol):
         outstanding = self.app.outstanding
         if outstanding is not None:
             outstanding[node.name] += 1
+        if self.digests is not None:
+            self.started = _perf_counter()
         if r.reason is _CAUSAL_WAIT:
             self.spawn(self._send_causal(r, payload, kind))
             return
@@ -351,7 +315,7 @@ class ClientSession(asyncio.Protocol):
 
     async def _send_causal(self, r: Route, payload: bytes, kind: ResponseKind) -> None:
         waited = r
-        r = await self.causal_resolve(r)
+        r = await causal.resolve(self, r)
         if self.inflight is not None:
             self.inflight.route = r
             outstanding = self.app.outstanding
@@ -400,18 +364,7 @@ class ClientSession(asyncio.Protocol):
                 self.app.pool.release(conn)
                 raise BackendError("client disconnected", 2013)
             self.conns[node.name] = conn
-        for entry in self.state.replay_after(conn.applied_seq):
-            kind = ResponseKind.QUERY if entry.command == Command.QUERY else ResponseKind.SIMPLE
-            outcome, _data = await conn.call_keep(entry.command, entry.payload, kind)
-            if not outcome.ok:
-                self.app.stats.replay_failures += 1
-                raise BackendError(
-                    f"rwproxy could not restore session state on {node.name}: "
-                    f"{entry.payload[:200].decode('utf-8', 'replace')!r} failed there",
-                    outcome.error_code or 1105,
-                )
-            conn.applied_seq = entry.seq
-        conn.applied_seq = max(conn.applied_seq, self.state.replay_seq)
+        await replay_state(conn, self.state, self.app.stats)
         return conn
 
     # -- infile upload -----------------------------------------------------------------------
@@ -542,22 +495,9 @@ class ClientSession(asyncio.Protocol):
             self.data_received(rest)
 
     async def _run_handshake(self) -> None:
-        try:
-            ok = await authenticate(self)
-        except (TimeoutError, ConnectionError, RemoteProtocolError, asyncio.CancelledError) as exc:
-            log.debug("session %d: handshake ended: %r", self.id, exc)
-            self.close()
-            return
-        except Exception:
-            log.exception("session %d: handshake failed", self.id)
-            self.close()
-            return
-        if not ok or self.transport is None or self.transport.is_closing():
-            self.close()
-            return
-        self.phase = _COMMAND
-        self.state.consistency = self.app.user_consistency(self.user)
-        self._pump()
+        if await run_handshake(self):
+            self.phase = _COMMAND
+            self._pump()
 
     def begin_reauth(self, payload: bytes) -> None:
         """COM_CHANGE_USER: authenticate again, then continue the command loop."""
@@ -566,14 +506,6 @@ class ClientSession(asyncio.Protocol):
         self.spawn(self._reauth(payload))
 
     async def _reauth(self, payload: bytes) -> None:
-        try:
-            ok = await reauthenticate(self, payload)
-        except (TimeoutError, ConnectionError, RemoteProtocolError) as exc:
-            log.debug("session %d: change user ended: %r", self.id, exc)
-            ok = False
-        if not ok:
-            self.close()
-            return
-        self.phase = _COMMAND
-        self.state.consistency = self.app.user_consistency(self.user)
-        self.finish_command()
+        if await run_reauth(self, payload):
+            self.phase = _COMMAND
+            self.finish_command()

@@ -5,7 +5,7 @@ the monitor: ``proxy.topology.monitor``). Readers take one reference per stateme
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from proxy.topology.gtid import GtidPosition
 
@@ -40,6 +40,9 @@ class Node:
     reason: str | None = None
     # Transactions the server has applied, as last seen by the monitor (None: unknown / static).
     gtid: GtidPosition | None = None
+    # Drained by an operator (admin SQL / HTTP, ``proxy.admin.drain``): takes no new reads; statements
+    # already running finish. Set by ``Topology.with_drained``, never by the monitor.
+    drained: bool = False
 
     @property
     def address(self) -> tuple[str, int]:
@@ -80,13 +83,23 @@ class Topology:
     def online_replicas(self) -> tuple[Node, ...]:
         return tuple(n for n in self.replicas if n.online)
 
+    def with_drained(self, names: frozenset[str]) -> Topology:
+        """This snapshot with ``Node.drained`` set exactly for ``names`` (same version); ``self`` when
+        nothing changes. Drained replicas leave the read choice; the primary's routing is unchanged."""
+        if all((n.name in names) == n.drained for n in self.nodes):
+            return self
+        nodes = tuple(
+            n if (n.name in names) == n.drained else replace(n, drained=n.name in names) for n in self.nodes
+        )
+        return Topology(nodes=nodes, version=self.version)
+
 
 def _cumulative(nodes: tuple[Node, ...]) -> tuple[tuple[float, Node], ...]:
     out: list[tuple[float, Node]] = []
     total = 0.0
     for node in nodes:
         weight = node.weight if node.read_weight is None else node.read_weight
-        if node.online and weight > 0:
+        if node.online and weight > 0 and not node.drained:
             total += weight
             out.append((total, node))
     return tuple(out)

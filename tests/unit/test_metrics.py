@@ -84,6 +84,8 @@ def make_app(nodes: tuple[Node, ...] | None = None) -> Any:
         classifier=classifier,
         topology=Topology(nodes=nodes, version=17),
         sessions={1: object(), 2: object(), 3: object()},
+        drained=frozenset(),
+        digests=None,
     )
 
 
@@ -266,6 +268,7 @@ def test_status_document() -> None:
         "lag_seconds": None,
         "weight": 1,
         "pool": {"idle": 2, "in_use": 3},
+        "drained": False,
     }
     assert by_name["db2"]["lag_seconds"] == 1.5 and by_name["db2"]["weight"] == 2
     assert by_name["db3"]["state"] == "shunned" and by_name["db3"]["lag_seconds"] is None

@@ -1,0 +1,301 @@
+"""The admin HTTP interface (aiohttp), on ``[admin] http_listen`` in the proxy's own event loop.
+
+``GET /metrics``  Prometheus text exposition (OpenMetrics when the scraper asks for it) of a private
+                  registry: :mod:`proxy.metrics`, read at scrape time; nothing is counted per query.
+``GET /healthz``  200 "ok": the process and its event loop answer.
+``GET /readyz``   200 when the topology has an ONLINE primary or an ONLINE replica; else 503, with
+                  the reason in JSON.
+``GET /status``   JSON: servers (role, state, lag, weight, pooled connections, drained), sessions,
+                  versions, uptime.
+``GET /digests``  JSON: the query digest table (``proxy.admin.digests``), most used first;
+                  ``?limit=N``.
+
+Mutating endpoints need ``Authorization: Bearer <[admin] bearer_token>`` (401 without or with a
+wrong one; 403 when no token is configured: they are off then):
+
+``POST /servers/{name}/drain``    no new statements go to the replica ``name`` (``proxy.admin.drain``);
+                                  running ones finish. 404 unknown server, 409 the primary.
+``POST /servers/{name}/undrain``  back in the read choice.
+``POST /switchover``              ``{"to": "db2"}`` (or ``?to=db2``): calls ``app.switchover(to)`` when
+                                  the build has it; else 501.
+
+The read-only endpoints are unauthenticated. Handlers run on the proxy's loop thread, so they read its
+counters without locks.
+
+    handle = await start_admin_http(app)   # None when [admin] http_listen = ""
+    handle.port                            # the bound port (useful with port 0)
+    await handle.stop()
+"""
+
+from __future__ import annotations
+
+import hmac
+import inspect
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from proxy.admin.drain import DrainError, set_drained
+from proxy.metrics import MetricsSource, build_registry, node_lag, pool_counts, rwproxy_version
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import CollectorRegistry
+
+    from proxy.admin.digests import DigestTable
+    from proxy.config import Config
+    from proxy.topology.model import Node, Topology
+
+__all__ = ["AdminHttp", "readiness", "start_admin_http", "status"]
+
+log = logging.getLogger(__name__)
+
+
+class AdminSource(MetricsSource, Protocol):
+    """What the admin interface reads from ``proxy.app.ProxyApp``, beyond the metrics."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def server_version(self) -> str: ...
+
+    topology: Topology
+    drained: frozenset[str]
+    digests: DigestTable | None
+
+
+@dataclass(slots=True)
+class AdminHttp:
+    """A running admin HTTP server. ``addresses``: every bound (host, port); ``host``/``port``: the first."""
+
+    runner: web.AppRunner
+    addresses: list[tuple[str, int]]
+
+    @property
+    def host(self) -> str:
+        return self.addresses[0][0]
+
+    @property
+    def port(self) -> int:
+        return self.addresses[0][1]
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+def readiness(topology: Topology) -> tuple[bool, dict[str, Any]]:
+    """(ready, JSON body) for /readyz: ready when some ONLINE server can take statements."""
+    primary = topology.primary
+    primary_online = primary is not None and primary.online
+    replicas = [n.name for n in topology.replicas if n.online and not n.drained]
+    body: dict[str, Any] = {
+        "ready": primary_online or bool(replicas),
+        "primary": primary.name if primary_online and primary is not None else None,
+        "online_replicas": replicas,
+    }
+    if not body["ready"]:
+        if primary is None:
+            body["reason"] = "no primary is known and no replica is ONLINE"
+        else:
+            body["reason"] = f"primary {primary.name} is {primary.state.value} and no replica is ONLINE"
+    return bool(body["ready"]), body
+
+
+def _node_status(app: MetricsSource, node: Node) -> dict[str, Any]:
+    idle, in_use = pool_counts(app, node)
+    return {
+        "name": node.name,
+        "host": node.host,
+        "port": node.port,
+        "role": node.role.value,
+        "state": node.state.value,
+        "reason": getattr(node, "reason", None),
+        "lag_seconds": node_lag(node),  # null while unknown, never 0
+        "weight": node.weight,
+        "pool": {"idle": idle, "in_use": in_use},
+        "drained": node.drained,
+    }
+
+
+def status(app: AdminSource, *, started: float) -> dict[str, Any]:
+    """The /status document. ``started``: ``time.monotonic()`` when the proxy started."""
+    topology = app.topology
+    ready, _ = readiness(topology)
+    return {
+        "version": rwproxy_version(),
+        "server_version": app.server_version,
+        "uptime_seconds": round(time.monotonic() - started, 3),
+        "ready": ready,
+        "sessions": len(app.sessions),
+        "topology_version": topology.version,
+        "nodes": [_node_status(app, n) for n in topology.nodes],
+    }
+
+
+class _Handlers:
+    def __init__(self, app: AdminSource, registry: CollectorRegistry, started: float) -> None:
+        self.app = app
+        self.registry = registry
+        self.started = started
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        body = encoder(self.registry)  # synchronous, on the loop thread: a consistent read
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        ready, body = readiness(self.app.topology)
+        return web.json_response(body, status=200 if ready else 503)
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response(status(self.app, started=self.started))
+
+    async def digests(self, request: web.Request) -> web.Response:
+        table = self.app.digests
+        limit_text = request.query.get("limit")
+        limit: int | None = None
+        if limit_text is not None:
+            if not limit_text.isdigit():
+                return _error(400, f"limit must be a non-negative integer, got {limit_text!r}")
+            limit = int(limit_text)
+        if table is None:
+            return web.json_response({"enabled": False, "digests": []})
+        body = {"enabled": True, "size": table.size, "evicted": table.evicted, "digests": table.rows(limit)}
+        return web.json_response(body)
+
+    # -- mutating (bearer token) -----------------------------------------------------------------
+
+    def _refused(self, request: web.Request) -> web.Response | None:
+        token = self.app.config.admin.bearer_token
+        if token is None:
+            return _error(403, "mutating admin endpoints are off: set [admin] bearer_token to enable them")
+        given = request.headers.get("Authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+            response = _error(401, "a valid 'Authorization: Bearer <token>' header is required")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="rwproxy"'
+            return response
+        return None
+
+    async def drain(self, request: web.Request) -> web.Response:
+        return self._set_drained(request, True)
+
+    async def undrain(self, request: web.Request) -> web.Response:
+        return self._set_drained(request, False)
+
+    def _set_drained(self, request: web.Request, drained: bool) -> web.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        name = request.match_info["name"]
+        if name not in self.app.topology.by_name:
+            return _error(404, f"unknown server {name!r}")
+        try:
+            changed = set_drained(self.app, name, drained)
+        except DrainError as exc:
+            return _error(409, str(exc))
+        return web.json_response({"server": name, "drained": drained, "changed": changed})
+
+    async def switchover(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        target = request.query.get("to")
+        if target is None and request.can_read_body:
+            try:
+                body = await request.json()
+            except ValueError:
+                return _error(400, 'the body must be JSON such as {"to": "db2"}')
+            target = body.get("to") if isinstance(body, dict) else None
+        if not isinstance(target, str) or not target:
+            return _error(400, 'say which server becomes the primary: {"to": "db2"} or ?to=db2')
+        fn = getattr(self.app, "switchover", None)
+        if fn is None:
+            return _error(501, "switchover is not available yet in this build")
+        try:
+            result = fn(target)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception as exc:
+            return _error(409, f"switchover to {target} failed: {exc}")
+        return web.json_response({"switchover": target, "result": None if result is None else str(result)})
+
+
+def _error(status_code: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status_code)
+
+
+class AdminCollector(Collector):
+    """Bounded admin metrics: digest table size and evictions, drained servers (label: server name)."""
+
+    def __init__(self, app: AdminSource) -> None:
+        self.app = app
+
+    def collect(self) -> list[Metric]:
+        table = self.app.digests
+        size = GaugeMetricFamily("rwproxy_query_digests", "Distinct query digests in the digest table")
+        size.add_metric([], len(table) if table is not None else 0)
+        evicted = CounterMetricFamily(
+            "rwproxy_query_digest_evictions", "Digests dropped from the bounded digest table"
+        )
+        evicted.add_metric([], table.evicted if table is not None else 0)
+        drained = GaugeMetricFamily(
+            "rwproxy_server_drained",
+            "1 when an operator drained the server (admin_status OFFLINE)",
+            labels=["server"],
+        )
+        for node in self.app.topology.nodes:
+            drained.add_metric([node.name], 1 if node.name in self.app.drained else 0)
+        return [size, evicted, drained]
+
+
+async def start_admin_http(
+    app: AdminSource, *, listen: str | None = None, registry: CollectorRegistry | None = None
+) -> AdminHttp | None:
+    """Serve the admin interface on ``listen`` (default ``app.config.admin.http_listen``; "" = off).
+
+    Returns None when disabled. Raises OSError when the address cannot be bound.
+    """
+    from proxy.config import AdminConfig
+
+    address = (app.config.admin if listen is None else AdminConfig(http_listen=listen)).http_address
+    if address is None:
+        return None
+    if registry is None:
+        registry = build_registry(app)
+        registry.register(AdminCollector(app))
+    handlers = _Handlers(app, registry, time.monotonic())
+    web_app = web.Application()
+    web_app.router.add_get("/metrics", handlers.metrics)
+    web_app.router.add_get("/healthz", handlers.healthz)
+    web_app.router.add_get("/readyz", handlers.readyz)
+    web_app.router.add_get("/status", handlers.status)
+    web_app.router.add_get("/digests", handlers.digests)
+    web_app.router.add_post("/servers/{name}/drain", handlers.drain)
+    web_app.router.add_post("/servers/{name}/undrain", handlers.undrain)
+    web_app.router.add_post("/switchover", handlers.switchover)
+    runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, address[0], address[1], reuse_address=True).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    addresses = [(str(a[0]), int(a[1])) for a in runner.addresses]
+    handle = AdminHttp(runner, addresses)
+    log.info("admin HTTP on %s (/metrics /healthz /readyz /status /digests)", handle.url)
+    return handle

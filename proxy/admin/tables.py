@@ -1,0 +1,226 @@
+"""The admin tables, built from the running proxy's live state at the moment they are read.
+
+``SCHEMA`` gives every table's columns and SQL types (the admin SQL interface hands it to sqlglot's
+executor, so empty tables still have columns); ``build(app, name)`` gives the rows as dicts. Run on the
+proxy's event-loop thread: it reads the counters and session objects without locks.
+
+Tables: ``servers``, ``pools``, ``sessions``, ``query_digest``, ``routing_rules``, ``stats``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from proxy.metrics import node_lag, pool_counts
+
+if TYPE_CHECKING:
+    from proxy.app import ProxyApp
+
+__all__ = ["SCHEMA", "TABLES", "build"]
+
+Row = dict[str, Any]
+
+SCHEMA: dict[str, dict[str, str]] = {
+    "servers": {
+        "name": "VARCHAR",
+        "host": "VARCHAR",
+        "port": "INT",
+        "role": "VARCHAR",
+        "state": "VARCHAR",
+        "reason": "VARCHAR",
+        "lag": "DOUBLE",
+        "weight": "INT",
+        "read_weight": "DOUBLE",
+        "connections": "INT",
+        "admin_status": "VARCHAR",
+    },
+    "pools": {
+        "server": "VARCHAR",
+        "idle": "INT",
+        "in_use": "INT",
+        "open": "INT",
+        "max": "INT",
+    },
+    "sessions": {
+        "id": "INT",
+        "user": "VARCHAR",
+        "client_address": "VARCHAR",
+        "db": "VARCHAR",
+        "in_transaction": "INT",
+        "autocommit": "INT",
+        "pins": "VARCHAR",
+        "backend": "VARCHAR",
+        "busy": "INT",
+        "commands": "BIGINT",
+    },
+    "query_digest": {
+        "digest": "VARCHAR",
+        "digest_id": "VARCHAR",
+        "example": "VARCHAR",
+        "count": "BIGINT",
+        "total_time_us": "BIGINT",
+        "avg_time_us": "BIGINT",
+        "max_time_us": "BIGINT",
+        "route": "VARCHAR",
+        "primary_count": "BIGINT",
+        "replica_count": "BIGINT",
+        "errors": "BIGINT",
+        "first_seen": "DOUBLE",
+    },
+    "routing_rules": {
+        "position": "INT",
+        "name": "VARCHAR",
+        "match_regex": "VARCHAR",
+        "match_digest": "VARCHAR",
+        "route": "VARCHAR",
+        "hits": "BIGINT",
+    },
+    "stats": {
+        "name": "VARCHAR",
+        "value": "DOUBLE",
+    },
+}
+
+
+def _servers(app: ProxyApp) -> list[Row]:
+    rows = []
+    for node in app.topology.nodes:
+        idle, in_use = pool_counts(app, node)
+        rows.append(
+            {
+                "name": node.name,
+                "host": node.host,
+                "port": node.port,
+                "role": node.role.value,
+                "state": node.state.name,
+                "reason": node.reason,
+                "lag": node_lag(node),
+                "weight": node.weight,
+                "read_weight": float(node.weight if node.read_weight is None else node.read_weight),
+                "connections": idle + in_use,
+                "admin_status": "OFFLINE" if node.name in app.drained else "ONLINE",
+            }
+        )
+    return rows
+
+
+def _pools(app: ProxyApp) -> list[Row]:
+    rows = []
+    limit = app.config.backend.pool_max_per_server
+    for node in app.topology.nodes:
+        idle, in_use = pool_counts(app, node)
+        open_ = idle + in_use
+        rows.append({"server": node.name, "idle": idle, "in_use": in_use, "open": open_, "max": limit})
+    return rows
+
+
+def _sessions(app: ProxyApp) -> list[Row]:
+    rows = []
+    for session in list(app.sessions.values()):
+        state = session.state
+        pins = []
+        if state.temp_tables:
+            pins.append("temp_table")
+        if state.named_locks:
+            pins.append("named_lock")
+        if state.tables_locked:
+            pins.append("lock_tables")
+        if state.sql_prepared:
+            pins.append("sql_prepare")
+        if state.unreplayable_set:
+            pins.append("unreplayable_set")
+        active = session.active
+        rows.append(
+            {
+                "id": session.id,
+                "user": session.user,
+                "client_address": session.peer,
+                "db": state.database,
+                "in_transaction": int(state.in_transaction),
+                "autocommit": int(state.autocommit),
+                "pins": ",".join(pins),
+                # The server running the current statement, else every server the session holds.
+                "backend": active.node_name if active is not None else ",".join(sorted(session.conns)),
+                "busy": int(session.busy),
+                "commands": session.commands,
+            }
+        )
+    return rows
+
+
+def _query_digest(app: ProxyApp) -> list[Row]:
+    return app.digests.rows() if app.digests is not None else []
+
+
+def _routing_rules(app: ProxyApp) -> list[Row]:
+    hits = app.rules.hits
+    rows = []
+    for i, (rule, rc) in enumerate(zip(app.rules.rules, app.config.routing.rules, strict=False)):
+        rows.append(
+            {
+                "position": i + 1,
+                "name": rule.name,
+                "match_regex": rc.match_regex,
+                "match_digest": rc.match_digest,
+                "route": rule.target.value,
+                "hits": hits.get(rule.name, 0),
+            }
+        )
+    return rows
+
+
+def _stats(app: ProxyApp) -> list[Row]:
+    s = app.stats
+    c = app.classifier
+    p = app.pool.stats
+    values: list[tuple[str, float]] = [
+        ("client_connections", len(app.sessions)),
+        ("queries", sum(s.routes.values())),
+        ("queries_primary", sum(n for (name, _), n in s.routes.items() if _is_primary(app, name))),
+        ("errors", sum(s.errors.values())),
+        ("refused_connections", s.refused_connections),
+        ("auth_failures", s.auth_failures),
+        ("idle_closed", s.idle_closed),
+        ("protocol_errors", s.protocol_errors),
+        ("replica_fallbacks", s.replica_fallbacks),
+        ("replay_failures", s.replay_failures),
+        ("read_only_errors", s.read_only_errors),
+        ("backend_connections_opened", p.opened),
+        ("backend_connections_closed", p.closed),
+        ("backend_connections_reused", p.reused),
+        ("backend_connect_errors", p.connect_errors),
+        ("classifier_fast_path", c.fast_path),
+        ("classifier_cache_hits", c.cache_hits),
+        ("classifier_cache_misses", c.cache_misses),
+        ("classifier_parser_used", c.parser_used),
+        ("topology_version", app.topology.version),
+        ("servers_drained", len(app.drained)),
+        ("query_digests", len(app.digests) if app.digests is not None else 0),
+        ("query_digest_evictions", app.digests.evicted if app.digests is not None else 0),
+        ("time", time.time()),
+    ]
+    for pin, n in sorted(s.pins.items()):
+        values.append((f"pins_{pin.lower()}", n))
+    return [{"name": name, "value": float(value)} for name, value in values]
+
+
+def _is_primary(app: ProxyApp, name: str) -> bool:
+    primary = app.topology.primary
+    return primary is not None and primary.name == name
+
+
+TABLES: dict[str, Callable[[ProxyApp], list[Row]]] = {
+    "servers": _servers,
+    "pools": _pools,
+    "sessions": _sessions,
+    "query_digest": _query_digest,
+    "routing_rules": _routing_rules,
+    "stats": _stats,
+}
+
+
+def build(app: ProxyApp, name: str) -> list[Row]:
+    """The rows of table ``name`` (a key of ``TABLES``) right now."""
+    return TABLES[name](app)

@@ -4,11 +4,6 @@ stale reads) and report it as text and JSON.
 
 Modules: ``events`` (what is recorded), ``workload`` (writer/reader clients), ``faults`` (kill, delay,
 switchover, operator command), ``status_watch`` (the proxy's /status over time), ``report`` (the
-numbers, pure), ``scenarios`` (the run), ``cli`` (``rwproxy drill``).
+numbers, pure), ``scenarios`` (the run: ``run_drill``, ``DrillOptions``, ``reverify``), ``cli``
+(``rwproxy drill``). Nothing is imported here, so that ``rwproxy`` stays quick to start.
 """
-
-from __future__ import annotations
-
-from proxy.drill.scenarios import SCENARIOS, DrillError, DrillOptions, DrillResult, reverify, run_drill
-
-__all__ = ["SCENARIOS", "DrillError", "DrillOptions", "DrillResult", "reverify", "run_drill"]

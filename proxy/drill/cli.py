@@ -32,7 +32,7 @@ exit status: 0 ok; 1 acknowledged writes lost or duplicated, or the fault failed
 
 
 def add_drill_parser(sub: Any) -> None:
-    from proxy.drill.scenarios import SCENARIOS  # light: no I/O at import
+    from proxy.drill.events import SCENARIOS  # light: dataclasses only
 
     p = sub.add_parser(
         "drill",

@@ -13,11 +13,14 @@ __all__ = [
     "IN_DOUBT",
     "IN_DOUBT_CODES",
     "OK",
+    "SCENARIOS",
     "STALE",
     "ReadEvent",
     "StatusSample",
     "WriteEvent",
 ]
+
+SCENARIOS = ("failover", "switchover", "replica-loss", "lag")
 
 OK = "ok"
 ERROR = "error"  # the server (or proxy) answered with an error: the statement did not run

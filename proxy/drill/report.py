@@ -5,9 +5,11 @@
 
 Definitions (all times in seconds since the drill started):
 
-- write unavailability: last acknowledged write that completed at or before the fault → first one
-  that completed after it (writers keep trying throughout). No ack after the fault: "not resumed",
-  and the window runs to the end of the workload.
+- write unavailability: the longest time without an acknowledged write from the last ack before
+  the fault on (writers keep trying throughout): last ack before the outage → first ack after it.
+  (Longest, not first: a write in flight when the primary is killed may still be acknowledged just
+  after the fault, and an operator's trigger may take effect some time after it ran.) No ack after
+  the outage: "not resumed", and the window runs to the end of the workload.
 - read availability: reads that answered (fresh or stale) / reads attempted; longest read gap: the
   longest time between two answered reads (the workload's start and end count as edges).
 - detection: the first ``/status`` sample after the fault whose (role, state) view differs from the
@@ -76,18 +78,16 @@ def write_unavailability(
         out["longest_gap_seconds"] = _r(gap)
         return out
     before = [t for t in acks if t <= fault_at]
-    after = [t for t in acks if t > fault_at]
-    last_before = before[-1] if before else None
-    first_after = after[0] if after else None
-    start = last_before if last_before is not None else workload_start
-    end = first_after if first_after is not None else workload_end
+    edges = [before[-1] if before else workload_start, *(t for t in acks if t > fault_at), workload_end]
+    gap, i = max((b - a, i) for i, (a, b) in enumerate(itertools.pairwise(edges)))
+    resumed = i + 2 < len(edges)  # the gap ends at an ack, not at the end of the workload
     out.update(
         {
-            "last_ack_before_fault": _r(last_before),
-            "first_ack_after_fault": _r(first_after),
-            "resumed": first_after is not None,
-            "unavailable_seconds": _r(end - start),
-            "first_ack_after_fault_seconds": None if first_after is None else _r(first_after - fault_at),
+            "last_ack_before_outage": _r(edges[i]),
+            "first_ack_after_outage": _r(edges[i + 1]) if resumed else None,
+            "resumed": resumed,
+            "unavailable_seconds": _r(gap),
+            "recovered_seconds_after_fault": _r(edges[i + 1] - fault_at) if resumed else None,
         }
     )
     return out
@@ -309,13 +309,13 @@ def render_text(r: Mapping[str, Any]) -> str:
     )
     if "unavailable_seconds" in w:
         resumed = (
-            f"first ack {_s(w['first_ack_after_fault_seconds'])} after the fault"
+            f"writes back {_s(w['recovered_seconds_after_fault'])} after the fault"
             if w["resumed"]
             else "writes did NOT resume before the end"
         )
         lines.append(
-            f"write outage     {_s(w['unavailable_seconds'])} (last ack t={_s(w['last_ack_before_fault'])}"
-            f" -> first ack t={_s(w['first_ack_after_fault'])}); {resumed}"
+            f"write outage     {_s(w['unavailable_seconds'])} (last ack t={_s(w['last_ack_before_outage'])}"
+            f" -> first ack t={_s(w['first_ack_after_outage'])}); {resumed}"
         )
     elif "longest_gap_seconds" in w:
         lines.append(f"write gap        longest {_s(w['longest_gap_seconds'])} between acks")

@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 import pymysql
 
 from proxy.devcluster.base import Cluster, ClusterNode
-from proxy.drill.events import ReadEvent, StatusSample, WriteEvent
+from proxy.drill.events import SCENARIOS, ReadEvent, StatusSample, WriteEvent
 from proxy.drill.faults import (
     DelayReplica,
     Fault,
@@ -40,7 +40,6 @@ from proxy.drill.workload import DrillTable, Workload, error_code
 
 __all__ = ["SCENARIOS", "DrillError", "DrillOptions", "DrillResult", "reverify", "run_drill"]
 
-SCENARIOS = ("failover", "switchover", "replica-loss", "lag")
 DEFAULT_SCHEMA = "rwproxy_drill"
 
 

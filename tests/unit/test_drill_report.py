@@ -29,25 +29,42 @@ def r(end: float, outcome: str = OK, kind: str = "plain", code: int | None = Non
 def test_write_unavailability_last_ack_before_to_first_ack_after() -> None:
     writes = [w(1, 0.5), w(2, 1.0), w(3, 1.2, ERROR, 2003), w(4, 1.4, IN_DOUBT, 2013), w(5, 2.75), w(6, 3.0)]
     out = write_unavailability(writes, fault_at=1.1, workload_start=0.0, workload_end=4.0)
-    assert out["last_ack_before_fault"] == 1.0
-    assert out["first_ack_after_fault"] == 2.75
+    assert out["last_ack_before_outage"] == 1.0
+    assert out["first_ack_after_outage"] == 2.75
     assert out["unavailable_seconds"] == pytest.approx(1.75)
-    assert out["first_ack_after_fault_seconds"] == pytest.approx(1.65)
+    assert out["recovered_seconds_after_fault"] == pytest.approx(1.65)
     assert out["resumed"] is True
     assert out["acknowledged"] == 4
+
+
+def test_write_in_flight_at_the_fault_does_not_end_the_outage() -> None:
+    # seq 3 was acknowledged 5 ms after the kill (it committed before): writes had not resumed
+    writes = [w(1, 0.5), w(2, 1.0), w(3, 1.105), w(4, 1.3, ERROR, 2003)]
+    out = write_unavailability(writes, fault_at=1.1, workload_start=0.0, workload_end=4.0)
+    assert out["resumed"] is False
+    assert out["last_ack_before_outage"] == 1.105
+    assert out["unavailable_seconds"] == pytest.approx(2.895)
+
+
+def test_write_outage_that_starts_later_than_the_trigger() -> None:
+    # the operator's command returned at 1.0; the failover it asked for hit at ~2.0
+    writes = [w(1, 0.9), w(2, 1.5), w(3, 2.0), w(4, 3.4), w(5, 3.5)]
+    out = write_unavailability(writes, fault_at=1.0, workload_start=0.0, workload_end=4.0)
+    assert (out["last_ack_before_outage"], out["first_ack_after_outage"]) == (2.0, 3.4)
+    assert out["recovered_seconds_after_fault"] == pytest.approx(2.4)
 
 
 def test_write_unavailability_not_resumed_runs_to_the_end() -> None:
     out = write_unavailability([w(1, 0.5), w(2, 0.9, ERROR, 2003)], 1.0, workload_start=0, workload_end=5)
     assert out["resumed"] is False
-    assert out["first_ack_after_fault"] is None
+    assert out["first_ack_after_outage"] is None
     assert out["unavailable_seconds"] == pytest.approx(4.5)
-    assert out["first_ack_after_fault_seconds"] is None
+    assert out["recovered_seconds_after_fault"] is None
 
 
 def test_write_unavailability_without_acks_before_the_fault_counts_from_the_start() -> None:
     out = write_unavailability([w(1, 2.0)], fault_at=1.0, workload_start=0.0, workload_end=3.0)
-    assert out["last_ack_before_fault"] is None
+    assert out["last_ack_before_outage"] == 0.0
     assert out["unavailable_seconds"] == pytest.approx(2.0)
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``rwproxy run | check-config | explain | demo``. No logic beyond wiring."""
+"""Command line: ``rwproxy run | check-config | explain | status | demo | drill``. No logic beyond wiring."""
 
 from __future__ import annotations
 
@@ -31,6 +31,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="start a local replication cluster with rwproxy in front")
     demo.add_argument("--replicas", type=int, default=2)
     demo.add_argument("--port", type=int, default=6033, help="proxy port (0 = any free port)")
+    demo.add_argument(
+        "--state-file",
+        help="cluster state file for rwproxy drill (default $TMPDIR/rwproxy-demo-cluster.json)",
+    )
+    from proxy.drill.cli import add_drill_parser
+
+    add_drill_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.file)
@@ -43,7 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from proxy.demo import run_demo
 
-        return run_demo(replicas=args.replicas, port=args.port)
+        return run_demo(replicas=args.replicas, port=args.port, state_file=args.state_file)
+    if args.command == "drill":
+        from proxy.drill.cli import run_drill_command
+
+        return run_drill_command(args)
     return 2
 
 

@@ -2,11 +2,17 @@
 
 Uses the same cluster module as the test suite (``proxy.devcluster``). Ctrl-C stops the proxy and
 every server, and removes their temporary directories.
+
+While it runs, a cluster state file (``proxy.devcluster.state``: nodes, pids, sockets, how to restart
+them, the proxy and admin addresses; default ``$TMPDIR/rwproxy-demo-cluster.json``) lets
+``rwproxy drill --cluster-state FILE`` find the servers to kill or delay. It is removed at exit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import sys
 
@@ -47,8 +53,12 @@ def demo_config_text(cluster: object, port: int, admin_port: int | None = None) 
     return "\n".join(lines)
 
 
-def run_demo(*, replicas: int = 2, port: int = 6033) -> int:
-    from proxy.devcluster import ClusterUnavailable, start_cluster
+def run_demo(*, replicas: int = 2, port: int = 6033, state_file: str | None = None) -> int:
+    """``state_file``: where to write the cluster state (None: the default path, "" = none)."""
+    from proxy.devcluster import ClusterUnavailable, default_state_path, start_cluster
+
+    if state_file is None:
+        state_file = default_state_path()
 
     print("rwproxy demo: starting a local replication cluster ...", flush=True)
     try:
@@ -57,17 +67,21 @@ def run_demo(*, replicas: int = 2, port: int = 6033) -> int:
         print(f"rwproxy demo: {exc}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(_serve(cluster, port))
+        return asyncio.run(_serve(cluster, port, state_file))
     except KeyboardInterrupt:
         return 0
     finally:
+        if state_file:
+            with contextlib.suppress(OSError):
+                os.remove(state_file)
         print("rwproxy demo: stopping the cluster and removing its files ...", flush=True)
         cluster.stop()
 
 
-async def _serve(cluster: object, port: int) -> int:
+async def _serve(cluster: object, port: int, state_file: str) -> int:
     from proxy.app import ProxyApp
     from proxy.config import parse_config
+    from proxy.devcluster import write_state
 
     admin_port = 9306 if _port_free(9306) else 0
     config = parse_config(demo_config_text(cluster, port, admin_port), "<demo>")
@@ -84,6 +98,11 @@ async def _serve(cluster: object, port: int) -> int:
     print("      BEGIN; SELECT @@server_id; COMMIT;   -- the primary answers inside a transaction")
     if app.admin_http is not None:
         print(f"Metrics: {app.admin_http.url}/metrics   status: {app.admin_http.url}/status")
+    if state_file:
+        admin = f"{app.admin_http.host}:{app.admin_http.port}" if app.admin_http is not None else None
+        write_state(cluster, state_file, proxy=f"{host}:{bound_port}", admin=admin)  # type: ignore[arg-type]
+        print(f"Cluster state (for rwproxy drill --cluster-state): {state_file}")
+        print(f"Try a drill:  rwproxy drill replica-loss --cluster-state {state_file}")
     print("Press Ctrl-C to stop everything.", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

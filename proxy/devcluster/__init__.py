@@ -20,9 +20,11 @@ from proxy.devcluster.containers import DockerCluster, docker_available
 from proxy.devcluster.flavor import Flavor
 from proxy.devcluster.local import LocalCluster, reap_orphans
 from proxy.devcluster.net import free_port, free_ports, wait_for_port
+from proxy.devcluster.state import AttachedCluster, attach, default_state_path, write_state
 
 __all__ = [
     "ENV_VAR",
+    "AttachedCluster",
     "Cluster",
     "ClusterError",
     "ClusterNode",
@@ -30,13 +32,16 @@ __all__ = [
     "DockerCluster",
     "Flavor",
     "LocalCluster",
+    "attach",
     "choose_kind",
+    "default_state_path",
     "docker_available",
     "free_port",
     "free_ports",
     "reap_orphans",
     "start_cluster",
     "wait_for_port",
+    "write_state",
 ]
 
 ENV_VAR = "RWPROXY_TEST_CLUSTER"

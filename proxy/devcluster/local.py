@@ -302,14 +302,39 @@ class LocalCluster(Cluster):
     # --- processes ----------------------------------------------------------------------------------
     def is_running(self, node: ClusterNode) -> bool:
         popen = self._procs[node.name].popen
-        return popen is not None and popen.poll() is None
+        return (popen is not None and popen.poll() is None) or self._external_pid(node) is not None
+
+    def _external_pid(self, node: ClusterNode) -> int | None:
+        """A server for ``node`` that another process started on its my.cnf (``rwproxy drill``
+        restarting a node it killed, see ``proxy.devcluster.state``): its pid, else None."""
+        p = self._procs[node.name]
+        pid = _read_pid(p.pid_file)
+        if pid is None or (p.popen is not None and pid == p.popen.pid) or not _pid_alive(pid):
+            return None
+        return pid if f"--defaults-file={p.cnf}" in (_cmdline(pid) or "") else None
+
+    def restart_command(self, node: ClusterNode) -> dict[str, Any]:
+        """How another process restarts ``node`` (argv, cwd, output log, pid file, error log)."""
+        p = self._procs[node.name]
+        return {
+            "argv": [self.server_bin, f"--defaults-file={p.cnf}"],
+            "cwd": p.dir,
+            "output": os.path.join(p.dir, "mariadbd.out"),
+            "pid_file": p.pid_file,
+            "error_log": p.error_log,
+            "cnf": p.cnf,
+        }
+
+    @property
+    def admin_user(self) -> str:
+        """The account with all privileges, over each node's unix socket (socket authentication)."""
+        return self._admin_user
 
     def _verified_pid(self, node: ClusterNode) -> int | None:
         """The server's pid from its pid file, only if that process is the mariadbd we started."""
         p = self._procs[node.name]
-        if not self.is_running(node):
-            return None
-        assert p.popen is not None
+        if p.popen is None or p.popen.poll() is not None:
+            return self._external_pid(node)
         for pid in (_read_pid(p.pid_file), p.popen.pid):
             if pid is None:
                 continue
@@ -322,13 +347,17 @@ class LocalCluster(Cluster):
 
     def _wait_exit(self, node: ClusterNode, timeout: float) -> bool:
         popen = self._procs[node.name].popen
-        if popen is None:
-            return True
-        try:
-            popen.wait(timeout=timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
+        deadline = time.monotonic() + timeout
+        if popen is not None:
+            try:
+                popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return False
+        while self._external_pid(node) is not None:  # a server another process started
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def kill_node(self, node: ClusterNode, sig: int = signal.SIGKILL) -> None:
         pid = self._verified_pid(node)

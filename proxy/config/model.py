@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import Strict, field_validator, model_validator
 
 from proxy.config.dump import _plain
+from proxy.config.failover import FailoverConfig
 from proxy.config.fields import _fail, _Model, _show
 from proxy.config.sections import (
     AdminConfig,
@@ -47,6 +48,7 @@ class Config(_Model):
     routing: RoutingConfig = RoutingConfig()
     monitor: MonitorConfig = MonitorConfig()
     admin: AdminConfig = AdminConfig()
+    failover: FailoverConfig = FailoverConfig()
 
     @field_validator("users")
     @classmethod
@@ -122,6 +124,23 @@ class Config(_Model):
                     f"{_show(self.admin.sql_listen)} is also in proxy.listen or admin.http_listen; "
                     "use another port",
                     "admin.sql_listen",
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _failover_needs_auto_roles(self) -> Config:
+        if self.failover.mode in ("promote", "rds"):
+            fixed = [s.name for s in self.servers if s.role != "auto"]
+            if fixed:
+                _fail(
+                    f'mode = "{self.failover.mode}" moves the primary role: servers {", ".join(fixed)} '
+                    'must have role = "auto"',
+                    "failover.mode",
+                )
+            if not self.monitor.enabled:
+                _fail(
+                    f'mode = "{self.failover.mode}" needs the monitor (monitor.enabled = true)',
+                    "failover.mode",
                 )
         return self
 

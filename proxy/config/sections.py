@@ -179,6 +179,8 @@ class ServerConfig(_Model):
     port: Annotated[int, _between(1, 65535)] = 3306
     weight: Annotated[int, _at_least(0)] = 1
     role: Literal["primary", "replica", "auto"] = "auto"
+    # Failover: among equally advanced replicas the highest priority is promoted; < 0: never.
+    priority: int = 0
 
     @field_validator("name")
     @classmethod

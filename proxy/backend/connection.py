@@ -17,9 +17,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-import aiomysql
 from pymysql.charset import charset_by_id, charset_by_name
 
+from proxy.backend.clear_password import GuardedConnection
 from proxy.protocol.constants import DEFAULT_CLIENT_CAPABILITIES, Capability, Command
 from proxy.protocol.framing import frame
 from proxy.protocol.results import ResponseKind, ResultScanner, ScanError
@@ -306,8 +306,10 @@ async def open_backend(
     ssl_context: ssl.SSLContext | None,
     connect_timeout: float,
     pool_key: tuple[object, ...],
+    require_tls: bool = False,
 ) -> BackendConnection:
-    """Connect and authenticate with aiomysql, then take the transport over."""
+    """Connect and authenticate with aiomysql, then take the transport over. A clear-text password
+    goes out only over TLS; ``require_tls``: no login at all without TLS (``clear_password``)."""
     aligned = client_flags & ALIGNED_FLAGS
     try:
         charset = charset_by_id(collation_id)
@@ -315,11 +317,12 @@ async def open_backend(
     except KeyError:
         charset = None
         charset_name = "utf8mb4"
-    conn = aiomysql.Connection(
+    conn = GuardedConnection(
         host=host,
         port=port,
         user=user,
         password=password,
+        require_tls=require_tls,
         db=None,
         autocommit=None,
         charset=charset_name,

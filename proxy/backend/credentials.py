@@ -84,7 +84,7 @@ class CredentialSource:
         self._tokens: dict[tuple[str, int, str], tuple[str, float]] = {}
         self._refresher: asyncio.Task[None] | None = None
         self._refreshing: asyncio.Task[bool] | None = None
-        self._last_refresh = float("-inf")
+        self._last_auth_refresh = float("-inf")
         self.refreshes = 0
         if self.kind in ("secretsmanager", "iam") and clients is None:
             raise CredentialsError(f'backend.credentials = "{self.kind}" needs the AWS client ([aws])')
@@ -177,8 +177,9 @@ class CredentialSource:
             return False
         if self._refreshing is not None and not self._refreshing.done():
             return await asyncio.shield(self._refreshing)
-        if self._clock() - self._last_refresh < AUTH_ERROR_REFRESH_MIN_GAP:
+        if self._clock() - self._last_auth_refresh < AUTH_ERROR_REFRESH_MIN_GAP:
             return False
+        self._last_auth_refresh = self._clock()
         log.info("credentials: a server refused the backend password; re-reading the secret")
         self._refreshing = asyncio.get_running_loop().create_task(self._read_secret_changed())
         return await asyncio.shield(self._refreshing)
@@ -198,7 +199,6 @@ class CredentialSource:
         arn = self.settings.secret_arn
         assert arn is not None and self._clients is not None
         clients = self._clients
-        self._last_refresh = self._clock()
 
         def fetch() -> dict[str, object]:
             return dict(clients.client("secretsmanager").get_secret_value(SecretId=arn))

@@ -243,3 +243,16 @@ def test_effective_dump_round_trips_topology() -> None:
     assert "[topology]" in text and 'source = "rds"' in text
     again = parse_config(text.replace("# ", "#"))
     assert again.topology_source == config.topology_source
+
+
+def test_deploy_examples_load() -> None:
+    """deploy/examples/*.toml are valid (their RDS CA bundle path is left out: it exists only there)."""
+    import re
+    from pathlib import Path
+
+    examples = sorted((Path(__file__).resolve().parents[3] / "deploy" / "examples").glob("*.toml"))
+    assert len(examples) == 3
+    for path in examples:
+        text = re.sub(r"(?m)^tls_ca = .*$", "", path.read_text())
+        config = parse_config(text, str(path))
+        assert config.topology_source.source == "rds" and config.servers == ()

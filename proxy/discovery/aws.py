@@ -63,8 +63,3 @@ class AwsClients:
             made = self._session.client(service, endpoint_url=s.endpoint_url, config=config)
             self._clients[service] = made
             return made
-
-    @property
-    def region(self) -> str | None:
-        self.client("rds")
-        return str(self._session.region_name) if self._session is not None else None

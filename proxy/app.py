@@ -18,6 +18,7 @@ from proxy.admin.digests import DigestTable
 from proxy.backend.connection import BackendConnection, BackendError
 from proxy.backend.pool import BackendCredentials, Pool
 from proxy.config import Config
+from proxy.discovery.wiring import AwsParts
 from proxy.protocol.auth import RsaKeyPair, UserCredential, parse_native_hash
 from proxy.protocol.constants import UTF8MB4_GENERAL_CI, Capability, Command
 from proxy.protocol.results import ResponseKind
@@ -147,10 +148,13 @@ class ProxyApp:
             if config.monitor.enabled
             else None
         )
+        # RDS discovery ([topology] source = "rds") and [backend] credentials: proxy.discovery.wiring.
+        self.aws = AwsParts(config, self.monitor)
 
     def _set_topology(self, topology: Topology) -> None:
         """The monitor publishes a new immutable snapshot; sessions pick it up at their next statement."""
         self.topology = topology.with_drained(self.drained) if self.drained else topology
+        self.aws.topology_published()
 
     def topology_signal(self, node_name: str, error_code: int) -> None:
         """A server answered as if its role changed (ERROR 1290/1836 read-only): check it now."""
@@ -172,7 +176,7 @@ class ProxyApp:
 
     def backend_credentials(self, name: str) -> BackendCredentials:
         user = self._users[name]
-        return BackendCredentials(user.backend_user or name, user.backend_password or "")
+        return self.aws.credentials(user.backend_user or name, user.backend_password or "")
 
     def default_database(self, name: str) -> str | None:
         user = self._users.get(name)
@@ -217,6 +221,7 @@ class ProxyApp:
 
         self.pool.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle_clients())
+        await self.aws.start()  # credentials read, first RDS discovery done (servers handed to the monitor)
         if self.monitor is not None:
             await self.monitor.start()  # the first snapshot is in place before clients come
         await self.probe_backend()
@@ -273,6 +278,7 @@ class ProxyApp:
         for session in list(self.sessions.values()):
             session.close()
         await asyncio.sleep(0)
+        await self.aws.stop()
         if self.monitor is not None:
             await self.monitor.stop()
         await self.pool.close()

@@ -12,13 +12,14 @@ import logging
 import ssl
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from proxy.admin.digests import DigestTable
 from proxy.backend.connection import BackendConnection, BackendError
 from proxy.backend.pool import BackendCredentials, Pool
 from proxy.config import Config
 from proxy.discovery.wiring import AwsParts
+from proxy.failover.controller import FailoverController, SwitchoverError
 from proxy.protocol.auth import RsaKeyPair, UserCredential, parse_native_hash
 from proxy.protocol.constants import UTF8MB4_GENERAL_CI, Capability, Command
 from proxy.protocol.results import ResponseKind
@@ -150,11 +151,25 @@ class ProxyApp:
         )
         # RDS discovery ([topology] source = "rds") and [backend] credentials: proxy.discovery.wiring.
         self.aws = AwsParts(config, self.monitor)
+        # Failover, switchover, write buffering ([failover]); none without the monitor or with mode "off".
+        self.failover: FailoverController | None = (
+            FailoverController(self, self.monitor)
+            if self.monitor is not None and config.failover.mode != "off"
+            else None
+        )
+
+    async def switchover(self, to: str | None = None) -> dict[str, Any]:
+        """Planned switchover to ``to`` (else the least-lagged ONLINE replica); the report."""
+        if self.failover is None:
+            raise SwitchoverError('switchover needs the monitor and failover.mode other than "off"')
+        return await self.failover.switchover(to)
 
     def _set_topology(self, topology: Topology) -> None:
         """The monitor publishes a new immutable snapshot; sessions pick it up at their next statement."""
         self.topology = topology.with_drained(self.drained) if self.drained else topology
         self.aws.topology_published()
+        if self.failover is not None:
+            self.failover.on_topology(topology)
 
     def topology_signal(self, node_name: str, error_code: int) -> None:
         """A server answered as if its role changed (ERROR 1290/1836 read-only): check it now."""
@@ -224,6 +239,8 @@ class ProxyApp:
         await self.aws.start()  # credentials read, first RDS discovery done (servers handed to the monitor)
         if self.monitor is not None:
             await self.monitor.start()  # the first snapshot is in place before clients come
+        if self.failover is not None:
+            await self.failover.start()
         await self.probe_backend()
         loop = asyncio.get_running_loop()
         bound: list[tuple[str, int]] = []
@@ -278,6 +295,8 @@ class ProxyApp:
         for session in list(self.sessions.values()):
             session.close()
         await asyncio.sleep(0)
+        if self.failover is not None:
+            await self.failover.stop()
         await self.aws.stop()
         if self.monitor is not None:
             await self.monitor.stop()

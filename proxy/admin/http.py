@@ -236,8 +236,8 @@ class _Handlers:
             except ValueError:
                 return _error(400, 'the body must be JSON such as {"to": "db2"}')
             target = body.get("to") if isinstance(body, dict) else None
-        if not isinstance(target, str) or not target:
-            return _error(400, 'say which server becomes the primary: {"to": "db2"} or ?to=db2')
+        if target is not None and (not isinstance(target, str) or not target):
+            return _error(400, 'name the server that becomes the primary: {"to": "db2"} or ?to=db2 (or none)')
         fn = getattr(self.app, "switchover", None)
         if fn is None:
             return _error(501, "switchover is not available yet in this build")
@@ -247,6 +247,10 @@ class _Handlers:
                 result = await result
         except Exception as exc:
             return _error(409, f"switchover to {target} failed: {exc}")
+        if isinstance(result, dict):
+            return web.json_response(
+                {"switchover": result.get("to", target), "result": "ok", "report": result}
+            )
         return web.json_response({"switchover": target, "result": None if result is None else str(result)})
 
 

@@ -141,6 +141,8 @@ class Monitor:
         self.credentials: Callable[[], BackendCredentials] | None = None
         self.topology: Topology | None = None  # the last published snapshot
         self.version = 0
+        # failover.mode = "observe": two writable servers at once give no primary (writes refused).
+        self.refuse_split_brain = False
 
     @classmethod
     def from_config(
@@ -157,7 +159,9 @@ class Monitor:
         else:
             first = config.users[0]
             user, password = first.backend_user, first.backend_password
-        return cls(config.servers, m, user=user, password=password, on_topology=on_topology, ssl=ssl)
+        monitor = cls(config.servers, m, user=user, password=password, on_topology=on_topology, ssl=ssl)
+        monitor.refuse_split_brain = config.failover.mode == "observe"
+        return monitor
 
     # -- public ------------------------------------------------------------------------------
 
@@ -206,6 +210,37 @@ class Monitor:
         slot = self._slots.get(server_name)
         if slot is not None:
             slot.wake.set()
+
+    # -- failover support (proxy.failover.controller) -----------------------------------------
+
+    def health_of(self, name: str) -> ServerHealth | None:
+        slot = self._slots.get(name)
+        return slot.health if slot is not None else None
+
+    def flavor_of(self, name: str) -> Flavor | None:
+        slot = self._slots.get(name)
+        return slot.flavor if slot is not None else None
+
+    def server_of(self, name: str) -> ServerConfig | None:
+        slot = self._slots.get(name)
+        return slot.server if slot is not None else None
+
+    def request_all(self) -> None:
+        """Check every server now."""
+        for slot in self._order:
+            slot.wake.set()
+
+    def promoted(self, name: str, detail: str) -> None:
+        """The failover controller made ``name`` writable and checked it: publish it as the primary
+        now instead of after successes_to_online checks; every server is checked again at once."""
+        slot = self._slots.get(name)
+        if slot is None:
+            return
+        transition = slot.health.force_online(detail, self._clock())
+        if transition is not None:
+            log.info("monitor: %s", transition.describe())
+        self.request_all()
+        self._publish()
 
     # -- dynamic membership (RDS discovery: proxy.discovery.source) -----------------------------
 
@@ -356,6 +391,7 @@ class Monitor:
             policy.max_replication_lag,
             soft_lag=policy.soft_replication_lag,
             min_replicas=policy.min_replicas,
+            refuse_split_brain=self.refuse_split_brain,
         )
         if previous is not None and nodes == previous.nodes:
             return

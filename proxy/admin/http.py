@@ -42,6 +42,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from proxy.admin.drain import DrainError, set_drained
+from proxy.failover.metrics import FailoverCollector, failover_status
 from proxy.metrics import MetricsSource, build_registry, node_lag, pool_counts, rwproxy_version
 
 if TYPE_CHECKING:
@@ -151,6 +152,9 @@ def status(app: AdminSource, *, started: float) -> dict[str, Any]:
         "topology_version": topology.version,
         "nodes": [_node_status(app, n) for n in topology.nodes],
     }
+    failover = failover_status(getattr(app, "failover", None))
+    if failover is not None:
+        doc["failover"] = failover
     aws = getattr(app, "aws", None)
     discovery = aws.status() if aws is not None else None
     if discovery is not None:
@@ -297,6 +301,7 @@ async def start_admin_http(
     if registry is None:
         registry = build_registry(app)
         registry.register(AdminCollector(app))
+        registry.register(FailoverCollector(app))
     handlers = _Handlers(app, registry, time.monotonic())
     web_app = web.Application()
     web_app.router.add_get("/metrics", handlers.metrics)

@@ -12,6 +12,7 @@ from proxy.config.fields import _fail, _Model, _show
 from proxy.config.sections import (
     AdminConfig,
     BackendConfig,
+    LoggingConfig,
     MonitorConfig,
     ProxyConfig,
     RoutingConfig,
@@ -47,6 +48,7 @@ class Config(_Model):
     routing: RoutingConfig = RoutingConfig()
     monitor: MonitorConfig = MonitorConfig()
     admin: AdminConfig = AdminConfig()
+    logging: LoggingConfig = LoggingConfig()
 
     @field_validator("users")
     @classmethod
@@ -144,6 +146,14 @@ class Config(_Model):
                 )
             )
         return Topology(nodes=tuple(nodes))
+
+    @property
+    def log_settings(self) -> tuple[str, str]:
+        """(level, format) of the log: ``[logging]``, else ``[proxy] log_level`` / ``log_format``."""
+        return (
+            self.logging.level or self.proxy.log_level,
+            self.logging.format or self.proxy.log_format,
+        )
 
     def to_toml_dict(self, *, mask_secrets: bool = True) -> dict[str, Any]:
         """The effective configuration as plain TOML values (unset optional keys left out)."""

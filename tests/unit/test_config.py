@@ -81,7 +81,7 @@ def _sub_models(annotation: Any) -> list[type[pydantic.BaseModel]]:
 def test_example_documents_every_key() -> None:
     text = EXAMPLE.read_text()
     lines = text.splitlines()
-    sections = {"proxy", "users", "backend", "servers", "routing", "monitor", "admin", "rules"}
+    sections = {"proxy", "users", "backend", "servers", "routing", "monitor", "admin", "rules", "logging"}
     for key in _model_keys(Config) - sections:
         pattern = re.compile(rf"^#?\s*{key}\s*=")
         where = [i for i, line in enumerate(lines) if pattern.match(line)]

@@ -489,7 +489,7 @@ def test_systemd_unit_is_hardened_and_runs_the_config() -> None:
     assert s["Service.NoNewPrivileges"] == ["yes"] and s["Service.ProtectSystem"] == ["strict"]
     assert s.get("Service.User") == ["rwproxy"] or s.get("Service.DynamicUser") == ["yes"]
     assert s["Service.CapabilityBoundingSet"] == [""]
-    assert "hot reload" in UNIT.read_text().lower()  # the comment saying SIGHUP handling is pending
+    assert "hot reload" in UNIT.read_text().lower()  # the comment saying what SIGHUP does
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")

@@ -228,7 +228,7 @@ _FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     (
         "rwproxy_server_state_reason",
         _GAUGE,
-        "1 per server that is not ONLINE, labelled with why (lag_over_max, unreachable, ...).",
+        "1 per server, labelled with why it is not ONLINE (lag_over_max, unreachable, ...; none when it is).",
         ("node", "reason"),
     ),
     (
@@ -340,8 +340,8 @@ class RwproxyCollector(Collector):
                 add("rwproxy_server_replication_lag_seconds", lag, node.name)
             for state in _STATES:
                 add("rwproxy_server_state", 1 if node.state.value == state else 0, node.name, state)
-            if not node.online:
-                add("rwproxy_server_state_reason", 1, node.name, node.reason or "unknown")
+            reason = "none" if node.online else node.reason or "unknown"
+            add("rwproxy_server_state_reason", 1, node.name, reason)
         add("rwproxy_topology_version", topology.version)
         for outcome in ("applied", "timeout", "error"):
             add("rwproxy_causal_waits", stats.causal_waits.get(outcome, 0), outcome)

@@ -553,7 +553,9 @@ def test_dashboard_uses_only_rwproxy_and_process_metrics() -> None:
     for needed in (
         "rwproxy_queries_total",
         "rwproxy_server_replication_lag_seconds",
-        "rwproxy_server_up",
+        "rwproxy_server_state",
+        "rwproxy_server_state_reason",
+        "rwproxy_query_duration_seconds_bucket",
         "rwproxy_routing_pins_total",
         "rwproxy_errors_total",
         "rwproxy_backend_connections",

@@ -81,7 +81,10 @@ def test_histogram_and_new_families_are_exported() -> None:
     assert states[(("node", "db2"), ("state", "online"))] == 0
     assert sum(v for (node, _), v in states.items() if node == ("node", "db1")) == 1  # one-hot
     reasons = {k[1]: v for k, v in s.items() if k[0] == "rwproxy_server_state_reason"}
-    assert reasons == {(("node", "db2"), ("reason", "lag_over_max")): 1}
+    assert reasons == {
+        (("node", "db1"), ("reason", "none")): 1,
+        (("node", "db2"), ("reason", "lag_over_max")): 1,
+    }
 
 
 def test_latency_histogram_off() -> None:

@@ -340,8 +340,8 @@ class RwproxyCollector(Collector):
                 add("rwproxy_server_replication_lag_seconds", lag, node.name)
             for state in _STATES:
                 add("rwproxy_server_state", 1 if node.state.value == state else 0, node.name, state)
-            reason = "none" if node.online else node.reason or "unknown"
-            add("rwproxy_server_state_reason", 1, node.name, reason)
+            why = "none" if node.online else node.reason or "unknown"
+            add("rwproxy_server_state_reason", 1, node.name, why)
         add("rwproxy_topology_version", topology.version)
         for outcome in ("applied", "timeout", "error"):
             add("rwproxy_causal_waits", stats.causal_waits.get(outcome, 0), outcome)

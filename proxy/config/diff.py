@@ -8,7 +8,7 @@
 Live (applied by a reload): users; servers (added, removed, weight, role, address); ``[routing]``
 (rules, strategy, consistency, ...); ``[monitor]`` (enabled, pacing, thresholds, credentials);
 ``[logging]`` and ``proxy.log_*``; ``proxy.max_connections``, ``max_packet_size`` (new sessions),
-``client_idle_timeout_seconds``, ``shutdown_grace_seconds``, ``tls_required``, ``auth_plugin``,
+``client_idle_timeout_seconds``, ``shutdown_grace_seconds``, ``auth_plugin``,
 ``server_version``; ``admin.bearer_token``.
 
 Restart-only (``RESTART_ONLY``: kept as they are, and the reload says so): listeners, TLS files,
@@ -33,7 +33,9 @@ __all__ = ["RESTART_ONLY", "ConfigDiff", "diff_configs", "keep_restart_only"]
 
 #: section -> keys a running proxy keeps until a restart.
 RESTART_ONLY: dict[str, frozenset[str]] = {
-    "proxy": frozenset({"listen", "tls_cert", "tls_key", "uvloop", "local_infile"}),
+    # tls_required goes with the TLS files: requiring TLS before a certificate is loaded would lock
+    # every client out.
+    "proxy": frozenset({"listen", "tls_cert", "tls_key", "tls_required", "uvloop", "local_infile"}),
     "backend": frozenset(
         {
             "connect_timeout_seconds",

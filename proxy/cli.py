@@ -211,7 +211,7 @@ def render_status(doc: dict) -> str:  # type: ignore[type-arg]
 
 def _run(config_path: str) -> int:
     config = _load(config_path)
-    _setup_logging(config.proxy.log_level, config.proxy.log_format)
+    _setup_logging(*config.log_settings)
     if config.proxy.uvloop:
         try:
             import uvloop
@@ -220,41 +220,27 @@ def _run(config_path: str) -> int:
         except ImportError:
             log.info("uvloop not installed; using asyncio's default loop")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(config))
+        asyncio.run(_serve(config, config_path))
     return 0
 
 
-async def _serve(config) -> None:  # type: ignore[no-untyped-def]
+async def _serve(config, config_path: str) -> None:  # type: ignore[no-untyped-def]
     from proxy.app import ProxyApp
+    from proxy.reload import install_sighup
 
-    app = ProxyApp(config)
+    app = ProxyApp(config, config_path=config_path)
     await app.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    install_sighup(app)  # SIGHUP: re-read the config file (proxy.reload)
     await stop.wait()
     log.info("shutting down (grace %.1f s)", config.proxy.shutdown_grace_seconds)
     await app.stop()
 
 
 def _setup_logging(level: str, fmt: str) -> None:
-    if fmt == "json":
-        import json
+    from proxy.logs import setup_logging
 
-        class _Json(logging.Formatter):
-            def format(self, record: logging.LogRecord) -> str:
-                return json.dumps(
-                    {
-                        "ts": self.formatTime(record),
-                        "level": record.levelname.lower(),
-                        "logger": record.name,
-                        "msg": record.getMessage(),
-                    }
-                )
-
-        handler = logging.StreamHandler()
-        handler.setFormatter(_Json())
-        logging.basicConfig(level=level.upper(), handlers=[handler])
-    else:
-        logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(level, fmt)

@@ -38,6 +38,7 @@ from proxy.topology.health import (
     build_nodes,
     role_mismatch,
 )
+from proxy.topology.heartbeat_io import Heartbeat
 from proxy.topology.model import Node, NodeState, Role, Topology
 from proxy.topology.probe import (
     Flavor,
@@ -87,6 +88,7 @@ class ServerStats:
     state_since: float | None = None
     state_changes: int = 0
     role_mismatch: str | None = None
+    lag_source: str | None = None  # "heartbeat" or "seconds_behind_master" (replicas, last check)
 
 
 @dataclass(eq=False, slots=True)
@@ -137,6 +139,10 @@ class Monitor:
         self._ready = asyncio.Event()
         self.topology: Topology | None = None  # the last published snapshot
         self.version = 0
+        # [monitor] heartbeat_table: sub-second lag from a pt-heartbeat table (None: off).
+        self.heartbeat = Heartbeat.from_settings(
+            settings, primary=self._heartbeat_primary, connect=self._heartbeat_connect
+        )
 
     @classmethod
     def from_config(
@@ -172,6 +178,8 @@ class Monitor:
             return
         for slot in self._order:
             slot.task = asyncio.create_task(self._run(slot), name=f"rwproxy-monitor-{slot.server.name}")
+        if self.heartbeat is not None:
+            self.heartbeat.start()
         if wait:
             bound = self.settings.connect_timeout_seconds + self.settings.check_timeout_seconds + 1.0
             try:
@@ -187,6 +195,8 @@ class Monitor:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.heartbeat is not None:
+            await self.heartbeat.stop()
         for slot in self._order:
             slot.task = None
             close_quietly(slot.conn)
@@ -244,6 +254,8 @@ class Monitor:
             slot.stats.connects += 1
             slot.flavor = None  # the server may have been replaced: detect again
         result = await probe(slot.conn, slot.flavor, timeout=s.check_timeout_seconds, clock=self._clock)
+        if self.heartbeat is not None and result.ok:
+            result = await self._heartbeat_lag(slot, slot.conn, result)
         if result.ok:
             if slot.flavor is None and result.version is not None:
                 slot.flavor = flavor_for_version(result.version)
@@ -276,6 +288,29 @@ class Monitor:
                 return
             self._ready.set()
         self._publish()
+
+    # -- heartbeat lag (proxy.topology.heartbeat_io) ----------------------------------------
+
+    async def _heartbeat_lag(
+        self, slot: _Slot, conn: aiomysql.Connection, result: ProbeResult
+    ) -> ProbeResult:
+        assert self.heartbeat is not None
+        result, source = await self.heartbeat.adjust(
+            slot.server.name, conn, result, timeout=self.settings.check_timeout_seconds
+        )
+        slot.stats.lag_source = source.value if result.replicating_configured else None
+        return result
+
+    def _heartbeat_primary(self) -> Node | None:
+        """Where the heartbeat writer writes: the published primary, unless it is OFFLINE."""
+        primary = self.topology.primary if self.topology is not None else None
+        return primary if primary is not None and primary.state is not NodeState.OFFLINE else None
+
+    async def _heartbeat_connect(self, node: Node) -> aiomysql.Connection:
+        s = self.settings
+        return await open_connection(
+            node.host, node.port, self.user, self._password, timeout=s.connect_timeout_seconds, ssl=self._ssl
+        )
 
     # -- snapshots ---------------------------------------------------------------------------
 

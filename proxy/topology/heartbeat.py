@@ -65,17 +65,34 @@ class HeartbeatTable:
     def quoted(self) -> str:
         return f"`{self.schema}`.`{self.table}`"
 
-    def create_sql(self) -> tuple[str, str]:
-        """Run on the primary by the writer before its first beat (both are no-ops when present)."""
+    @property
+    def exists_sql(self) -> str:
+        """(database exists, table exists): the writer creates what is missing before its first beat."""
         return (
-            f"CREATE DATABASE IF NOT EXISTS `{self.schema}`",
+            "SELECT (SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s),"
+            " (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s)"
+        )
+
+    def create_sql(self, *, schema_exists: bool, table_exists: bool) -> tuple[str, ...]:
+        """What the writer runs on the primary before its first beat (IF NOT EXISTS: a race with
+        another writer is harmless)."""
+        out: list[str] = []
+        if not schema_exists:
+            out.append(f"CREATE DATABASE IF NOT EXISTS `{self.schema}`")
+        if not table_exists:
+            out.append(self.create_table_sql)
+        return tuple(out)
+
+    @property
+    def create_table_sql(self) -> str:
+        return (
             f"CREATE TABLE IF NOT EXISTS {self.quoted} ("
             " ts varchar(26) NOT NULL,"
             " server_id int unsigned NOT NULL PRIMARY KEY,"
             " file varchar(255) DEFAULT NULL,"
             " position bigint unsigned DEFAULT NULL,"
             " relay_master_log_file varchar(255) DEFAULT NULL,"
-            " exec_master_log_pos bigint unsigned DEFAULT NULL)",
+            " exec_master_log_pos bigint unsigned DEFAULT NULL)"
         )
 
     @property

@@ -153,7 +153,10 @@ class HeartbeatWriter:
         conn = self._conn
         async with conn.cursor() as cur:
             if not self._created:
-                for sql in self.table.create_sql():
+                t = self.table
+                await cur.execute(t.exists_sql, (t.schema, t.schema, t.table))
+                schema_n, table_n = await cur.fetchone()
+                for sql in t.create_sql(schema_exists=bool(schema_n), table_exists=bool(table_n)):
                     await cur.execute(sql)
                 self._created = True
             await cur.execute(self.table.now_sql)

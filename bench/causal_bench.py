@@ -1,7 +1,7 @@
 """What read-your-writes costs per read: proxy CPU and client latency, four kinds of session side by side.
 
-    python bench/causal_bench.py --quick     # 1,000 reads per scenario, 2 rounds (< 1 minute)
-    python bench/causal_bench.py             # 5,000 reads per scenario, 3 rounds (~3 minutes)
+    python bench/causal_bench.py --quick     # 2,000 reads per scenario, 3 rounds (~30 s)
+    python bench/causal_bench.py             # 10,000 reads per scenario, 5 rounds (~3 minutes)
 
 A local cluster (primary + 1 replica, ``proxy.devcluster``) and rwproxy as its own process
 (``python -m proxy run``, monitor every 0.5 s, admin HTTP on a free port). One client session per
@@ -14,10 +14,11 @@ scenario; every read is ``SELECT v FROM causal_bench WHERE id = 1`` (autocommit)
                        the replica (MASTER_GTID_WAIT) — the wait path. The read's value is checked
                        (a stale read would be a bug).
   d  ryw, applied      one UPDATE, then wait until the monitor has seen the replica apply it; the
-                       reads then go to that replica without waiting (CAUSAL_APPLIED)
+                       reads then go to that replica without waiting (route reason causal_applied)
 
 Per scenario: latency per read (median and p95 of per-read times, client included) and µs of proxy
-CPU per read (utime+stime of the rwproxy process over the loop, /proc/PID/stat, 10 ms ticks). For
+CPU per read (utime+stime of the rwproxy process over the loop, /proc/PID/stat, 10 ms ticks; it
+includes the monitor's own checks, a small constant per second). For
 ``c`` the loop also runs the writes: the CPU of a write-only loop of the same length (``w``) is
 subtracted. Scenarios alternate within each round; the report gives medians over rounds and ratios to
 ``a``, plus the route reasons each scenario produced (from ``/metrics``), which show the path taken.
@@ -169,7 +170,7 @@ def _wait_applied(admin: int, conn: pymysql.Connection, timeout: float = 10.0) -
             before = _routes(admin)
             cur.execute(READ)
             cur.fetchone()
-            if (_routes(admin) - before)["CAUSAL_APPLIED"]:
+            if (_routes(admin) - before)["causal_applied"]:
                 return
             time.sleep(0.1)
     raise RuntimeError("the monitor did not see the write applied within 10 s")
@@ -185,7 +186,8 @@ def run_scenario(bench: Bench, proxy: Child, port: int, admin: int, name: str, n
             _wait_applied(admin, conn)
         before = _routes(admin)
         lat, cpu, stale = _loop(proxy, conn, n, write=name == "c", read=True)
-        run.routes = {k: v for k, v in (_routes(admin) - before).items() if v}
+        # The reads' route reasons (the writes and the FOR UPDATE are "statement").
+        run.routes = {k: v for k, v in (_routes(admin) - before).items() if v and k != "statement"}
         if name == "c":
             fresh = _session(bench, port, "read_your_writes")
             try:
@@ -239,12 +241,12 @@ def report(runs: list[Run]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="1,000 reads per scenario, 2 rounds")
-    ap.add_argument("--reads", type=int, help="reads per scenario and round (default 5,000; --quick 1,000)")
-    ap.add_argument("--rounds", type=int, help="rounds (default 3; --quick 2)")
+    ap.add_argument("--quick", action="store_true", help="2,000 reads per scenario, 3 rounds")
+    ap.add_argument("--reads", type=int, help="reads per scenario and round (default 10,000; --quick 2,000)")
+    ap.add_argument("--rounds", type=int, help="rounds (default 5; --quick 3)")
     args = ap.parse_args(argv)
-    n = args.reads or (1000 if args.quick else 5000)
-    rounds = args.rounds or (2 if args.quick else 3)
+    n = args.reads or (2000 if args.quick else 10000)
+    rounds = args.rounds or (3 if args.quick else 5)
     install_signal_handlers()
     print(f"causal_bench: {n} reads per scenario x {rounds} rounds; load average at start {loadavg()}")
     runs: list[Run] = []

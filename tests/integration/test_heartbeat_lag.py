@@ -97,7 +97,8 @@ def test_without_the_table_the_monitor_falls_back_and_says_so_once(
     caplog.set_level(logging.INFO, logger="proxy")
     config = _config(c, 'heartbeat_table = "rwtest.no_such_heartbeat"', "heartbeat_write = false")
     with ProxyThread(config) as p:
-        assert p.app is not None and p.app.monitor is not None
+        assert p.app is not None and p.app.monitor is not None and p._thread is not None
+        thread = p._thread.ident  # this test's proxy only (a shared one may run in the session)
         stats = p.app.monitor.stats
         before = {r.name: stats[r.name].checks for r in c.replicas}
         deadline = time.monotonic() + 10
@@ -114,7 +115,8 @@ def test_without_the_table_the_monitor_falls_back_and_says_so_once(
         lines = [
             rec.getMessage()
             for rec in caplog.records
-            if rec.levelno == logging.WARNING
+            if rec.thread == thread
+            and rec.levelno == logging.WARNING
             and "heartbeat not usable" in rec.getMessage()
             and f"{r.name}:" in rec.getMessage()
         ]

@@ -63,8 +63,18 @@ def _connect(p: ProxyThread, c: Cluster) -> pymysql.Connection:
     )
 
 
-def _messages(caplog: pytest.LogCaptureFixture, level: int, text: str) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno == level and text in r.getMessage()]
+def _thread(p: ProxyThread) -> int | None:
+    assert p._thread is not None
+    return p._thread.ident
+
+
+def _messages(caplog: pytest.LogCaptureFixture, thread: int | None, level: int, text: str) -> list[str]:
+    """Lines logged by this test's proxy (the session's shared proxy, if one runs, logs too)."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.thread == thread and r.levelno == level and text in r.getMessage()
+    ]
 
 
 def _server_ids(conn: pymysql.Connection, n: int) -> set[int]:
@@ -96,6 +106,7 @@ def test_no_replica_reads_go_to_the_primary_logged_once_per_transition(
     replica_ids = {int(c.sql(r, "SELECT @@server_id")[0][0]) for r in c.replicas}
     with ProxyThread(_config(c, "primary")) as p:
         assert p.app is not None
+        thread = _thread(p)
         conn = _connect(p, c)
         assert _server_ids(conn, 20) <= replica_ids
         restart = _stop_all(c)
@@ -113,10 +124,10 @@ def test_no_replica_reads_go_to_the_primary_logged_once_per_transition(
         assert stats.no_replica_periods == 1
         assert stats.no_replica_reads == 250
         assert stats.routes[(c.primary.name, RouteReason.NO_REPLICA)] == 250
-    warnings = _messages(caplog, logging.WARNING, WARNING)
+    warnings = _messages(caplog, thread, logging.WARNING, WARNING)
     assert len(warnings) == 1, warnings
     assert "reads go to the primary" in warnings[0] and "replication_stopped" in warnings[0], warnings
-    infos = _messages(caplog, logging.INFO, INFO)
+    infos = _messages(caplog, thread, logging.INFO, INFO)
     assert len(infos) == 1, infos
 
 
@@ -127,6 +138,7 @@ def test_no_replica_with_on_no_replica_error(
     caplog.set_level(logging.INFO, logger="proxy")
     with ProxyThread(_config(c, "error")) as p:
         assert p.app is not None
+        thread = _thread(p)
         conn = _connect(p, c)
         restart = _stop_all(c)
         try:
@@ -149,6 +161,6 @@ def test_no_replica_with_on_no_replica_error(
         conn.close()
         assert p.app.stats.no_replica_reads == 20
         assert p.app.stats.routes[("-", RouteReason.NO_REPLICA_ERROR)] == 20
-    warnings = _messages(caplog, logging.WARNING, WARNING)
+    warnings = _messages(caplog, thread, logging.WARNING, WARNING)
     assert len(warnings) == 1 and "reads fail (routing.on_no_replica = error)" in warnings[0], warnings
-    assert len(_messages(caplog, logging.INFO, INFO)) == 1
+    assert len(_messages(caplog, thread, logging.INFO, INFO)) == 1

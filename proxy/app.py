@@ -12,12 +12,14 @@ import logging
 import ssl
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from proxy.admin.digests import DigestTable
 from proxy.backend.connection import BackendConnection, BackendError
 from proxy.backend.pool import BackendCredentials, Pool
 from proxy.config import Config
+from proxy.discovery.wiring import AwsParts
+from proxy.failover.controller import FailoverController, SwitchoverError
 from proxy.protocol.auth import RsaKeyPair, UserCredential, parse_native_hash
 from proxy.protocol.constants import UTF8MB4_GENERAL_CI, Capability, Command
 from proxy.protocol.results import ResponseKind
@@ -160,10 +162,27 @@ class ProxyApp:
             if config.monitor.enabled
             else None
         )
+        # RDS discovery ([topology] source = "rds") and [backend] credentials: proxy.discovery.wiring.
+        self.aws = AwsParts(config, self.monitor)
+        # Failover, switchover, write buffering ([failover]); none without the monitor or with mode "off".
+        self.failover: FailoverController | None = (
+            FailoverController(self, self.monitor)
+            if self.monitor is not None and config.failover.mode != "off"
+            else None
+        )
+
+    async def switchover(self, to: str | None = None) -> dict[str, Any]:
+        """Planned switchover to ``to`` (else the least-lagged ONLINE replica); the report."""
+        if self.failover is None:
+            raise SwitchoverError('switchover needs the monitor and failover.mode other than "off"')
+        return await self.failover.switchover(to)
 
     def _set_topology(self, topology: Topology) -> None:
         """The monitor publishes a new immutable snapshot; sessions pick it up at their next statement."""
         self.topology = topology.with_drained(self.drained) if self.drained else topology
+        self.aws.topology_published()
+        if self.failover is not None:
+            self.failover.on_topology(topology)
         self._note_replica_availability(self.topology)
 
     def _note_replica_availability(self, topology: Topology) -> None:
@@ -211,7 +230,7 @@ class ProxyApp:
 
     def backend_credentials(self, name: str) -> BackendCredentials:
         user = self._users[name]
-        return BackendCredentials(user.backend_user or name, user.backend_password or "")
+        return self.aws.credentials(user.backend_user or name, user.backend_password or "")
 
     def default_database(self, name: str) -> str | None:
         user = self._users.get(name)
@@ -256,8 +275,11 @@ class ProxyApp:
 
         self.pool.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle_clients())
+        await self.aws.start()  # credentials read, first RDS discovery done (servers handed to the monitor)
         if self.monitor is not None:
             await self.monitor.start()  # the first snapshot is in place before clients come
+        if self.failover is not None:
+            await self.failover.start()
         await self.probe_backend()
         loop = asyncio.get_running_loop()
         bound: list[tuple[str, int]] = []
@@ -312,6 +334,9 @@ class ProxyApp:
         for session in list(self.sessions.values()):
             session.close()
         await asyncio.sleep(0)
+        if self.failover is not None:
+            await self.failover.stop()
+        await self.aws.stop()
         if self.monitor is not None:
             await self.monitor.stop()
         await self.pool.close()

@@ -150,6 +150,19 @@ def render_status(doc: dict) -> str:  # type: ignore[type-arg]
             f"{'-' if lag is None else f'{lag:.1f}s':>7} {n['weight']:>6} {pool.get('idle', 0):>5} "
             f"{pool.get('in_use', 0):>6}  {n.get('reason') or ''}"
         )
+        if n.get("role_disagreement"):
+            lines.append(f"{'':<12} ! {n['role_disagreement']}")
+    discovery = doc.get("discovery")
+    if discovery:
+        left_out = [i for i in discovery.get("instances", []) if i.get("left_out")]
+        lines.append("")
+        lines.append(
+            f"RDS discovery: {len(discovery.get('instances', []))} instances, "
+            f"{discovery.get('failures', 0)} failed reads of {discovery.get('reads', 0)}"
+            + (f", last error: {discovery['last_error']}" if discovery.get("last_error") else "")
+        )
+        for i in left_out:
+            lines.append(f"  {i['name']}: left out ({i['left_out']})")
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "cluster_dsn",
     "fresh_cluster",
     "healthy_cluster",
+    "moto",
     "primary_conn",
     "primary_dsn",
     "replica_dsns",
@@ -84,3 +85,15 @@ def primary_conn(cluster: Cluster) -> Iterator[pymysql.Connection]:
         yield conn
     finally:
         conn.close()
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[Any]:
+    """moto in server mode on loopback (``tests.support.aws.MotoEndpoint``): a real AWS API endpoint."""
+    from tests.support.aws import MotoEndpoint
+
+    endpoint = MotoEndpoint().start()
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()

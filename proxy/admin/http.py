@@ -114,7 +114,7 @@ def readiness(topology: Topology) -> tuple[bool, dict[str, Any]]:
 
 def _node_status(app: MetricsSource, node: Node) -> dict[str, Any]:
     idle, in_use = pool_counts(app, node)
-    return {
+    doc: dict[str, Any] = {
         "name": node.name,
         "host": node.host,
         "port": node.port,
@@ -126,13 +126,23 @@ def _node_status(app: MetricsSource, node: Node) -> dict[str, Any]:
         "pool": {"idle": idle, "in_use": in_use},
         "drained": node.drained,
     }
+    # RDS discovery: the API's intended role differs from the server's read_only (the server wins).
+    disagreement = _role_disagreement(app, node.name)
+    if disagreement is not None:
+        doc["role_disagreement"] = disagreement
+    return doc
+
+
+def _role_disagreement(app: object, name: str) -> str | None:
+    aws = getattr(app, "aws", None)
+    return aws.role_disagreement(name) if aws is not None else None
 
 
 def status(app: AdminSource, *, started: float) -> dict[str, Any]:
     """The /status document. ``started``: ``time.monotonic()`` when the proxy started."""
     topology = app.topology
     ready, _ = readiness(topology)
-    return {
+    doc: dict[str, Any] = {
         "version": rwproxy_version(),
         "server_version": app.server_version,
         "uptime_seconds": round(time.monotonic() - started, 3),
@@ -141,6 +151,11 @@ def status(app: AdminSource, *, started: float) -> dict[str, Any]:
         "topology_version": topology.version,
         "nodes": [_node_status(app, n) for n in topology.nodes],
     }
+    aws = getattr(app, "aws", None)
+    discovery = aws.status() if aws is not None else None
+    if discovery is not None:
+        doc["discovery"] = discovery
+    return doc
 
 
 class _Handlers:
@@ -221,8 +236,8 @@ class _Handlers:
             except ValueError:
                 return _error(400, 'the body must be JSON such as {"to": "db2"}')
             target = body.get("to") if isinstance(body, dict) else None
-        if not isinstance(target, str) or not target:
-            return _error(400, 'say which server becomes the primary: {"to": "db2"} or ?to=db2')
+        if target is not None and (not isinstance(target, str) or not target):
+            return _error(400, 'name the server that becomes the primary: {"to": "db2"} or ?to=db2 (or none)')
         fn = getattr(self.app, "switchover", None)
         if fn is None:
             return _error(501, "switchover is not available yet in this build")
@@ -232,6 +247,10 @@ class _Handlers:
                 result = await result
         except Exception as exc:
             return _error(409, f"switchover to {target} failed: {exc}")
+        if isinstance(result, dict):
+            return web.json_response(
+                {"switchover": result.get("to", target), "result": "ok", "report": result}
+            )
         return web.json_response({"switchover": target, "result": None if result is None else str(result)})
 
 

@@ -17,9 +17,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-import aiomysql
 from pymysql.charset import charset_by_id, charset_by_name
 
+from proxy.backend.clear_password import GuardedConnection
 from proxy.protocol.constants import DEFAULT_CLIENT_CAPABILITIES, Capability, Command
 from proxy.protocol.framing import frame
 from proxy.protocol.results import ResponseKind, ResultScanner, ScanError
@@ -341,11 +341,13 @@ async def open_backend(
     connect_timeout: float,
     pool_key: tuple[object, ...],
     track_gtids: bool = False,
+    require_tls: bool = False,
 ) -> BackendConnection:
     """Connect and authenticate with aiomysql, then take the transport over.
 
     ``track_gtids``: CLIENT_SESSION_TRACK is negotiated whatever the client chose, and the
-    connection reports committed GTIDs (see ``start_tracking``)."""
+    connection reports committed GTIDs (see ``start_tracking``). A clear-text password goes out only
+    over TLS; ``require_tls``: no login at all without TLS (``clear_password``)."""
     aligned = client_flags & ALIGNED_FLAGS
     try:
         charset = charset_by_id(collation_id)
@@ -353,11 +355,12 @@ async def open_backend(
     except KeyError:
         charset = None
         charset_name = "utf8mb4"
-    conn = aiomysql.Connection(
+    conn = GuardedConnection(
         host=host,
         port=port,
         user=user,
         password=password,
+        require_tls=require_tls,
         db=None,
         autocommit=None,
         charset=charset_name,

@@ -12,7 +12,8 @@ import logging
 import ssl
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from proxy.backend.connection import (
     ALIGNED_FLAGS,
@@ -31,8 +32,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class BackendCredentials:
+    """How to log in to a server. ``password_for(node_name, host, port)``, when set, gives the
+    password per connection (RDS IAM tokens); ``require_tls``: never log in without TLS;
+    ``refresh_after_auth_error()``: called after ERROR 1045, True when retrying may succeed
+    (a re-read secret). See ``proxy.backend.credentials``."""
+
     user: str
-    password: str
+    password: str = field(repr=False)
+    require_tls: bool = False
+    password_for: Callable[[str, str, int], Awaitable[str]] | None = field(
+        default=None, compare=False, repr=False
+    )
+    refresh_after_auth_error: Callable[[], Awaitable[bool]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 @dataclass(slots=True)
@@ -117,19 +130,7 @@ class Pool:
                     self._forget(conn)
             self._open_count[node_name] += 1
         try:
-            conn = await open_backend(
-                node_name=node_name,
-                host=host,
-                port=port,
-                user=creds.user,
-                password=creds.password,
-                client_flags=client_flags,
-                collation_id=collation_id,
-                ssl_context=self.ssl_context,
-                connect_timeout=self.connect_timeout,
-                pool_key=key,
-                track_gtids=self.track_gtids,
-            )
+            conn = await self._open(node_name, host, port, creds, client_flags, collation_id, key)
         except BaseException:
             self.stats.connect_errors += 1
             self._open_count[node_name] -= 1
@@ -137,6 +138,43 @@ class Pool:
             raise
         self.stats.opened += 1
         return conn
+
+    async def _open(
+        self,
+        node_name: str,
+        host: str,
+        port: int,
+        creds: BackendCredentials,
+        client_flags: int,
+        collation_id: int,
+        key: tuple[object, ...],
+    ) -> BackendConnection:
+        """open_backend with the credentials' password; after ERROR 1045 one retry when the
+        credentials could be refreshed (a rotated secret)."""
+        for attempt in (1, 2):
+            password = creds.password
+            if creds.password_for is not None:
+                password = await creds.password_for(node_name, host, port)
+            try:
+                return await open_backend(
+                    node_name=node_name,
+                    host=host,
+                    port=port,
+                    user=creds.user,
+                    password=password,
+                    client_flags=client_flags,
+                    collation_id=collation_id,
+                    ssl_context=self.ssl_context,
+                    connect_timeout=self.connect_timeout,
+                    pool_key=key,
+                    require_tls=creds.require_tls,
+                    track_gtids=self.track_gtids,
+                )
+            except BackendError as exc:
+                refresh = creds.refresh_after_auth_error
+                if attempt == 2 or exc.errno != 1045 or refresh is None or not await refresh():
+                    raise
+        raise AssertionError("unreachable")
 
     def release(self, conn: BackendConnection) -> None:
         """Give a connection back: reset it in the background, then make it idle (or close it)."""

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from proxy.config.dump import dump_effective
 from proxy.config.explain import explain_errors, key_path
+from proxy.config.failover import FailoverConfig
 from proxy.config.fields import ConfigError
 from proxy.config.model import Config
 from proxy.config.sections import (
@@ -42,6 +43,7 @@ __all__ = [
     "BackendConfig",
     "Config",
     "ConfigError",
+    "FailoverConfig",
     "MonitorConfig",
     "ProxyConfig",
     "RoutingConfig",

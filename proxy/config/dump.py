@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +19,9 @@ __all__ = ["dump_effective"]
 
 def _plain(model: BaseModel, *, keep_none: bool, mask: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name in type(model).model_fields:
-        value = getattr(model, name)
+    for attr, field in type(model).model_fields.items():
+        value = getattr(model, attr)
+        name = field.alias or attr  # Config.topology_source is [topology] in TOML
         if value is None and not keep_none:
             continue
         if mask and name in _SECRET_KEYS and value is not None:
@@ -49,6 +51,11 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
+def _toml_key(key: str) -> str:
+    """A bare key when TOML allows one, else a quoted one (address_map keys hold ':' and '.')."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+
+
 def _is_table_array(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
@@ -62,7 +69,7 @@ def _toml_table(header: str, table: dict[str, Any], lines: list[str]) -> None:
         elif value is None:
             lines.append(f"# {key} is not set")
         else:
-            lines.append(f"{key} = {_toml_value(value)}")
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
     lines.append("")
     name = header.strip("[]")
     for key, value in nested:

@@ -98,15 +98,20 @@ def _is_table_array_field(loc: Sequence[int | str]) -> bool:
     return typing.get_origin(annotation) is tuple and _model_in(annotation) is not None
 
 
+def _fields(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's fields by the key written in TOML (the alias when there is one)."""
+    return {(f.alias or name): f for name, f in model.model_fields.items()}
+
+
 def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
     """The model class that validates the value at ``loc`` (None if it is not a table)."""
     model: type[BaseModel] | None = Config
     for part in loc:
         if isinstance(part, int):
             continue
-        if model is None or part not in model.model_fields:
+        if model is None or part not in _fields(model):
             return None
-        model = _model_in(model.model_fields[part].annotation)
+        model = _model_in(_fields(model)[part].annotation)
     return model
 
 
@@ -115,7 +120,7 @@ def _unknown_key(loc: Sequence[int | str]) -> str:
     model = _model_at(loc[:-1])
     if model is None:
         return f"unknown key {key!r}"
-    allowed = list(model.model_fields)
+    allowed = list(_fields(model))
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     if not close:
         close = [a for a in allowed if a.lower() == key.lower()]

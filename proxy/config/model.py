@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from pydantic import Strict, field_validator, model_validator
+from pydantic import Field, Strict, ValidationInfo, field_validator, model_validator
 
+from proxy.config.aws_sections import AwsConfig, TopologyConfig
 from proxy.config.dump import _plain
+from proxy.config.failover import FailoverConfig
 from proxy.config.fields import _fail, _Model, _show
 from proxy.config.sections import (
     AdminConfig,
@@ -43,10 +45,14 @@ class Config(_Model):
     proxy: ProxyConfig = ProxyConfig()
     users: Annotated[tuple[UserConfig, ...], Strict(False)]
     backend: BackendConfig = BackendConfig()
-    servers: Annotated[tuple[ServerConfig, ...], Strict(False)]
+    # Before servers: the servers validator needs to know the source.
+    topology_source: TopologyConfig = Field(default_factory=TopologyConfig, alias="topology")
+    servers: Annotated[tuple[ServerConfig, ...], Strict(False)] = Field(default=(), validate_default=True)
     routing: RoutingConfig = RoutingConfig()
     monitor: MonitorConfig = MonitorConfig()
     admin: AdminConfig = AdminConfig()
+    failover: FailoverConfig = FailoverConfig()
+    aws: AwsConfig = AwsConfig()
 
     @field_validator("users")
     @classmethod
@@ -64,7 +70,12 @@ class Config(_Model):
 
     @field_validator("servers")
     @classmethod
-    def _servers(cls, servers: tuple[ServerConfig, ...]) -> tuple[ServerConfig, ...]:
+    def _servers(cls, servers: tuple[ServerConfig, ...], info: ValidationInfo) -> tuple[ServerConfig, ...]:
+        source = info.data.get("topology_source")
+        if source is not None and source.source == "rds":
+            if servers:
+                _fail('must be empty with topology.source = "rds" (the RDS API lists the servers)')
+            return servers
         if not servers:
             _fail("at least one [[servers]] table is required")
         names: dict[str, int] = {}
@@ -91,8 +102,19 @@ class Config(_Model):
         return servers
 
     @model_validator(mode="after")
+    def _servers_for_source(self) -> Config:
+        if self.topology_source.source == "rds" and not self.monitor.enabled:
+            _fail(
+                'topology.source = "rds" needs the monitor: it decides which discovered server is writable',
+                "monitor.enabled",
+            )
+        return self
+
+    @model_validator(mode="after")
     def _primary_known_without_monitor(self) -> Config:
         servers = self.servers
+        if not servers:
+            return self
         explicit = any(s.role == "primary" for s in servers)
         if not self.monitor.enabled and not explicit and len(servers) != 1:
             _fail(
@@ -122,6 +144,23 @@ class Config(_Model):
                     f"{_show(self.admin.sql_listen)} is also in proxy.listen or admin.http_listen; "
                     "use another port",
                     "admin.sql_listen",
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _failover_needs_auto_roles(self) -> Config:
+        if self.failover.mode in ("promote", "rds"):
+            fixed = [s.name for s in self.servers if s.role != "auto"]
+            if fixed:
+                _fail(
+                    f'mode = "{self.failover.mode}" moves the primary role: servers {", ".join(fixed)} '
+                    'must have role = "auto"',
+                    "failover.mode",
+                )
+            if not self.monitor.enabled:
+                _fail(
+                    f'mode = "{self.failover.mode}" needs the monitor (monitor.enabled = true)',
+                    "failover.mode",
                 )
         return self
 

@@ -164,11 +164,38 @@ class BackendConfig(_Model):
     tls: bool = False
     tls_ca: _ExistingFile | None = None
     tls_verify: bool = True
+    # Where the backend password comes from (proxy.backend.credentials): "config" = users[].backend_password;
+    # "env" = the variable password_env; "secretsmanager" = secret_arn; "iam" = RDS IAM auth tokens.
+    credentials: Literal["config", "env", "secretsmanager", "iam"] = "config"
+    password_env: str | None = None
+    secret_arn: str | None = None
+    secret_refresh_seconds: _PositiveSeconds = 300.0
 
     @model_validator(mode="after")
     def _ca_needs_tls(self) -> BackendConfig:
         if self.tls_ca is not None and not self.tls:
             _fail("is set but tls = false; set tls = true or remove tls_ca", "tls_ca")
+        return self
+
+    @model_validator(mode="after")
+    def _credentials_source(self) -> BackendConfig:
+        needs = {"env": "password_env", "secretsmanager": "secret_arn"}
+        for source, key in needs.items():
+            if self.credentials == source and not getattr(self, key):
+                _fail(f'is required with credentials = "{source}"', key)
+            if self.credentials != source and getattr(self, key) is not None:
+                _fail(f'is only used with credentials = "{source}"', key)
+        if self.secret_arn is not None and not self.secret_arn.startswith("arn:"):
+            _fail(
+                f'must be a secret ARN ("arn:aws:secretsmanager:..."), got {_show(self.secret_arn)}',
+                "secret_arn",
+            )
+        if self.credentials == "iam" and not self.tls:
+            _fail(
+                'credentials = "iam" sends the token in clear text (mysql_clear_password): it needs '
+                "tls = true",
+                "tls",
+            )
         return self
 
 
@@ -180,6 +207,8 @@ class ServerConfig(_Model):
     port: Annotated[int, _between(1, 65535)] = 3306
     weight: Annotated[int, _at_least(0)] = 1
     role: Literal["primary", "replica", "auto"] = "auto"
+    # Failover: among equally advanced replicas the highest priority is promoted; < 0: never.
+    priority: int = 0
 
     @field_validator("name")
     @classmethod

@@ -59,6 +59,8 @@ class Cluster(abc.ABC):
     app_user, app_password = "rwapp", "rwapp-secret"
     monitor_user, monitor_password = "rwmonitor", "rwmonitor-secret"
     repl_user, repl_password = "rwrepl", "rwrepl-secret"
+    # What rwproxy's failover controller uses over TCP (read_only, STOP/CHANGE/START REPLICA).
+    failover_user, failover_password = "rwfailover", "rwfailover-secret"
     user_hosts: tuple[str, ...] = ("%", "localhost", "127.0.0.1")
 
     def __init__(self, dialect: Flavor) -> None:
@@ -231,6 +233,8 @@ class Cluster(abc.ABC):
             sts.append((f"GRANT {d.monitor_privileges} ON *.* TO %s@%s", (self.monitor_user, host)))
             sts.append(d.create_user(self.repl_user, host, self.repl_password))
             sts.append((f"GRANT {d.repl_privileges} ON *.* TO %s@%s", (self.repl_user, host)))
+            sts.append(d.create_user(self.failover_user, host, self.failover_password))
+            sts.append(("GRANT ALL PRIVILEGES ON *.* TO %s@%s", (self.failover_user, host)))
         sts.append(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
         self._admin_run(node, sts)
 

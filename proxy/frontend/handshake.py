@@ -141,13 +141,19 @@ async def _converse(session: ClientSession, auth: ServerAuthenticator, step: obj
 
 
 async def _use_database(session: ClientSession, database: str, seq: int) -> bool:
-    """Check the default database on the primary (1049 for an unknown one, as a server would)."""
-    primary = session.app.topology.primary
-    if primary is None:
-        _deny(session, seq, ErrorCode.ER_UNKNOWN_ERROR, "rwproxy: no primary is known", "HY000")
+    """Check the default database on the primary (1049 for an unknown one, as a server would);
+    on a replica while there is no usable primary (a failover), so that reads can go on."""
+    topology = session.app.topology
+    node = topology.primary
+    if node is None or not node.online:
+        node = topology.choose_replica(0.5) or node
+    if node is None:
+        split = topology.split_brain
+        why = f"servers {', '.join(split)} are writable at once" if split else "no primary is known"
+        _deny(session, seq, ErrorCode.ER_UNKNOWN_ERROR, f"rwproxy: {why}", "HY000")
         return False
     try:
-        conn = await session.connection_for(primary)
+        conn = await session.connection_for(node)
         outcome, data = await conn.call_keep(Command.INIT_DB, database.encode(), ResponseKind.SIMPLE)
     except BackendError as exc:
         _deny(session, seq, exc.errno, str(exc), exc.sqlstate)

@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Result
-from proxy.frontend import causal, commands
+from proxy.frontend import buffering, causal, commands
 from proxy.frontend.handshake import run_handshake, run_reauth
 from proxy.frontend.replay import replay_state
 from proxy.frontend.tls import TlsTransport
@@ -68,6 +68,7 @@ class ClientSession(asyncio.Protocol):
         self.stmts = commands.PreparedStatements()
         self.phase = _HANDSHAKE
         self.busy = False
+        self.buffered = False  # waiting for a primary (failover / switchover): see buffering
         self.inflight: commands.Inflight | None = None
         self.active: BackendConnection | None = None
         self.infile_conn: BackendConnection | None = None
@@ -266,9 +267,23 @@ class ClientSession(asyncio.Protocol):
     ) -> None:
         """Run one command on the routed server and relay its response."""
         node = r.node
-        self.app.stats.count_route(r)
+        app = self.app
+        app.stats.count_route(r)
+        failover = app.failover
+        if (
+            failover is not None
+            and r.target is _PRIMARY
+            and (node is None or failover.buffer.active)
+            and buffering.may_wait(self)
+        ):
+            self.busy = True
+            self._relayed = False
+            # node=None: not counted as outstanding anywhere until it is rerouted.
+            self.inflight = commands.Inflight(info, argument, r._replace(node=None), after)
+            self.spawn(buffering.send_when_primary(self, payload, kind))
+            return
         if node is None:
-            self.reply_error(ErrorCode.ER_UNKNOWN_ERROR, f"rwproxy: {r.reason.value}", "HY000")
+            self.reply_error(ErrorCode.ER_UNKNOWN_ERROR, buffering.no_primary_message(app, r), "HY000")
             return
         self.busy = True
         self._relayed = False
@@ -290,11 +305,16 @@ class ClientSession(asyncio.Protocol):
             return
         self.spawn(self._send_slow(r, node, payload, kind))
 
-    async def _send_slow(self, r: Route, node: Node, payload: bytes, kind: ResponseKind) -> None:
+    async def _send_slow(
+        self, r: Route, node: Node, payload: bytes, kind: ResponseKind, *, may_wait: bool = True
+    ) -> None:
         try:
             conn = await self.connection_for(node)
         except BackendError as exc:
             primary = self.app.topology.primary
+            if may_wait and buffering.primary_down(self, r, exc):
+                await buffering.send_when_primary(self, payload, kind)
+                return
             if r.target is Target.REPLICA and primary is not None and primary.online:
                 self.app.stats.replica_fallbacks += 1
                 log.info("session %d: replica %s unusable (%s); using the primary", self.id, node.name, exc)
@@ -314,19 +334,34 @@ class ClientSession(asyncio.Protocol):
         conn.request(frame(payload, 0), kind, self)
 
     async def _send_causal(self, r: Route, payload: bytes, kind: ResponseKind) -> None:
-        waited = r
         r = await causal.resolve(self, r)
-        if self.inflight is not None:
-            self.inflight.route = r
-            outstanding = self.app.outstanding
-            if outstanding is not None and r is not waited and waited.node is not None:
-                outstanding[waited.node.name] -= 1
-                if r.node is not None:
-                    outstanding[r.node.name] += 1
+        self.reroute(r)
         if r.node is None:
             self._slow_failed(BackendError(f"rwproxy: {RouteReason.NO_PRIMARY.value}", 2013))
             return
         await self._send_slow(r, r.node, payload, kind)
+
+    def fail_statement(self, exc: BackendError) -> None:
+        """The statement in flight cannot run: tell the client, go on with the next one."""
+        self._slow_failed(exc)
+
+    async def send_routed(self, r: Route, payload: bytes, kind: ResponseKind) -> None:
+        """Send the statement in flight on ``r`` (already rerouted), without waiting again."""
+        assert r.node is not None
+        await self._send_slow(r, r.node, payload, kind, may_wait=False)
+
+    def reroute(self, r: Route) -> None:
+        """The statement in flight now runs on ``r`` (after a causal wait or buffering)."""
+        inflight = self.inflight
+        if inflight is None or inflight.route is r:
+            return
+        outstanding = self.app.outstanding
+        if outstanding is not None:
+            if inflight.route.node is not None:
+                outstanding[inflight.route.node.name] -= 1
+            if r.node is not None:
+                outstanding[r.node.name] += 1
+        inflight.route = r
 
     def _slow_failed(self, exc: BackendError) -> None:
         if self.phase == _CLOSED:

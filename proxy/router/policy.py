@@ -53,6 +53,7 @@ class RouteReason(enum.Enum):
     NO_REPLICA_WITHIN_LAG = "no replica within the statement's max_lag: the primary serves the read"
     NO_REPLICA_ERROR = "no replica is usable and routing.on_no_replica = 'error'"
     NO_PRIMARY = "no primary is known"
+    SPLIT_BRAIN = "several servers are writable at once: writes are refused until only one is"
 
 
 # Primary reasons that a replica hint or rule may not override: moving them would change results.

@@ -32,6 +32,23 @@ class GtidPosition:
         """True when the server at this position has applied ``gtid`` (one GTID or a GTID list)."""
         return all(self._covers_one(g) for g in _split(gtid))
 
+    def size(self) -> int:
+        """How far the position has got: the sum of MariaDB sequence numbers plus the number of MySQL
+        transactions. Only meaningful between positions of one replication topology."""
+        return sum(self.mariadb.values()) + sum(hi - lo + 1 for iv in self.mysql.values() for lo, hi in iv)
+
+    def contained_in(self, other: GtidPosition) -> bool:
+        """Everything at this position is also at ``other`` (MariaDB: per domain by sequence)."""
+        for domain, seq in self.mariadb.items():
+            if other.mariadb.get(domain, -1) < seq:
+                return False
+        for uuid, intervals in self.mysql.items():
+            theirs = other.mysql.get(uuid, ())
+            for lo, hi in intervals:
+                if not any(a <= lo and hi <= b for a, b in theirs):
+                    return False
+        return True
+
     def _covers_one(self, gtid: str) -> bool:
         if ":" in gtid:
             uuid, _, rest = gtid.partition(":")

@@ -63,6 +63,7 @@ class ShunReason(enum.Enum):
     NOT_REPLICATING = "not_replicating"
     CHECK_FAILURES = "check_failures"
     WRITABLE_NOT_PRIMARY = "writable_not_primary"
+    SPLIT_BRAIN = "split_brain"  # several writable servers and failover.mode = "observe": no primary
     # OFFLINE
     UNREACHABLE = "unreachable"
     NOT_CHECKED = "not_checked"
@@ -175,6 +176,8 @@ class ServerHealth:
         self.lag_seconds: float | None = None
         self.gtid_position: str | None = None
         self.version: str | None = None
+        self.io_running: bool | None = None  # replication threads at the last successful check
+        self.sql_running: bool | None = None
         self.last_error: str | None = None
         self.checks = 0
         self.failures = 0
@@ -216,6 +219,7 @@ class ServerHealth:
             self.read_only = result.read_only
         self.lag_seconds = result.lag_seconds
         self.gtid_position = result.gtid_position
+        self.io_running, self.sql_running = result.io_running, result.sql_running
         if result.version is not None:
             self.version = result.version
         online = self.state is NodeState.ONLINE
@@ -239,6 +243,17 @@ class ServerHealth:
             detail = "first check good" if first else f"{n} good checks in a row"
             return self._move(NodeState.ONLINE, None, detail, result.at)
         return None
+
+    def force_online(self, detail: str, at: float) -> Transition | None:
+        """Trust the server now (the failover controller just promoted it and checked it)."""
+        self.consecutive_good = max(self.consecutive_good, self.policy.successes_to_online)
+        self.read_only = False
+        return self._move(NodeState.ONLINE, None, detail, at)
+
+    @property
+    def failing(self) -> bool:
+        """The last check failed, or the server is OFFLINE."""
+        return self.consecutive_failures > 0 or self.state is NodeState.OFFLINE
 
     def _move(self, state: NodeState, reason: ShunReason | None, detail: str, at: float) -> Transition | None:
         self.detail = detail
@@ -288,6 +303,7 @@ def build_nodes(
     *,
     soft_lag: float | None = None,
     min_replicas: int = 1,
+    refuse_split_brain: bool = False,
 ) -> tuple[Node, ...]:
     """Topology nodes, in configuration order, with exactly zero or one PRIMARY.
 
@@ -296,6 +312,14 @@ def build_nodes(
     configuration order, else the previous primary, else the first. The other writable ``auto``
     servers become SHUNNED replicas (WRITABLE_NOT_PRIMARY): a second writable server is an old or a
     diverging primary, not a place to read from. Lag: the primary's is 0 unless it replicates itself.
+
+    ``refuse_split_brain`` (failover.mode = "observe"): with two or more ONLINE writable ``auto``
+    servers there is no primary at all (each is SHUNNED, SPLIT_BRAIN): writes are refused, never
+    sent to a guess.
+
+    While the primary is failing (its last check failed or it is OFFLINE), a replica shunned only
+    because its IO thread lost that primary (SQL thread running) keeps serving reads: it has
+    everything it could get, and no one can write anywhere meanwhile.
     """
     configured = [s for s in servers if s.health.configured_role is Role.PRIMARY]
     writable = [s for s in servers if s.health.configured_role is None and s.health.read_only is False]
@@ -308,6 +332,9 @@ def build_nodes(
         prev_online = [s for s in prev if s.health.state is NodeState.ONLINE]
         pick = prev_online or online or prev or writable
         primary = pick[0] if pick else None
+        if refuse_split_brain and len(online) > 1:
+            return _split_brain(servers, {s.name for s in online}, max_lag)
+    primary_failing = primary is not None and primary.health.failing
     nodes = []
     for s in servers:
         h = s.health
@@ -321,6 +348,8 @@ def build_nodes(
             role = h.configured_role or Role.REPLICA
             if h.configured_role is None and h.read_only is False and state is NodeState.ONLINE:
                 state, reason = NodeState.SHUNNED, ShunReason.WRITABLE_NOT_PRIMARY
+            elif primary_failing and _lost_only_the_primary(h):
+                state, reason = NodeState.ONLINE, None
         read_weight = None
         if role is Role.REPLICA and max_lag is not None and lag is not None:
             read_weight = s.weight * lag_factor(lag, max_lag)
@@ -364,3 +393,45 @@ def _position(text: str | None) -> GtidPosition | None:
         return parse_position(text) if text else None
     except ValueError:
         return None
+
+
+def _lost_only_the_primary(h: ServerHealth) -> bool:
+    """Shunned only because replication from the (failing) primary broke: IO thread down, SQL up."""
+    return (
+        h.state is NodeState.SHUNNED
+        and h.reason in (ShunReason.REPLICATION_STOPPED, ShunReason.LAG_UNKNOWN)
+        and h.io_running is False
+        and h.sql_running is True
+        and not h.failing
+    )
+
+
+def _split_brain(
+    servers: Sequence[ServerView], writable: set[str], max_lag: float | None
+) -> tuple[Node, ...]:
+    """No primary: every writable ONLINE server is SHUNNED (SPLIT_BRAIN); the rest stay replicas."""
+    nodes = []
+    for s in servers:
+        h = s.health
+        state, reason = h.state, h.reason
+        if s.name in writable:
+            state, reason = NodeState.SHUNNED, ShunReason.SPLIT_BRAIN
+        lag = h.lag_seconds
+        read_weight = None
+        if max_lag is not None and lag is not None and state is NodeState.ONLINE:
+            read_weight = s.weight * lag_factor(lag, max_lag)
+        nodes.append(
+            Node(
+                name=s.name,
+                host=s.host,
+                port=s.port,
+                role=Role.REPLICA,
+                weight=s.weight,
+                state=state,
+                lag_seconds=lag,
+                read_weight=read_weight,
+                reason=reason.value if reason is not None else None,
+                gtid=_position(h.gtid_position),
+            )
+        )
+    return tuple(nodes)

@@ -14,8 +14,9 @@ creates the table (and its database) on its first connection. Failures are logge
 (WARNING when writes start failing, INFO when they work again), never per beat.
 
 ``adjust`` reads the newest row on a replica on the monitor's connection, right after the check.
-While the writer is on but has not written yet, the heartbeat is not read (a row left from an
-earlier run would look like a huge lag). A server error (no table, no privilege) falls back to
+While the writer is on but has not written yet (a row left from an earlier run would look like a
+huge lag), or its last write failed (see ``Heartbeat.reading``), the heartbeat is not read and the
+lag comes from Seconds_Behind_Master. A server error (no table, no privilege) falls back to
 Seconds_Behind_Master and is logged once per server; a timeout or a lost connection fails the check
 (the monitor then reconnects).
 """
@@ -210,9 +211,13 @@ class Heartbeat:
 
     @property
     def reading(self) -> bool:
-        """Whether replicas' heartbeat rows are read: always with an outside writer (pt-heartbeat),
-        else once rwproxy's own writer has written."""
-        return self.writer is None or self.writer.beats > 0
+        """Whether replicas' heartbeat rows are read: always with an outside writer (pt-heartbeat);
+        with rwproxy's own writer only while it writes (it has written, and its last write worked).
+        A failing writer (primary down, no privilege) would otherwise turn the age of the last row
+        into lag on every replica — while the primary is down that is not lag (no one can write), and
+        with writes refused only to the heartbeat it would hide the real lag."""
+        w = self.writer
+        return w is None or (w.beats > 0 and not w.failing)
 
     def start(self) -> None:
         if self.writer is not None:

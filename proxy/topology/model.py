@@ -62,6 +62,8 @@ class Topology:
     primary: Node | None = field(init=False)
     replicas: tuple[Node, ...] = field(init=False)
     by_name: dict[str, Node] = field(init=False, compare=False, repr=False)
+    # Servers that are writable at once while failover.mode = "observe" (no primary then).
+    split_brain: tuple[str, ...] = field(init=False, compare=False, repr=False)
     # Replicas that may serve reads (ONLINE, weight > 0) with cumulative weights, for choose_replica.
     _eligible: tuple[tuple[float, Node], ...] = field(init=False, compare=False, repr=False)
 
@@ -70,6 +72,9 @@ class Topology:
         object.__setattr__(self, "primary", primaries[0] if primaries else None)
         object.__setattr__(self, "replicas", tuple(n for n in self.nodes if n.role is Role.REPLICA))
         object.__setattr__(self, "by_name", {n.name: n for n in self.nodes})
+        object.__setattr__(
+            self, "split_brain", tuple(n.name for n in self.nodes if n.reason == "split_brain")
+        )
         object.__setattr__(self, "_eligible", _cumulative(self.replicas))
 
     def choose_replica(self, rand: float) -> Node | None:

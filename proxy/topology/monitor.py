@@ -52,6 +52,7 @@ from proxy.topology.probe import (
 if TYPE_CHECKING:
     import aiomysql
 
+    from proxy.backend.pool import BackendCredentials
     from proxy.config import Config, MonitorConfig, ServerConfig
 
 __all__ = ["Monitor", "ServerStats"]
@@ -137,8 +138,13 @@ class Monitor:
         }
         self._order = list(self._slots.values())
         self._ready = asyncio.Event()
+        self._started = False  # set_servers starts tasks for new servers only once start() ran
+        # Set by the app when the monitor logs in with [backend] credentials (not a fixed password).
+        self.credentials: Callable[[], BackendCredentials] | None = None
         self.topology: Topology | None = None  # the last published snapshot
         self.version = 0
+        # failover.mode = "observe": two writable servers at once give no primary (writes refused).
+        self.refuse_split_brain = False
         # [monitor] heartbeat_table: sub-second lag from a pt-heartbeat table (None: off).
         self.heartbeat = Heartbeat.from_settings(
             settings, primary=self._heartbeat_primary, connect=self._heartbeat_connect
@@ -159,7 +165,9 @@ class Monitor:
         else:
             first = config.users[0]
             user, password = first.backend_user, first.backend_password
-        return cls(config.servers, m, user=user, password=password, on_topology=on_topology, ssl=ssl)
+        monitor = cls(config.servers, m, user=user, password=password, on_topology=on_topology, ssl=ssl)
+        monitor.refuse_split_brain = config.failover.mode == "observe"
+        return monitor
 
     # -- public ------------------------------------------------------------------------------
 
@@ -176,6 +184,10 @@ class Monitor:
         first snapshot published (at most connect + check timeout, plus a margin)."""
         if self.running:
             return
+        self._started = True
+        if not self._order:  # no servers yet (RDS discovery not answered): publish the empty topology
+            self._ready.set()
+            self._publish()
         for slot in self._order:
             slot.task = asyncio.create_task(self._run(slot), name=f"rwproxy-monitor-{slot.server.name}")
         if self.heartbeat is not None:
@@ -191,6 +203,7 @@ class Monitor:
 
     async def stop(self) -> None:
         """Cancel the tasks and close the monitor connections."""
+        self._started = False
         tasks = [slot.task for slot in self._order if slot.task is not None]
         for task in tasks:
             task.cancel()
@@ -207,6 +220,82 @@ class Monitor:
         slot = self._slots.get(server_name)
         if slot is not None:
             slot.wake.set()
+
+    # -- failover support (proxy.failover.controller) -----------------------------------------
+
+    def health_of(self, name: str) -> ServerHealth | None:
+        slot = self._slots.get(name)
+        return slot.health if slot is not None else None
+
+    def flavor_of(self, name: str) -> Flavor | None:
+        slot = self._slots.get(name)
+        return slot.flavor if slot is not None else None
+
+    def server_of(self, name: str) -> ServerConfig | None:
+        slot = self._slots.get(name)
+        return slot.server if slot is not None else None
+
+    def request_all(self) -> None:
+        """Check every server now."""
+        for slot in self._order:
+            slot.wake.set()
+
+    def promoted(self, name: str, detail: str) -> None:
+        """The failover controller made ``name`` writable and checked it: publish it as the primary
+        now instead of after successes_to_online checks; every server is checked again at once."""
+        slot = self._slots.get(name)
+        if slot is None:
+            return
+        transition = slot.health.force_online(detail, self._clock())
+        if transition is not None:
+            log.info("monitor: %s", transition.describe())
+        self.request_all()
+        self._publish()
+
+    # -- dynamic membership (RDS discovery: proxy.discovery.source) -----------------------------
+
+    def set_servers(self, servers: Sequence[ServerConfig]) -> None:
+        """Replace the monitored servers without a restart. A server whose config is unchanged keeps
+        its slot (connection, health history); new ones get a task (when running) and appear OFFLINE
+        ("not_checked") until their first check; removed ones are stopped and leave the next snapshot,
+        which is published at once. Sessions are not touched: a removed server just stops being chosen.
+        """
+        old = self._slots
+        slots: dict[str, _Slot] = {}
+        for s in servers:
+            slot = old.get(s.name)
+            if slot is None or slot.server != s:
+                slot = _Slot(
+                    server=s,
+                    health=ServerHealth(s.name, self.policy, _configured_role(s.role)),
+                    stats=ServerStats(s.name),
+                )
+            slots[s.name] = slot
+        kept = {id(slot) for slot in slots.values()}
+        for slot in old.values():
+            if id(slot) not in kept and slot.task is not None:
+                slot.task.cancel()  # its finally closes the monitor connection
+                slot.task = None
+        added = [name for name in slots if old.get(name) is not slots[name]]
+        removed = [name for name in old if name not in slots or old[name] is not slots[name]]
+        self._slots = slots
+        self._order = list(slots.values())
+        if added or removed:
+            log.info(
+                "monitor: servers now %s (added %s, removed %s)",
+                ", ".join(slots) or "none",
+                ", ".join(added) or "none",
+                ", ".join(removed) or "none",
+            )
+        if self._started:
+            for slot in self._order:
+                if slot.task is None:
+                    slot.task = asyncio.create_task(
+                        self._run(slot), name=f"rwproxy-monitor-{slot.server.name}"
+                    )
+        if self._ready.is_set() or not self._order:
+            self._ready.set()
+            self._publish()
 
     # -- per-server task ---------------------------------------------------------------------
 
@@ -237,13 +326,22 @@ class Monitor:
         s = self.settings
         if slot.conn is None:
             try:
+                user, password, require_tls = self.user, self._password, False
+                if self.credentials is not None:  # [backend] credentials: env, secret, IAM token
+                    creds = self.credentials()
+                    user, password, require_tls = creds.user, creds.password, creds.require_tls
+                    if creds.password_for is not None:
+                        password = await creds.password_for(
+                            slot.server.name, slot.server.host, slot.server.port
+                        )
                 slot.conn = await open_connection(
                     slot.server.host,
                     slot.server.port,
-                    self.user,
-                    self._password,
+                    user,
+                    password,
                     timeout=s.connect_timeout_seconds,
                     ssl=self._ssl,
+                    require_tls=require_tls,
                 )
             except TimeoutError:
                 return ProbeResult.failed(
@@ -307,9 +405,21 @@ class Monitor:
         return primary if primary is not None and primary.state is not NodeState.OFFLINE else None
 
     async def _heartbeat_connect(self, node: Node) -> aiomysql.Connection:
-        s = self.settings
+        """The writer's own connection, with the monitor's credentials (as in ``_check``)."""
+        user, password, require_tls = self.user, self._password, False
+        if self.credentials is not None:
+            creds = self.credentials()
+            user, password, require_tls = creds.user, creds.password, creds.require_tls
+            if creds.password_for is not None:
+                password = await creds.password_for(node.name, node.host, node.port)
         return await open_connection(
-            node.host, node.port, self.user, self._password, timeout=s.connect_timeout_seconds, ssl=self._ssl
+            node.host,
+            node.port,
+            user,
+            password,
+            timeout=self.settings.connect_timeout_seconds,
+            ssl=self._ssl,
+            require_tls=require_tls,
         )
 
     # -- snapshots ---------------------------------------------------------------------------
@@ -328,6 +438,7 @@ class Monitor:
             policy.max_replication_lag,
             soft_lag=policy.soft_replication_lag,
             min_replicas=policy.min_replicas,
+            refuse_split_brain=self.refuse_split_brain,
         )
         if previous is not None and nodes == previous.nodes:
             return

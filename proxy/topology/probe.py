@@ -28,6 +28,7 @@ from typing import Any
 
 import aiomysql
 
+from proxy.backend.clear_password import GuardedConnection
 from proxy.topology.health import ProbeResult
 
 __all__ = ["Flavor", "close_quietly", "describe_error", "flavor_for_version", "open_connection", "probe"]
@@ -72,13 +73,16 @@ async def open_connection(
     *,
     timeout: float,
     ssl: _ssl.SSLContext | None = None,
+    require_tls: bool = False,
 ) -> aiomysql.Connection:
-    """An autocommit monitor connection; TCP, handshake and authentication within ``timeout``."""
-    conn = aiomysql.Connection(
+    """An autocommit monitor connection; TCP, handshake and authentication within ``timeout``.
+    A clear-text password goes out only over TLS (``proxy.backend.clear_password``)."""
+    conn = GuardedConnection(
         host=host,
         port=port,
         user=user,
         password=password,
+        require_tls=require_tls,
         autocommit=True,
         connect_timeout=timeout,
         ssl=ssl,

@@ -81,7 +81,8 @@ def _sub_models(annotation: Any) -> list[type[pydantic.BaseModel]]:
 def test_example_documents_every_key() -> None:
     text = EXAMPLE.read_text()
     lines = text.splitlines()
-    sections = {"proxy", "users", "backend", "servers", "routing", "monitor", "admin", "rules"}
+    sections = {"proxy", "users", "backend", "servers", "routing", "monitor", "admin", "rules", "failover"}
+    sections |= {"topology_source", "aws"}  # [topology] (field topology_source) and [aws]
     for key in _model_keys(Config) - sections:
         pattern = re.compile(rf"^#?\s*{key}\s*=")
         where = [i for i, line in enumerate(lines) if pattern.match(line)]
@@ -486,6 +487,7 @@ def test_to_toml_dict_leaves_out_unset_keys() -> None:
         "port": 3306,
         "weight": 1,
         "role": "auto",
+        "priority": 0,
     }
     assert parse_config(MINIMAL).to_toml_dict(mask_secrets=False)["users"][0]["password"] == "s3cret"
 

@@ -208,9 +208,9 @@ def test_scrape_cost_with_1000_routes_and_errors(capsys: pytest.CaptureFixture[s
     app.stats = ProxyStats()
     reasons = list(RouteReason)
     for i in range(1000):
-        app.stats.routes[(f"db{i % 80}", reasons[i % len(reasons)])] = i
+        app.stats.routes[(f"db{i % 80}", reasons[(i // 80) % len(reasons)])] = i
         app.stats.errors[1000 + i] = i
-    assert (len(app.stats.routes), len(app.stats.errors)) == (1000, 1000)  # 80 and 13 are coprime
+    assert (len(app.stats.routes), len(app.stats.errors)) == (1000, 1000)  # (i % 80, i // 80) is unique
     registry = build_registry(app, process=False)
     generate_latest(registry)
     runs = 20

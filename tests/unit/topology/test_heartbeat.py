@@ -156,3 +156,21 @@ def test_config_keys() -> None:
         parse_config(BASE + 'heartbeat_table = "hb"\n')
     with pytest.raises(ConfigError, match=r"monitor\.heartbeat_interval_seconds: must be greater than 0"):
         parse_config(BASE + "heartbeat_interval_seconds = 0\n")
+
+
+def test_own_writer_is_trusted_only_while_it_writes() -> None:
+    from proxy.topology.heartbeat_io import Heartbeat, HeartbeatWriter
+
+    async def connect(node: object) -> object:
+        raise AssertionError("not called")
+
+    table = parse_table("rw.hb")
+    outside = Heartbeat(table, None)
+    assert outside.reading  # pt-heartbeat or another writer: always read
+    writer = HeartbeatWriter(table, 0.25, primary=lambda: None, connect=connect, timeout=1.0)  # type: ignore[arg-type]
+    own = Heartbeat(table, writer)
+    assert not own.reading  # not written yet: a row from an earlier run is no lag measure
+    writer.beats = 1
+    assert own.reading
+    writer.failing = True  # e.g. the primary is down: its age is not lag, fall back
+    assert not own.reading

@@ -1,0 +1,487 @@
+"""FailoverController: watches the topology, promotes a replica when the primary is really dead
+(``failover.mode = "promote"``), asks AWS to (``"rds"``), fences an old primary that comes back,
+and runs planned switchovers. One failover or switchover at a time; statements that need the
+primary wait in the ``WriteBuffer`` meanwhile.
+
+Every step is logged at INFO (one line each) and kept in ``FailoverStats`` (metrics, /status).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from proxy.failover import sql
+from proxy.failover.actions import ActionError, Admin
+from proxy.failover.buffer import WriteBuffer
+from proxy.failover.decision import Candidate, ReplicaView, choose_candidate, may_rejoin, primary_is_dead
+from proxy.failover.semisync import read_semi_sync
+from proxy.topology.model import Node, Topology
+from proxy.topology.probe import Flavor
+
+if TYPE_CHECKING:
+    from proxy.app import ProxyApp
+    from proxy.topology.monitor import Monitor
+
+__all__ = ["FailoverController", "FailoverStats", "SwitchoverError"]
+
+log = logging.getLogger(__name__)
+
+SEMI_SYNC_EVERY = 5.0  # seconds between two reads of the primary's semi-sync state
+
+
+class SwitchoverError(Exception):
+    """A switchover was refused or failed (the message says why; the old primary is kept)."""
+
+
+@dataclass(slots=True)
+class FailoverStats:
+    failovers: Counter[str] = field(default_factory=Counter)  # by result: ok / failed
+    switchovers: Counter[str] = field(default_factory=Counter)
+    last_duration_seconds: float | None = None  # of the last failover or switchover
+    last: dict[str, Any] | None = None  # report of the last failover/switchover
+    fenced: dict[str, str] = field(default_factory=dict)  # server -> why it is kept out
+    semi_sync: dict[str, Any] = field(default_factory=dict)  # primary's: enabled, clients
+
+
+class FailoverController:
+    def __init__(self, app: ProxyApp, monitor: Monitor) -> None:
+        cfg = app.config.failover
+        self.app = app
+        self.monitor = monitor
+        self.cfg = cfg
+        self.mode = cfg.mode
+        first = app.config.users[0]
+        user = cfg.user or first.backend_user
+        password = cfg.password if cfg.user is not None else first.backend_password
+        m = app.config.monitor
+        self.admin = Admin(user, password or "", timeout=m.connect_timeout_seconds + m.check_timeout_seconds)
+        self.buffer = WriteBuffer()
+        self.stats = FailoverStats()
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_failover: float | None = None
+        self._promoted_at: dict[str, tuple[str, str]] = {}  # old primary -> (new primary, position)
+        self._said: set[str] = set()  # log-once keys
+        self._semi_sync_at = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="rwproxy-failover")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def on_topology(self, topology: Topology) -> None:
+        self._wake.set()
+        self.buffer.poke()
+
+    def primary_ready(self) -> bool:
+        """A primary that can take statements now: ONLINE and its last check good."""
+        primary = self.app.topology.primary
+        if primary is None or not primary.online:
+            return False
+        health = self.monitor.health_of(primary.name)
+        return health is None or not health.failing
+
+    @property
+    def in_progress(self) -> bool:
+        return self._lock.locked()
+
+    # -- the watch loop ----------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        interval = self.app.config.monitor.interval_seconds
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+            self._wake.clear()
+            try:
+                await self._tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("failover: internal error while watching the topology")
+
+    async def _tick(self) -> None:
+        topology = self.app.topology
+        if self.mode in ("promote", "rds") and not self.in_progress:
+            await self._check_primary(topology)
+        if self.mode == "promote" and self._promoted_at and not self.in_progress:
+            await self._fence(topology)
+        now = time.monotonic()
+        if now - self._semi_sync_at >= SEMI_SYNC_EVERY:
+            self._semi_sync_at = now
+            await self._read_semi_sync(topology)
+
+    async def _check_primary(self, topology: Topology) -> None:
+        primary = topology.primary
+        if primary is None:
+            return
+        health = self.monitor.health_of(primary.name)
+        if health is None or not health.failing:
+            self._said.discard("dead")
+            return
+        self.monitor.request_all()  # fresh replica checks for the confirmation
+        replicas = []
+        for node in topology.replicas:
+            h = self.monitor.health_of(node.name)
+            if h is not None:
+                replicas.append(
+                    ReplicaView(node.name, not h.failing and h.checks > 0, h.io_running, h.sql_running)
+                )
+        dead, why = primary_is_dead(
+            not health.failing,
+            health.consecutive_failures,
+            self.app.config.monitor.failures_to_offline,
+            replicas,
+            self.cfg.verify_with_replicas,
+        )
+        if not dead:
+            self._say_once(
+                f"suspect:{why}",
+                f"failover: primary {primary.name} is failing checks; not failing over: {why}",
+            )
+            return
+        if (
+            self._last_failover is not None
+            and time.monotonic() - self._last_failover < self.cfg.min_interval_seconds
+        ):
+            self._say_once(
+                "antiflap",
+                f"failover: primary {primary.name} is down ({why}) but the last failover was less than "
+                f"failover.min_interval_seconds = {self.cfg.min_interval_seconds:g} s ago: "
+                "not failing over again",
+                logging.ERROR,
+            )
+            return
+        if self.mode == "rds":
+            await self._rds_failover(primary, why)
+        else:
+            await self.failover(primary.name, why)
+
+    # -- promote -----------------------------------------------------------------------------
+
+    async def failover(self, old: str, why: str) -> dict[str, Any]:
+        """Promote the most advanced replica in place of ``old`` (which is dead)."""
+        async with self._lock:
+            started = time.monotonic()
+            self._last_failover = started
+            self.buffer.hold(f"failover from {old} in progress")
+            report: dict[str, Any] = {"kind": "failover", "from": old, "reason": why, "steps": []}
+            log.warning("failover: primary %s is down: %s; promoting a replica", old, why)
+            try:
+                new = await self._promote_best(old, report)
+                report["to"] = new
+                await self._wait_primary(new)
+                self.stats.failovers["ok"] += 1
+                report["result"] = "ok"
+            except ActionError as exc:
+                self.stats.failovers["failed"] += 1
+                report["result"] = f"failed: {exc}"
+                log.error("failover: failed: %s (the buffered statements will time out)", exc)
+            finally:
+                self.buffer.release()
+                report["seconds"] = round(time.monotonic() - started, 3)
+                self.stats.last_duration_seconds = report["seconds"]
+                self.stats.last = report
+            log.info("failover: %s in %.3f s", report["result"], report["seconds"])
+            return report
+
+    async def _promote_best(self, old: str, report: dict[str, Any]) -> str:
+        topology = self.app.topology
+        candidates: list[Candidate] = []
+        for order, node in enumerate(topology.nodes):
+            if node.name == old:
+                continue
+            health = self.monitor.health_of(node.name)
+            if health is None or health.failing:
+                continue
+            flavor = await self._flavor(node)
+            try:
+                pos = await self.admin.positions(node.host, node.port, flavor)
+            except ActionError as exc:
+                _step(report, f"skipped {node.name}: {exc}")
+                continue
+            server = self.monitor.server_of(node.name)
+            priority = server.priority if server is not None else 0
+            candidates.append(Candidate(node.name, pos.fetched, pos.applied, priority, pos.sql_error, order))
+        chosen, why = choose_candidate(candidates)
+        if chosen is None:
+            raise ActionError(why)
+        _step(report, why)
+        node = topology.by_name[chosen.name]
+        flavor = await self._flavor(node)
+        position = await self.admin.promote(node.host, node.port, flavor, self.cfg.catchup_timeout_seconds)
+        _step(report, f"promoted {node.name} (applied its relay log, read_only = OFF) at {position or '-'}")
+        self._promoted_at[old] = (node.name, position)
+        self.monitor.promoted(node.name, f"promoted by rwproxy in place of {old}")
+        for other in topology.nodes:
+            if other.name in (old, node.name):
+                continue
+            health = self.monitor.health_of(other.name)
+            if health is None or health.failing:
+                _step(report, f"{other.name} unreachable: repoint it to {node.name} when it is back")
+                continue
+            try:
+                await self._repoint(other, node, old_primary=False)
+                _step(report, f"repointed {other.name} to {node.name}")
+            except ActionError as exc:
+                _step(report, f"could not repoint {other.name}: {exc}")
+        return node.name
+
+    async def _repoint(self, replica: Node, primary: Node, *, old_primary: bool) -> None:
+        cfg = self.cfg
+        flavor = await self._flavor(replica)
+        statements: list[str | tuple[str, tuple[Any, ...]]] = []
+        if old_primary:
+            statements += sql.read_only(flavor, True)
+            statements += sql.prepare_rejoin(flavor)
+        statements += sql.change_source(
+            flavor,
+            primary.host,
+            primary.port,
+            cfg.replication_user or "",
+            cfg.replication_password or "",
+            cfg.connect_retry_seconds,
+            old_primary=old_primary,
+        )
+        await self.admin.run(replica.host, replica.port, statements)
+
+    async def _wait_primary(self, name: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            primary = self.app.topology.primary
+            if primary is not None and primary.name == name and primary.online:
+                return
+            await asyncio.sleep(0.01)
+        raise ActionError(f"{name} was promoted but the monitor does not see it as the primary")
+
+    # -- fencing -----------------------------------------------------------------------------
+
+    async def _fence(self, topology: Topology) -> None:
+        """An old primary that is reachable again: read_only = ON at once; then rejoin it as a
+        replica of the new primary if it has nothing the new primary lacks, else keep it out."""
+        for old, (new, promoted_at) in list(self._promoted_at.items()):
+            health = self.monitor.health_of(old)
+            node = topology.by_name.get(old)
+            primary = topology.primary
+            if health is None or node is None or health.failing or health.checks == 0:
+                continue
+            if primary is None or primary.name != new:
+                continue
+            flavor = await self._flavor(node)
+            try:
+                await self.admin.run(node.host, node.port, sql.read_only(flavor, True))
+                written = await self.admin.scalar(node.host, node.port, sql.written_position_sql(flavor))
+            except ActionError as exc:
+                self._say_once(
+                    f"fence:{old}:{exc}", f"failover: cannot fence {old} yet: {exc}", logging.WARNING
+                )
+                continue
+            ok, why = may_rejoin(str(written or ""), promoted_at)
+            if not ok:
+                if old not in self.stats.fenced:
+                    log.error("failover: fenced %s (read_only = ON, out of routing): %s", old, why)
+                self.stats.fenced[old] = why
+                del self._promoted_at[old]
+                continue
+            try:
+                await self._repoint(node, primary, old_primary=True)
+            except ActionError as exc:
+                self._say_once(f"rejoin:{old}", f"failover: {old} could not rejoin: {exc}", logging.ERROR)
+                self.stats.fenced[old] = str(exc)
+                continue
+            log.info("failover: %s rejoined as a replica of %s: %s", old, new, why)
+            self.stats.fenced.pop(old, None)
+            del self._promoted_at[old]
+
+    # -- switchover --------------------------------------------------------------------------
+
+    async def switchover(self, to: str | None = None) -> dict[str, Any]:
+        """Planned: buffer writes, let open transactions finish, old primary read-only, wait until
+        the candidate has everything, promote it, repoint the others and the old primary, release."""
+        if self.mode == "rds":
+            raise SwitchoverError('switchover with failover.mode = "rds" is AWS\'s (FailoverDBCluster)')
+        if self.in_progress:
+            raise SwitchoverError("a failover or switchover is already running")
+        async with self._lock:
+            topology = self.app.topology
+            old = topology.primary
+            if old is None or not old.online:
+                raise SwitchoverError("there is no ONLINE primary to switch over from")
+            target = self._switchover_target(topology, to)
+            started = time.monotonic()
+            report: dict[str, Any] = {"kind": "switchover", "from": old.name, "to": target.name, "steps": []}
+            log.info("switchover: %s -> %s", old.name, target.name)
+            self.buffer.hold(f"switchover from {old.name} to {target.name} in progress")
+            demoted = False
+            try:
+                open_txns = await self._drain(old.name)
+                _step(report, f"new writes buffered; {open_txns} transaction(s) still open after the drain")
+                flavor = await self._flavor(old)
+                await self.admin.run(old.host, old.port, sql.read_only(flavor, True))
+                demoted = True
+                position = str(
+                    await self.admin.scalar(old.host, old.port, sql.written_position_sql(flavor)) or ""
+                )
+                _step(report, f"{old.name} read_only = ON at {position or '-'}")
+                tflavor = await self._flavor(target)
+                if not await self.admin.wait_applied(
+                    target.host, target.port, tflavor, position, self.cfg.catchup_timeout_seconds
+                ):
+                    raise ActionError(
+                        f"{target.name} did not catch up within {self.cfg.catchup_timeout_seconds:g} s"
+                    )
+                _step(report, f"{target.name} applied everything")
+                promoted_at = await self.admin.promote(
+                    target.host, target.port, tflavor, self.cfg.catchup_timeout_seconds
+                )
+                self.monitor.promoted(target.name, f"switchover from {old.name}")
+                _step(report, f"promoted {target.name} at {promoted_at or '-'}")
+                for other in topology.nodes:
+                    if other.name == target.name:
+                        continue
+                    try:
+                        await self._repoint(other, target, old_primary=other.name == old.name)
+                        _step(report, f"repointed {other.name} to {target.name}")
+                    except ActionError as exc:
+                        _step(report, f"could not repoint {other.name}: {exc}")
+                await self._wait_primary(target.name)
+                self.stats.switchovers["ok"] += 1
+                report["result"] = "ok"
+            except ActionError as exc:
+                self.stats.switchovers["failed"] += 1
+                report["result"] = f"failed: {exc}"
+                log.error("switchover: failed: %s", exc)
+                if (
+                    demoted
+                    and self.app.topology.primary is not None
+                    and self.app.topology.primary.name == old.name
+                ):
+                    with contextlib.suppress(ActionError):
+                        await self.admin.run(
+                            old.host, old.port, sql.read_only(await self._flavor(old), False)
+                        )
+                        _step(report, f"{old.name} writable again (switchover undone)")
+            finally:
+                self.buffer.release()
+                report["write_pause_seconds"] = round(time.monotonic() - started, 3)
+                self.stats.last_duration_seconds = report["write_pause_seconds"]
+                self.stats.last = report
+            log.info("switchover: %s, writes paused %.3f s", report["result"], report["write_pause_seconds"])
+            if report["result"] != "ok":
+                raise SwitchoverError(report["result"])
+            return report
+
+    def _switchover_target(self, topology: Topology, to: str | None) -> Node:
+        if to is not None:
+            node = topology.by_name.get(to)
+            if node is None:
+                raise SwitchoverError(f"unknown server {to!r}")
+            if node is topology.primary:
+                raise SwitchoverError(f"{to} is already the primary")
+            if not node.online:
+                raise SwitchoverError(f"{to} is not ONLINE ({node.state.value}, {node.reason})")
+            return node
+        online = [n for n in topology.replicas if n.online]
+        if not online:
+            raise SwitchoverError("no ONLINE replica to switch over to")
+        return min(online, key=lambda n: n.lag_seconds if n.lag_seconds is not None else float("inf"))
+
+    async def _drain(self, primary: str) -> int:
+        """Wait until no session is inside a transaction or running a statement on ``primary``
+        (buffered ones excepted), at most drain_timeout_seconds; returns how many were left."""
+        deadline = time.monotonic() + self.cfg.drain_timeout_seconds
+        while True:
+            left = sum(1 for s in self.app.sessions.values() if _holds(s, primary))
+            if left == 0 or time.monotonic() >= deadline:
+                return left
+            await asyncio.sleep(0.005)
+
+    # -- rds ---------------------------------------------------------------------------------
+
+    async def _rds_failover(self, primary: Node, why: str) -> None:
+        async with self._lock:
+            self._last_failover = time.monotonic()
+            self.buffer.hold(f"AWS failover from {primary.name} in progress")
+            try:
+                actions = self._rds_actions()
+                cluster = self.app.config.topology_source.cluster_id
+                if actions is None or cluster is None:
+                    log.warning(
+                        "failover: primary %s is down (%s); waiting for AWS to fail over", primary.name, why
+                    )
+                else:
+                    log.warning(
+                        "failover: primary %s is down (%s); FailoverDBCluster %s", primary.name, why, cluster
+                    )
+                    await actions.failover_db_cluster(cluster)
+                deadline = time.monotonic() + self.cfg.buffer_timeout_seconds
+                while time.monotonic() < deadline and not self.primary_ready():
+                    await asyncio.sleep(0.05)
+                self.stats.failovers["ok" if self.primary_ready() else "failed"] += 1
+            except Exception as exc:  # RdsActionError and boto errors
+                self.stats.failovers["failed"] += 1
+                log.error("failover: AWS failover failed: %s", exc)
+            finally:
+                self.buffer.release()
+
+    def _rds_actions(self) -> Any:
+        aws = getattr(self.app, "aws", None)
+        if aws is None or aws.clients is None:
+            return None
+        from proxy.discovery.rds_actions import RdsActions
+
+        return RdsActions(
+            aws.clients,
+            discovery=aws.discovery,
+            allow_promote_read_replica=self.app.config.topology_source.promote_read_replica,
+        )
+
+    # -- semi-sync ----------------------------------------------------------------------------
+
+    async def _read_semi_sync(self, topology: Topology) -> None:
+        primary = topology.primary
+        if primary is not None and primary.online:
+            flavor = self.monitor.flavor_of(primary.name)
+            self.stats.semi_sync = await read_semi_sync(self.admin, primary, flavor)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def _flavor(self, node: Node) -> Flavor:
+        flavor = self.monitor.flavor_of(node.name)
+        if flavor is not None:
+            return flavor
+        return await self.admin.flavor(node.host, node.port)
+
+    def _say_once(self, key: str, message: str, level: int = logging.INFO) -> None:
+        if key not in self._said:
+            self._said.add(key)
+            log.log(level, message)
+
+
+def _holds(session: Any, primary: str) -> bool:
+    if getattr(session, "buffered", False):
+        return False
+    if session.state.in_transaction:
+        return True
+    inflight = session.inflight
+    node = inflight.route.node if inflight is not None else None
+    return bool(session.busy and node is not None and node.name == primary)
+
+
+def _step(report: dict[str, Any], text: str) -> None:
+    report["steps"].append(text)
+    log.info("failover: %s", text)

@@ -80,9 +80,11 @@ class _NullTransport(asyncio.Transport):
         pass
 
 
-async def run(queries: int, sql: bytes | None, digests: bool = True) -> float:
-    """µs per query; ``sql`` None: a new literal in every query (``id=<n>``)."""
-    app = ProxyApp(parse_config(CONFIG + f"[admin]\nquery_digest = {str(digests).lower()}\n"))
+async def run(queries: int, sql: bytes | None, digests: bool = True, latency: bool = True) -> float:
+    """µs per query; ``sql`` None: a new literal in every query (``id=<n>``). ``latency``: the query
+    latency histogram ([admin] latency_histogram)."""
+    admin = f"[admin]\nquery_digest = {str(digests).lower()}\nlatency_histogram = {str(latency).lower()}\n"
+    app = ProxyApp(parse_config(CONFIG + admin))
     session = ClientSession(app)
     session.transport = _NullTransport()
     session.phase = _COMMAND
@@ -123,9 +125,9 @@ def main() -> None:
         ("point select", b"SELECT c FROM sbtest1 WHERE id=4242"),
         ("point select, new literal each time", None),
     ]:
-        for digests in (False, True):
-            us = asyncio.run(run(args.queries, sql, digests))
-            name = f"{label}, query_digest {'on' if digests else 'off'}"
+        for digests, latency in ((False, False), (False, True), (True, False), (True, True)):
+            us = asyncio.run(run(args.queries, sql, digests, latency))
+            name = f"{label}, digest {'on' if digests else 'off'}, latency {'on' if latency else 'off'}"
             print(f"{name:56s} {us:6.2f} µs of proxy CPU per query (Python hot path, no syscalls)")
 
 

@@ -12,14 +12,16 @@ import logging
 import ssl
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from proxy.admin.digests import DigestTable
 from proxy.backend.connection import BackendConnection, BackendError
 from proxy.backend.pool import BackendCredentials, Pool
-from proxy.config import Config
+from proxy.config import Config, UserConfig
 from proxy.discovery.wiring import AwsParts
 from proxy.failover.controller import FailoverController, SwitchoverError
+from proxy.latency import LatencyHistogram
 from proxy.protocol.auth import RsaKeyPair, UserCredential, parse_native_hash
 from proxy.protocol.constants import UTF8MB4_GENERAL_CI, Capability, Command
 from proxy.protocol.results import ResponseKind
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from proxy.admin.http import AdminHttp
     from proxy.admin.sql import AdminSql
     from proxy.frontend.session import ClientSession
+    from proxy.reload import ReloadResult
 
 __all__ = ["ProxyApp", "ProxyStats", "advertised_capabilities"]
 
@@ -88,6 +91,9 @@ class ProxyStats:
     pins: Counter[str] = field(default_factory=Counter)
     # read_your_writes waits on a replica by outcome: applied / timeout / error (then the primary).
     causal_waits: Counter[str] = field(default_factory=Counter)
+    client_connections: int = 0  # accepted since start (rwproxy_client_connections_accepted_total)
+    config_reloads: Counter[str] = field(default_factory=Counter)  # by result: ok / error
+    last_reload_ok: bool = True
     # Times the published topology went from some usable replica to none (see no_replica_reads).
     no_replica_periods: int = 0
 
@@ -111,8 +117,10 @@ class ProxyStats:
 
 
 class ProxyApp:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, config_path: str | Path | None = None) -> None:
         self.config = config
+        self.config_path = Path(config_path) if config_path is not None else None  # for reload_config
+        self.reload_lock = asyncio.Lock()
         self.topology: Topology = config.topology()
         self.classifier = Classifier(config.routing.classifier_cache_size)
         self.rules = RuleSet.from_config(config.routing.rules)
@@ -145,6 +153,8 @@ class ProxyApp:
             0xFFFFFFFF, tls=self.tls_context is not None, local_infile=config.proxy.local_infile
         )
         self._users = {u.name: u for u in config.users}
+        # Users removed by a reload: their open sessions keep their backend credentials (proxy.reload).
+        self._retired_users: dict[str, UserConfig] = {}
         self._servers: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
         self.admin_http: AdminHttp | None = None
@@ -157,6 +167,8 @@ class ProxyApp:
         self.digests: DigestTable | None = None  # query digests, recorded by the sessions
         if admin.query_digest:
             self.digests = DigestTable(admin.query_digest_size, admin.query_digest_example_chars)
+        # Query latency by route (proxy.latency), recorded by the sessions; None: latency_histogram off.
+        self.latency: LatencyHistogram | None = LatencyHistogram() if admin.latency_histogram else None
         self.monitor: Monitor | None = (
             Monitor.from_config(config, on_topology=self._set_topology, ssl=self.pool.ssl_context)
             if config.monitor.enabled
@@ -229,7 +241,7 @@ class ProxyApp:
         return UserCredential(name=name, password=None, native_stage2=parse_native_hash(user.password_hash))
 
     def backend_credentials(self, name: str) -> BackendCredentials:
-        user = self._users[name]
+        user = self._users.get(name) or self._retired_users[name]
         return self.aws.credentials(user.backend_user or name, user.backend_password or "")
 
     def default_database(self, name: str) -> str | None:
@@ -247,7 +259,16 @@ class ProxyApp:
         return user.max_connections if user is not None else None
 
     def next_session_id(self) -> int:
+        self.stats.client_connections += 1
         return next(self._ids)
+
+    async def reload_config(self) -> ReloadResult:
+        """Re-read the config file (``config_path``) and apply what can change live (``proxy.reload``).
+
+        Raises ``proxy.reload.ReloadError`` (the old config stays) when the file is invalid."""
+        from proxy.reload import reload_app
+
+        return await reload_app(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -28,6 +29,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = sub.add_parser("status", help="print the topology of a running proxy (its admin HTTP /status)")
     status.add_argument("--admin", default="127.0.0.1:9306", help="admin HTTP address (host:port)")
     status.add_argument("--json", action="store_true", help="print the raw JSON")
+    switch = sub.add_parser("switchover", help="planned switchover of a running proxy's primary")
+    switch.add_argument("--admin", default="127.0.0.1:9306", help="admin HTTP address (host:port)")
+    switch.add_argument("--to", help="server that becomes the primary (default: the least-lagged replica)")
+    switch.add_argument(
+        "--token",
+        default=os.environ.get("RWPROXY_ADMIN_TOKEN"),
+        help="[admin] bearer_token (default: $RWPROXY_ADMIN_TOKEN)",
+    )
     demo = sub.add_parser("demo", help="start a local replication cluster with rwproxy in front")
     demo.add_argument("--replicas", type=int, default=2)
     demo.add_argument("--port", type=int, default=6033, help="proxy port (0 = any free port)")
@@ -47,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args.config)
     if args.command == "status":
         return _status(args.admin, args.json)
+    if args.command == "switchover":
+        return _switchover(args.admin, args.to, args.token)
     if args.command == "demo":
         from proxy.demo import run_demo
 
@@ -132,6 +143,38 @@ def _status(admin: str, raw: bool) -> int:
     return 0
 
 
+def _switchover(admin: str, to: str | None, token: str | None) -> int:
+    """POST /switchover; prints the report. 0 done, 1 failed or refused."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = f"http://{admin}/switchover"
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    body = json.dumps({"to": to} if to else {}).encode()
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            doc = json.load(response)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        print(f"rwproxy: switchover refused ({exc.code}): {detail}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"rwproxy: cannot reach {url}: {exc}", file=sys.stderr)
+        return 1
+    report = doc.get("report") or {}
+    target = report.get("to", doc.get("switchover"))
+    print(f"switchover {report.get('from', '?')} -> {target}: {doc.get('result')}")
+    for step in report.get("steps", []):
+        print(f"  {step}")
+    if "write_pause_seconds" in report:
+        print(f"writes paused {report['write_pause_seconds'] * 1000:.0f} ms")
+    return 0
+
+
 def render_status(doc: dict) -> str:  # type: ignore[type-arg]
     """The /status document as a table for humans."""
     lines = [
@@ -168,7 +211,7 @@ def render_status(doc: dict) -> str:  # type: ignore[type-arg]
 
 def _run(config_path: str) -> int:
     config = _load(config_path)
-    _setup_logging(config.proxy.log_level, config.proxy.log_format)
+    _setup_logging(*config.log_settings)
     if config.proxy.uvloop:
         try:
             import uvloop
@@ -177,41 +220,27 @@ def _run(config_path: str) -> int:
         except ImportError:
             log.info("uvloop not installed; using asyncio's default loop")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(config))
+        asyncio.run(_serve(config, config_path))
     return 0
 
 
-async def _serve(config) -> None:  # type: ignore[no-untyped-def]
+async def _serve(config, config_path: str) -> None:  # type: ignore[no-untyped-def]
     from proxy.app import ProxyApp
+    from proxy.reload import install_sighup
 
-    app = ProxyApp(config)
+    app = ProxyApp(config, config_path=config_path)
     await app.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    install_sighup(app)  # SIGHUP: re-read the config file (proxy.reload)
     await stop.wait()
     log.info("shutting down (grace %.1f s)", config.proxy.shutdown_grace_seconds)
     await app.stop()
 
 
 def _setup_logging(level: str, fmt: str) -> None:
-    if fmt == "json":
-        import json
+    from proxy.logs import setup_logging
 
-        class _Json(logging.Formatter):
-            def format(self, record: logging.LogRecord) -> str:
-                return json.dumps(
-                    {
-                        "ts": self.formatTime(record),
-                        "level": record.levelname.lower(),
-                        "logger": record.name,
-                        "msg": record.getMessage(),
-                    }
-                )
-
-        handler = logging.StreamHandler()
-        handler.setFormatter(_Json())
-        logging.basicConfig(level=level.upper(), handlers=[handler])
-    else:
-        logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(level, fmt)

@@ -13,16 +13,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import sys
 
 __all__ = ["demo_config_text", "run_demo"]
 
 
-def demo_config_text(cluster: object, port: int, admin_port: int | None = None) -> str:
-    """A config for the proxy in front of ``cluster`` (a ``proxy.devcluster.Cluster``).
+def demo_config_text(
+    cluster: object,
+    port: int,
+    admin_port: int | None = None,
+    *,
+    check_interval: float = 0.5,
+    failover_mode: str = "off",
+    admin_token: str | None = None,
+) -> str:
+    """A config for the proxy in front of ``cluster`` (a ``proxy.devcluster.Cluster``). ``rwproxy
+    demo`` uses ``failover_mode = "promote"`` so that ``rwproxy drill failover`` has something to show.
 
     ``admin_port`` None: the default admin address (127.0.0.1:9306), or a free port when ``port`` is 0.
+    ``check_interval``: seconds between monitor checks (a dead primary is declared after 3).
     """
     c = cluster  # duck-typed to keep this importable without the cluster module loaded
     if admin_port is None and port == 0:
@@ -33,21 +44,33 @@ def demo_config_text(cluster: object, port: int, admin_port: int | None = None) 
         "",
     ]
     if admin_port is not None:
-        lines += ["[admin]", f'http_listen = "127.0.0.1:{admin_port}"', ""]
+        lines += ["[admin]", f'http_listen = "127.0.0.1:{admin_port}"']
+        if admin_token:
+            lines.append(f'bearer_token = "{admin_token}"')
+        lines.append("")
     lines += [
+        "[monitor]",
+        f"interval_seconds = {check_interval:g}",
+        "",
+        "[failover]",
+        f'mode = "{failover_mode}"',
+        f'user = "{c.failover_user}"',  # type: ignore[attr-defined]
+        f'password = "{c.failover_password}"',  # type: ignore[attr-defined]
+        f'replication_user = "{c.repl_user}"',  # type: ignore[attr-defined]
+        f'replication_password = "{c.repl_password}"',  # type: ignore[attr-defined]
+        "",
         "[[users]]",
         f'name = "{c.app_user}"',  # type: ignore[attr-defined]
         f'password = "{c.app_password}"',  # type: ignore[attr-defined]
         "",
     ]
     for node in c.nodes:  # type: ignore[attr-defined]
-        role = "primary" if node is c.primary else "replica"  # type: ignore[attr-defined]
         lines += [
             "[[servers]]",
             f'name = "{node.name}"',
             f'host = "{node.host}"',
             f"port = {node.port}",
-            f'role = "{role}"',
+            'role = "auto"',
             "",
         ]
     return "\n".join(lines)
@@ -84,7 +107,9 @@ async def _serve(cluster: object, port: int, state_file: str) -> int:
     from proxy.devcluster import write_state
 
     admin_port = 9306 if _port_free(9306) else 0
-    config = parse_config(demo_config_text(cluster, port, admin_port), "<demo>")
+    token = secrets.token_hex(16)  # POST /switchover; written to the state file for rwproxy drill
+    text = demo_config_text(cluster, port, admin_port, failover_mode="promote", admin_token=token)
+    config = parse_config(text, "<demo>")
     app = ProxyApp(config)
     bound = await app.start()
     host, bound_port = bound[0]
@@ -100,9 +125,10 @@ async def _serve(cluster: object, port: int, state_file: str) -> int:
         print(f"Metrics: {app.admin_http.url}/metrics   status: {app.admin_http.url}/status")
     if state_file:
         admin = f"{app.admin_http.host}:{app.admin_http.port}" if app.admin_http is not None else None
-        write_state(cluster, state_file, proxy=f"{host}:{bound_port}", admin=admin)  # type: ignore[arg-type]
+        write_state(cluster, state_file, proxy=f"{host}:{bound_port}", admin=admin, admin_token=token)  # type: ignore[arg-type]
         print(f"Cluster state (for rwproxy drill --cluster-state): {state_file}")
-        print(f"Try a drill:  rwproxy drill replica-loss --cluster-state {state_file}")
+        print(f"Try a drill:  rwproxy drill failover --cluster-state {state_file}")
+        print("              (also: switchover, replica-loss, lag)")
     print("Press Ctrl-C to stop everything.", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,7 +1,8 @@
 """Prometheus metrics, read at scrape time from the counters rwproxy already keeps.
 
 Nothing here runs per query: the hot path keeps incrementing plain ints and ``Counter`` entries
-(``ProxyStats``, ``PoolStats``, the ``Classifier`` counters); :class:`RwproxyCollector` reads them when
+(``ProxyStats``, ``PoolStats``, the ``Classifier`` counters) and the per-bucket int lists of
+``proxy.latency`` (query latency by route); :class:`RwproxyCollector` reads them when
 ``/metrics`` is scraped and yields metric families. ``build_registry(app)`` gives a private
 ``CollectorRegistry`` (never the global one) holding that collector plus the process and platform
 collectors of prometheus-client.
@@ -21,7 +22,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
 
 if TYPE_CHECKING:
@@ -65,6 +71,18 @@ class _ProxyStatsLike(Protocol):
 
     @property
     def pins(self) -> Mapping[str, int]: ...
+
+    @property
+    def causal_waits(self) -> Mapping[str, int]: ...
+
+    @property
+    def client_connections(self) -> int: ...
+
+    @property
+    def config_reloads(self) -> Mapping[str, int]: ...
+
+    @property
+    def last_reload_ok(self) -> bool: ...
 
 
 class _PoolStatsLike(Protocol):
@@ -146,6 +164,12 @@ _FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "Client connections refused: too_many (proxy.max_connections), auth_failed.",
         ("reason",),
     ),
+    (
+        "rwproxy_client_connections_accepted",
+        _COUNTER,
+        "Client connections accepted (refused ones included).",
+        (),
+    ),
     ("rwproxy_client_idle_closed", _COUNTER, "Client connections closed for idleness.", ()),
     (
         "rwproxy_queries",
@@ -196,12 +220,38 @@ _FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ),
     ("rwproxy_server_up", _GAUGE, "1 if the server is ONLINE in the topology, else 0.", ("node", "role")),
     (
+        "rwproxy_server_state",
+        _GAUGE,
+        "Server state, one-hot: 1 for the state the server is in (online, shunned, offline), else 0.",
+        ("node", "state"),
+    ),
+    (
+        "rwproxy_server_state_reason",
+        _GAUGE,
+        "1 per server, labelled with why it is not ONLINE (lag_over_max, unreachable, ...; none when it is).",
+        ("node", "reason"),
+    ),
+    (
         "rwproxy_server_replication_lag_seconds",
         _GAUGE,
         "Replication lag of a replica; absent while unknown.",
         ("node",),
     ),
     ("rwproxy_topology_version", _GAUGE, "Version of the current topology snapshot.", ()),
+    (
+        "rwproxy_causal_waits",
+        _COUNTER,
+        "read_your_writes waits on a replica for the session's last write, by outcome: applied, "
+        "timeout, error (the last two then read on the primary).",
+        ("outcome",),
+    ),
+    (
+        "rwproxy_config_reloads",
+        _COUNTER,
+        "Config reloads (SIGHUP, RELOAD CONFIG, POST /reload) by result: ok, error (rejected).",
+        ("result",),
+    ),
+    ("rwproxy_config_last_reload_successful", _GAUGE, "1 unless the last config reload failed.", ()),
     (
         "rwproxy_classifier",
         _COUNTER,
@@ -216,6 +266,14 @@ _FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         (),
     ),
 )
+
+
+_LATENCY = "rwproxy_query_duration_seconds"
+_LATENCY_HELP = (
+    "Statement latency seen by rwproxy (sent to the server -> last byte of the response relayed), "
+    "by route target: primary, replica. Off with [admin] latency_histogram = false."
+)
+_STATES = ("online", "shunned", "offline")
 
 
 def _family(
@@ -234,7 +292,9 @@ class RwproxyCollector(Collector):
         self.version = rwproxy_version()
 
     def describe(self) -> Iterable[Metric]:
-        return [_family(*spec) for spec in _FAMILIES]
+        return [_family(*spec) for spec in _FAMILIES] + [
+            HistogramMetricFamily(_LATENCY, _LATENCY_HELP, labels=["route"])
+        ]
 
     def collect(self) -> Iterator[Metric]:
         app = self.app
@@ -248,6 +308,7 @@ class RwproxyCollector(Collector):
         add("rwproxy_client_connections", len(app.sessions))
         add("rwproxy_client_connections_refused", stats.refused_connections, "too_many")
         add("rwproxy_client_connections_refused", stats.auth_failures, "auth_failed")
+        add("rwproxy_client_connections_accepted", stats.client_connections)
         add("rwproxy_client_idle_closed", stats.idle_closed)
         # dict(...) copies a table in one C-level step: no Python code runs, so no thread switch.
         for (node_name, reason), n in sorted(dict(stats.routes).items(), key=_route_key):
@@ -277,7 +338,17 @@ class RwproxyCollector(Collector):
             lag = node_lag(node)
             if lag is not None:
                 add("rwproxy_server_replication_lag_seconds", lag, node.name)
+            for state in _STATES:
+                add("rwproxy_server_state", 1 if node.state.value == state else 0, node.name, state)
+            why = "none" if node.online else node.reason or "unknown"
+            add("rwproxy_server_state_reason", 1, node.name, why)
         add("rwproxy_topology_version", topology.version)
+        for outcome in ("applied", "timeout", "error"):
+            add("rwproxy_causal_waits", stats.causal_waits.get(outcome, 0), outcome)
+        reloads = dict(stats.config_reloads)
+        for result in ("ok", "error"):
+            add("rwproxy_config_reloads", reloads.get(result, 0), result)
+        add("rwproxy_config_last_reload_successful", 1 if stats.last_reload_ok else 0)
 
         c = app.classifier
         add("rwproxy_classifier", c.fast_path, "fast")
@@ -286,7 +357,18 @@ class RwproxyCollector(Collector):
         add("rwproxy_classifier", c.parser_used, "parser")
         add("rwproxy_classifier", c.unparseable, "unparseable")
         add("rwproxy_classifier_internal_errors", c.internal_errors)
-        return iter(fams.values())
+        metrics: list[Metric] = list(fams.values())
+        latency = getattr(app, "latency", None)  # proxy.latency.LatencyHistogram, None when off
+        if latency is not None:
+            hist = HistogramMetricFamily(_LATENCY, _LATENCY_HELP, labels=["route"])
+            for route, (buckets, total) in latency.snapshot().items():
+                hist.add_metric([route], [(_le(b), n) for b, n in buckets], total)
+            metrics.append(hist)
+        return iter(metrics)
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if math.isinf(bound) else repr(bound)
 
 
 def _route_key(item: tuple[tuple[str, RouteReason], int]) -> tuple[str, str]:

@@ -18,6 +18,9 @@ wrong one; 403 when no token is configured: they are off then):
 ``POST /servers/{name}/undrain``  back in the read choice.
 ``POST /switchover``              ``{"to": "db2"}`` (or ``?to=db2``): calls ``app.switchover(to)`` when
                                   the build has it; else 501.
+``POST /reload``                  re-read the config file (``proxy.reload``): 200 with what changed and
+                                  what needs a restart; 400 with the reason when the file is invalid
+                                  (the running config stays).
 
 The read-only endpoints are unauthenticated. Handlers run on the proxy's loop thread, so they read its
 counters without locks.
@@ -42,6 +45,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from proxy.admin.drain import DrainError, set_drained
+from proxy.failover.metrics import FailoverCollector, failover_status
 from proxy.metrics import MetricsSource, build_registry, node_lag, pool_counts, rwproxy_version
 
 if TYPE_CHECKING:
@@ -151,6 +155,9 @@ def status(app: AdminSource, *, started: float) -> dict[str, Any]:
         "topology_version": topology.version,
         "nodes": [_node_status(app, n) for n in topology.nodes],
     }
+    failover = failover_status(getattr(app, "failover", None))
+    if failover is not None:
+        doc["failover"] = failover
     aws = getattr(app, "aws", None)
     discovery = aws.status() if aws is not None else None
     if discovery is not None:
@@ -253,6 +260,21 @@ class _Handlers:
             )
         return web.json_response({"switchover": target, "result": None if result is None else str(result)})
 
+    async def reload(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        fn = getattr(self.app, "reload_config", None)
+        if fn is None:
+            return _error(501, "reload is not available in this build")
+        from proxy.reload import ReloadError
+
+        try:
+            result = await fn()
+        except ReloadError as exc:
+            return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        return web.json_response(result.as_dict())
+
 
 def _error(status_code: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status_code)
@@ -297,6 +319,7 @@ async def start_admin_http(
     if registry is None:
         registry = build_registry(app)
         registry.register(AdminCollector(app))
+        registry.register(FailoverCollector(app))
     handlers = _Handlers(app, registry, time.monotonic())
     web_app = web.Application()
     web_app.router.add_get("/metrics", handlers.metrics)
@@ -307,6 +330,7 @@ async def start_admin_http(
     web_app.router.add_post("/servers/{name}/drain", handlers.drain)
     web_app.router.add_post("/servers/{name}/undrain", handlers.undrain)
     web_app.router.add_post("/switchover", handlers.switchover)
+    web_app.router.add_post("/reload", handlers.reload)
     runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:

@@ -14,6 +14,7 @@ from proxy.config.fields import _fail, _Model, _show
 from proxy.config.sections import (
     AdminConfig,
     BackendConfig,
+    LoggingConfig,
     MonitorConfig,
     ProxyConfig,
     RoutingConfig,
@@ -53,6 +54,7 @@ class Config(_Model):
     admin: AdminConfig = AdminConfig()
     failover: FailoverConfig = FailoverConfig()
     aws: AwsConfig = AwsConfig()
+    logging: LoggingConfig = LoggingConfig()
 
     @field_validator("users")
     @classmethod
@@ -183,6 +185,14 @@ class Config(_Model):
                 )
             )
         return Topology(nodes=tuple(nodes))
+
+    @property
+    def log_settings(self) -> tuple[str, str]:
+        """(level, format) of the log: ``[logging]``, else ``[proxy] log_level`` / ``log_format``."""
+        return (
+            self.logging.level or self.proxy.log_level,
+            self.logging.format or self.proxy.log_format,
+        )
 
     def to_toml_dict(self, *, mask_secrets: bool = True) -> dict[str, Any]:
         """The effective configuration as plain TOML values (unset optional keys left out)."""

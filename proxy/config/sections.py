@@ -30,6 +30,7 @@ __all__ = [
     "AdminConfig",
     "AdminUserConfig",
     "BackendConfig",
+    "LoggingConfig",
     "MonitorConfig",
     "ProxyConfig",
     "RoutingConfig",
@@ -409,6 +410,8 @@ class AdminConfig(_Model):
     query_digest: bool = True
     query_digest_size: Annotated[int, _between(1, 1_000_000)] = 1000
     query_digest_example_chars: Annotated[int, _between(16, 65536)] = 256
+    # Query latency histogram (rwproxy_query_duration_seconds, by route): on/off.
+    latency_histogram: bool = True
 
     @field_validator("http_listen", "sql_listen")
     @classmethod
@@ -445,3 +448,13 @@ class AdminConfig(_Model):
         if not self.sql_listen or not self.users:
             return None
         return _split_host_port(self.sql_listen, min_port=0)
+
+
+class LoggingConfig(_Model):
+    """``[logging]``: level and line format of rwproxy's log (``proxy.logs``); both change on reload.
+
+    Unset keys fall back to the older ``[proxy] log_level`` / ``log_format`` (and their defaults).
+    """
+
+    level: Literal["debug", "info", "warning", "error"] | None = None
+    format: Literal["text", "json"] | None = None

@@ -48,6 +48,11 @@ def add_drill_parser(sub: Any) -> None:
     p.add_argument("--password", "-p", help="its password (default: $RWPROXY_DRILL_PASSWORD)")
     p.add_argument("--database", "-D", help="schema for the drill tables (default rwproxy_drill)")
     p.add_argument("--admin", help="the proxy's admin HTTP host:port (detection time, switchover)")
+    p.add_argument(
+        "--admin-token",
+        default=os.environ.get("RWPROXY_ADMIN_TOKEN"),
+        help="the proxy's [admin] bearer_token, for POST /switchover (default: $RWPROXY_ADMIN_TOKEN)",
+    )
     fault = p.add_mutually_exclusive_group()
     fault.add_argument("--cluster-state", metavar="FILE", help="local cluster state file (rwproxy demo)")
     fault.add_argument("--trigger", metavar="CMD", help="shell command that injects the fault")
@@ -107,6 +112,7 @@ def run_drill_command(args: argparse.Namespace) -> int:
         password=password,
         database=args.database,
         admin=args.admin or state.get("admin"),
+        admin_token=args.admin_token or state.get("admin_token"),
         trigger=args.trigger,
         restore_trigger=args.restore_trigger,
         duration=args.duration,

@@ -128,11 +128,12 @@ class DelayReplica(Fault):
         return f"lag on replica {self.node.name}: {how} for {self.hold:g} s"
 
 
-def _post(url: str, body: dict[str, Any], timeout: float) -> tuple[int, str]:
+def _post(url: str, body: dict[str, Any], timeout: float, token: str | None = None) -> tuple[int, str]:
     data = json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, method="POST", headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read().decode(errors="replace")
@@ -163,12 +164,13 @@ class Switchover(Fault):
     admin: str
     to: str | None = None
     timeout: float = 60.0
+    token: str | None = None  # the proxy's [admin] bearer_token
     answer: str = field(default="", init=False)
 
     def inject(self) -> None:
         url = f"http://{self.admin}/switchover"
         try:
-            status, body = _post(url, {"to": self.to} if self.to else {}, self.timeout)
+            status, body = _post(url, {"to": self.to} if self.to else {}, self.timeout, self.token)
         except (urllib.error.URLError, OSError) as exc:
             raise FaultError(f"POST {url} failed: {exc}") from exc
         self.answer = body.strip()[:500]

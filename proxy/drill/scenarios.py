@@ -55,6 +55,7 @@ class DrillOptions:
     password: str
     database: str | None = None  # schema of the drill tables (default rwproxy_drill)
     admin: str | None = None  # admin HTTP host:port (detection time, proxy's view, switchover)
+    admin_token: str | None = None  # bearer token for POST /switchover
     trigger: str | None = None  # operator's fault command (replaces the built-in fault)
     restore_trigger: str | None = None
     duration: float = 6.0
@@ -220,7 +221,7 @@ class _Drill:
             if not o.admin:
                 raise DrillError("switchover needs --admin host:port (POST /switchover) or --trigger COMMAND")
             probe_switchover(o.admin)
-            return Switchover(o.admin, o.node)
+            return Switchover(o.admin, o.node, token=o.admin_token)
         if c is None:
             raise DrillError(
                 f"{o.scenario} needs a cluster to act on: --cluster-state FILE (rwproxy demo prints it) "

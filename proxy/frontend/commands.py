@@ -413,7 +413,7 @@ def _send_prepared(
     session.app.stats.count_route(r)
     session.busy = True
     session.inflight = Inflight(info, stmt.sql, r, after)
-    if session.digests is not None:
+    if session.timed:
         session.started = time.perf_counter()
     session.active = conn
     session._relayed = False

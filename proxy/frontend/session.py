@@ -14,6 +14,7 @@ import logging
 import random
 import ssl
 import time
+from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Result
@@ -21,6 +22,7 @@ from proxy.frontend import buffering, causal, commands
 from proxy.frontend.handshake import run_handshake, run_reauth
 from proxy.frontend.replay import replay_state
 from proxy.frontend.tls import TlsTransport
+from proxy.latency import BOUNDS as _LATENCY_BOUNDS
 from proxy.protocol.constants import ErrorCode, ServerStatus
 from proxy.protocol.errors import PacketTooLarge, RemoteProtocolError
 from proxy.protocol.framing import PacketDecoder, frame
@@ -47,6 +49,7 @@ _RYW = Consistency.READ_YOUR_WRITES
 _CAUSAL_WAIT = RouteReason.CAUSAL_WAIT
 _perf_counter = time.perf_counter
 _PRIMARY = Target.PRIMARY
+_bisect = bisect_left
 
 
 class ClientSession(asyncio.Protocol):
@@ -87,7 +90,9 @@ class ClientSession(asyncio.Protocol):
         self._raw_payload: bytes | None = None  # the payload dispatched from the fast path ...
         self._raw_packet = b""  # ... and the packet it came in
         self.digests = app.digests  # proxy.admin.digests.DigestTable; None: query_digest = false
-        self.started = 0.0  # perf_counter() when the statement was sent (only with digests)
+        self.latency = app.latency  # proxy.latency.LatencyHistogram; None: latency_histogram = false
+        self.timed = self.digests is not None or self.latency is not None
+        self.started = 0.0  # perf_counter() when the statement was sent (only when timed)
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -197,10 +202,17 @@ class ClientSession(asyncio.Protocol):
         if inflight is not None and inflight.after is not None:
             inflight.after(conn, outcome)
         code = outcome.error_code
-        digests = self.digests
-        if digests is not None and inflight is not None and inflight.argument and inflight.info is not None:
+        if self.timed and inflight is not None:
             seconds = _perf_counter() - self.started
-            digests.record(inflight.argument, seconds, inflight.route.target is _PRIMARY, code is not None)
+            primary = inflight.route.target is _PRIMARY
+            latency = self.latency
+            if latency is not None:
+                h = latency.primary if primary else latency.replica
+                h.counts[_bisect(_LATENCY_BOUNDS, seconds)] += 1
+                h.sum += seconds
+            digests = self.digests
+            if digests is not None and inflight.argument and inflight.info is not None:
+                digests.record(inflight.argument, seconds, primary, code is not None)
         if code is not None:
             self.app.stats.count_error(code)
             if code == 1290 or code == 1836:  # read-only: the server's role may have changed
@@ -291,7 +303,7 @@ class ClientSession(asyncio.Protocol):
         outstanding = self.app.outstanding
         if outstanding is not None:
             outstanding[node.name] += 1
-        if self.digests is not None:
+        if self.timed:
             self.started = _perf_counter()
         if r.reason is _CAUSAL_WAIT:
             self.spawn(self._send_causal(r, payload, kind))

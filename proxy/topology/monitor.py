@@ -3,6 +3,8 @@
     monitor = Monitor.from_config(config, on_topology=lambda t: setattr(app, "topology", t))
     await monitor.start()      # returns once every server was checked once (bounded by the timeouts)
     monitor.request_probe("db2")   # check db2 now (the data path, on ERROR 1290/1836)
+    monitor.set_servers(servers)   # config reload: add / remove / update servers live
+    monitor.set_settings(settings, user=..., password=...)  # config reload: [monitor] settings
     await monitor.stop()
 
 One asyncio task per server, each with its own monitor connection (never a client's), reconnecting
@@ -25,6 +27,7 @@ import contextlib
 import logging
 import ssl as _ssl
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -101,6 +104,7 @@ class _Slot:
     conn: aiomysql.Connection | None = None
     flavor: Flavor | None = None
     task: asyncio.Task[None] | None = None
+    relogin: bool = False  # the monitor credentials changed: reconnect before the next check
 
 
 class Monitor:
@@ -116,13 +120,7 @@ class Monitor:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self.policy = HealthPolicy(
-            failures_to_offline=settings.failures_to_offline,
-            successes_to_online=settings.successes_to_online,
-            max_replication_lag=settings.max_replication_lag_seconds,
-            soft_replication_lag=settings.soft_replication_lag_seconds,
-            min_replicas=settings.min_replicas,
-        )
+        self.policy = _policy(settings)
         self.user = user  # the monitor account (for status output; the password stays private)
         self._password = password
         self._on_topology = on_topology
@@ -252,58 +250,77 @@ class Monitor:
         self.request_all()
         self._publish()
 
-    # -- dynamic membership (RDS discovery: proxy.discovery.source) -----------------------------
+    # -- dynamic membership (config reload, RDS discovery) ---------------------------------------
 
     def set_servers(self, servers: Sequence[ServerConfig]) -> None:
-        """Replace the monitored servers without a restart. A server whose config is unchanged keeps
-        its slot (connection, health history); new ones get a task (when running) and appear OFFLINE
-        ("not_checked") until their first check; removed ones are stopped and leave the next snapshot,
-        which is published at once. Sessions are not touched: a removed server just stops being chosen.
-        """
-        old = self._slots
-        slots: dict[str, _Slot] = {}
-        for s in servers:
-            slot = old.get(s.name)
-            if slot is None or slot.server != s:
-                slot = _Slot(
-                    server=s,
-                    health=ServerHealth(s.name, self.policy, _configured_role(s.role)),
-                    stats=ServerStats(s.name),
-                )
-            slots[s.name] = slot
-        kept = {id(slot) for slot in slots.values()}
-        for slot in old.values():
-            if id(slot) not in kept and slot.task is not None:
-                slot.task.cancel()  # its finally closes the monitor connection
-                slot.task = None
-        added = [name for name in slots if old.get(name) is not slots[name]]
-        removed = [name for name in old if name not in slots or old[name] is not slots[name]]
-        self._slots = slots
-        self._order = list(slots.values())
-        if added or removed:
-            log.info(
-                "monitor: servers now %s (added %s, removed %s)",
-                ", ".join(slots) or "none",
-                ", ".join(added) or "none",
-                ", ".join(removed) or "none",
+        """Monitor exactly ``servers`` from now on (config reload, discovery): new servers get a task
+        (OFFLINE "not_checked" until their first check), removed ones lose theirs, a changed weight
+        or role applies at once; a changed host/port makes a new server under the old name. The
+        snapshot is republished. Call on the event-loop thread."""
+        wanted = {s.name for s in servers}
+        running = self._started or self.running  # started with no servers yet (RDS): start tasks now
+        for name in [n for n in self._slots if n not in wanted]:
+            self._drop_slot(self._slots.pop(name))
+            log.info("monitor: %s: no longer monitored", name)
+        for server in servers:
+            slot = self._slots.get(server.name)
+            if slot is not None and slot.server.address == server.address:
+                if slot.server != server:
+                    slot.server = server
+                    slot.health.configured_role = _configured_role(server.role)
+                continue
+            if slot is not None:
+                self._drop_slot(slot)
+            slot = _Slot(
+                server=server,
+                health=ServerHealth(server.name, self.policy, _configured_role(server.role)),
+                stats=ServerStats(server.name),
             )
-        if self._started:
-            for slot in self._order:
-                if slot.task is None:
-                    slot.task = asyncio.create_task(
-                        self._run(slot), name=f"rwproxy-monitor-{slot.server.name}"
-                    )
+            self._slots[server.name] = slot
+            if running:
+                slot.task = asyncio.create_task(self._run(slot), name=f"rwproxy-monitor-{server.name}")
+            log.info("monitor: %s: monitoring %s:%d", server.name, server.host, server.port)
+        self._order = [self._slots[s.name] for s in servers]
         if self._ready.is_set() or not self._order:
             self._ready.set()
             self._publish()
 
+    def set_settings(self, settings: MonitorConfig, *, user: str, password: str) -> None:
+        """New ``[monitor]`` settings (config reload): pacing from the next check, thresholds at
+        once, credentials at a reconnect before each server's next check."""
+        self._heartbeat_settings(self.settings, settings)
+        self.settings = settings
+        policy = _policy(settings)
+        if policy != self.policy:
+            self.policy = policy
+            for slot in self._slots.values():
+                slot.health.policy = policy
+                recent = slot.health._recent  # the flapping window follows failures_to_offline
+                slot.health._recent = deque(recent, maxlen=policy.flap_window)
+        if (user, password) != (self.user, self._password):
+            self.user, self._password = user, password
+            for slot in self._slots.values():
+                slot.relogin = True
+        for slot in self._slots.values():
+            slot.wake.set()  # a shorter interval applies now, not after the old one
+        if self._ready.is_set():
+            self._publish()  # lag thresholds may move servers between states
+
+    def _drop_slot(self, slot: _Slot) -> None:
+        if slot.task is not None:
+            slot.task.cancel()  # its finally closes the monitor connection
+            slot.task = None
+        else:
+            close_quietly(slot.conn)
+            slot.conn = None
+
     # -- per-server task ---------------------------------------------------------------------
 
     async def _run(self, slot: _Slot) -> None:
-        interval = self.settings.interval_seconds
-        min_gap = min(interval, REQUESTED_CHECK_MIN_GAP)
         try:
             while True:
+                interval = self.settings.interval_seconds  # per round: a reload may change it
+                min_gap = min(interval, REQUESTED_CHECK_MIN_GAP)
                 started = self._clock()
                 slot.wake.clear()
                 try:
@@ -324,6 +341,10 @@ class Monitor:
 
     async def _check(self, slot: _Slot) -> ProbeResult:
         s = self.settings
+        if slot.relogin:
+            slot.relogin = False
+            close_quietly(slot.conn)
+            slot.conn = None
         if slot.conn is None:
             try:
                 user, password, require_tls = self.user, self._password, False
@@ -399,6 +420,20 @@ class Monitor:
         slot.stats.lag_source = source.value if result.replicating_configured else None
         return result
 
+    def _heartbeat_settings(self, old: MonitorConfig, new: MonitorConfig) -> None:
+        """Config reload: a changed heartbeat_* setting replaces the heartbeat (and its writer)."""
+        keys = ("heartbeat_table", "heartbeat_write", "heartbeat_interval_seconds")
+        if all(getattr(old, k) == getattr(new, k) for k in keys):
+            return
+        previous = self.heartbeat
+        self.heartbeat = Heartbeat.from_settings(
+            new, primary=self._heartbeat_primary, connect=self._heartbeat_connect
+        )
+        if previous is not None:
+            asyncio.get_running_loop().create_task(previous.stop())
+        if self.heartbeat is not None and self.running:
+            self.heartbeat.start()
+
     def _heartbeat_primary(self) -> Node | None:
         """Where the heartbeat writer writes: the published primary, unless it is OFFLINE."""
         primary = self.topology.primary if self.topology is not None else None
@@ -466,6 +501,16 @@ class Monitor:
             self._on_topology(topology)
         except Exception:
             log.exception("monitor: on_topology failed for topology version %d", topology.version)
+
+
+def _policy(settings: MonitorConfig) -> HealthPolicy:
+    return HealthPolicy(
+        failures_to_offline=settings.failures_to_offline,
+        successes_to_online=settings.successes_to_online,
+        max_replication_lag=settings.max_replication_lag_seconds,
+        soft_replication_lag=settings.soft_replication_lag_seconds,
+        min_replicas=settings.min_replicas,
+    )
 
 
 def _configured_role(role: str) -> Role | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 from proxy.app import ProxyApp
@@ -18,8 +19,11 @@ T = TypeVar("T")
 class ProxyThread:
     """``with ProxyThread(config_text) as p:`` → ``p.host``, ``p.port``, ``p.app``, ``p.run(coro)``."""
 
-    def __init__(self, config: str | Config, *, use_uvloop: bool = True) -> None:
+    def __init__(
+        self, config: str | Config, *, use_uvloop: bool = True, config_path: str | Path | None = None
+    ) -> None:
         self.config = parse_config(config, "<test>") if isinstance(config, str) else config
+        self.config_path = config_path  # what app.reload_config() re-reads
         self.use_uvloop = use_uvloop
         self.loop: asyncio.AbstractEventLoop | None = None
         self.app: ProxyApp | None = None
@@ -50,7 +54,7 @@ class ProxyThread:
             self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         try:
-            self.app = ProxyApp(self.config)
+            self.app = ProxyApp(self.config, config_path=self.config_path)
             bound = self.loop.run_until_complete(self.app.start())
             self.host, self.port = bound[0]
         except BaseException as exc:

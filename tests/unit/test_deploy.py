@@ -489,7 +489,7 @@ def test_systemd_unit_is_hardened_and_runs_the_config() -> None:
     assert s["Service.NoNewPrivileges"] == ["yes"] and s["Service.ProtectSystem"] == ["strict"]
     assert s.get("Service.User") == ["rwproxy"] or s.get("Service.DynamicUser") == ["yes"]
     assert s["Service.CapabilityBoundingSet"] == [""]
-    assert "hot reload" in UNIT.read_text().lower()  # the comment saying SIGHUP handling is pending
+    assert "hot reload" in UNIT.read_text().lower()  # the comment saying what SIGHUP does
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
@@ -553,7 +553,9 @@ def test_dashboard_uses_only_rwproxy_and_process_metrics() -> None:
     for needed in (
         "rwproxy_queries_total",
         "rwproxy_server_replication_lag_seconds",
-        "rwproxy_server_up",
+        "rwproxy_server_state",
+        "rwproxy_server_state_reason",
+        "rwproxy_query_duration_seconds_bucket",
         "rwproxy_routing_pins_total",
         "rwproxy_errors_total",
         "rwproxy_backend_connections",

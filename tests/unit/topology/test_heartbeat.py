@@ -174,3 +174,25 @@ def test_own_writer_is_trusted_only_while_it_writes() -> None:
     assert own.reading
     writer.failing = True  # e.g. the primary is down: its age is not lag, fall back
     assert not own.reading
+
+
+async def test_reload_replaces_the_heartbeat() -> None:
+    import asyncio
+
+    from proxy.config import MonitorConfig, ServerConfig
+    from proxy.topology.monitor import Monitor
+
+    m = Monitor(
+        [ServerConfig(name="a", host="a")], MonitorConfig(), user="u", password="p", on_topology=print
+    )
+    assert m.heartbeat is None
+    m.set_settings(MonitorConfig(heartbeat_table="rw.hb", heartbeat_write=False), user="u", password="p")
+    assert m.heartbeat is not None and m.heartbeat.table.name == "rw.hb" and m.heartbeat.writer is None
+    first = m.heartbeat
+    m.set_settings(MonitorConfig(heartbeat_table="rw.hb", heartbeat_write=False), user="u", password="p")
+    assert m.heartbeat is first  # unchanged settings: the same heartbeat
+    m.set_settings(MonitorConfig(heartbeat_table="rw.hb2"), user="u", password="p")
+    assert m.heartbeat is not None and m.heartbeat.writer is not None and m.heartbeat.table.name == "rw.hb2"
+    m.set_settings(MonitorConfig(), user="u", password="p")
+    assert m.heartbeat is None
+    await asyncio.sleep(0)  # the old writer's stop() ran

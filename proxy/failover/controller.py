@@ -314,6 +314,11 @@ class FailoverController:
         the candidate has everything, promote it, repoint the others and the old primary, release."""
         if self.mode == "rds":
             raise SwitchoverError('switchover with failover.mode = "rds" is AWS\'s (FailoverDBCluster)')
+        fixed = [s.name for s in self.app.config.servers if s.role != "auto"]
+        if fixed:
+            raise SwitchoverError(
+                f'switchover moves the primary role: servers {", ".join(fixed)} need role = "auto"'
+            )
         if self.in_progress:
             raise SwitchoverError("a failover or switchover is already running")
         async with self._lock:

@@ -23,6 +23,7 @@ from proxy.frontend.prepared import (
     statement_id,
 )
 from proxy.protocol.constants import Command, ErrorCode
+from proxy.protocol.errors import RemoteProtocolError
 from proxy.protocol.framing import frame
 from proxy.protocol.results import ResponseKind
 from proxy.protocol.statements import replace_stmt_id
@@ -454,3 +455,25 @@ _HANDLERS: dict[int, Callable[[ClientSession, bytes], None]] = {
     Command.STMT_FETCH: _stmt_fetch,
     Command.STMT_CLOSE: _stmt_close,
 }
+
+
+def relay_infile(session: ClientSession) -> None:
+    """LOAD DATA LOCAL INFILE: the client's file packets go to the backend as they come, until the
+    empty packet that ends the upload; then the backend's result is expected."""
+    conn = session.infile_conn
+    if conn is None:
+        return
+    while True:
+        try:
+            packet = session.decoder.next_packet()
+        except RemoteProtocolError as exc:
+            session.fatal(exc.errno, f"Malformed packet: {exc}", exc.sqlstate)
+            return
+        if packet is None:
+            return
+        seq, payload = packet
+        conn.request(frame(payload, seq), None, None)
+        if not payload:
+            session.infile_conn = None
+            conn.expect_infile_result()
+            return

@@ -13,6 +13,7 @@ import secrets
 from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendError
+from proxy.frontend.tls import TlsTransport
 from proxy.protocol.auth import AuthFailed, AuthOk, SendMore, ServerAuthenticator
 from proxy.protocol.connection import (
     HandshakeResponse41,
@@ -56,7 +57,7 @@ async def authenticate(session: ClientSession) -> bool:
         ),
         0,
     )
-    seq, payload = await session.read_packet(_HANDSHAKE_TIMEOUT)
+    seq, payload = await read_packet(session, _HANDSHAKE_TIMEOUT)
     response = parse_handshake_response(payload)
     if isinstance(response, SslRequest):
         if app.tls_context is None:
@@ -68,8 +69,8 @@ async def authenticate(session: ClientSession) -> bool:
                 "08S01",
             )
             return False
-        session.start_tls()
-        seq, payload = await session.read_packet(_HANDSHAKE_TIMEOUT)
+        start_tls(session)
+        seq, payload = await read_packet(session, _HANDSHAKE_TIMEOUT)
         response = parse_handshake_response(payload)
         if not isinstance(response, HandshakeResponse41):
             _deny(session, seq + 1, ErrorCode.ER_HANDSHAKE_ERROR, "Bad handshake", "08S01")
@@ -136,7 +137,7 @@ async def _converse(session: ClientSession, auth: ServerAuthenticator, step: obj
         assert isinstance(step, SendMore)
         seq += 1
         session.write_packet(step.payload, seq)
-        seq, payload = await session.read_packet(_HANDSHAKE_TIMEOUT)
+        seq, payload = await read_packet(session, _HANDSHAKE_TIMEOUT)
         step = auth.receive(payload)
 
 
@@ -233,3 +234,31 @@ async def run_reauth(session: ClientSession, payload: bytes) -> bool:
         return False
     session.state.consistency = session.app.user_consistency(session.user)
     return True
+
+
+async def read_packet(session: ClientSession, timeout: float) -> tuple[int, bytes]:
+    """The client's next packet during the handshake (``data_received`` wakes ``session.waiter``)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        packet = session.decoder.next_packet()
+        if packet is not None:
+            return packet
+        session.waiter = loop.create_future()
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise TimeoutError("timed out waiting for the client")
+        await asyncio.wait_for(session.waiter, remaining)
+        session.waiter = None
+
+
+def start_tls(session: ClientSession) -> None:
+    """Switch to TLS right after the SSLRequest; bytes already read go to the TLS layer."""
+    ctx = session.app.tls_context
+    assert ctx is not None and session.transport is not None
+    rest = session.decoder.take_rest()
+    session.tls_layer = TlsTransport(session.transport, ctx)
+    session.transport = session.tls_layer
+    session.tls = True
+    if rest:
+        session.data_received(rest)

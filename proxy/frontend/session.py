@@ -18,9 +18,8 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Result
-from proxy.frontend import buffering, causal, commands
+from proxy.frontend import backend_link, buffering, causal, commands
 from proxy.frontend.handshake import run_handshake, run_reauth
-from proxy.frontend.replay import replay_state
 from proxy.frontend.tls import TlsTransport
 from proxy.latency import BOUNDS as _LATENCY_BOUNDS
 from proxy.protocol.constants import ErrorCode, ServerStatus
@@ -77,7 +76,7 @@ class ClientSession(asyncio.Protocol):
         self.infile_conn: BackendConnection | None = None
         self.multi_statements_changed = False
         self._relayed = False
-        self._waiter: asyncio.Future[None] | None = None
+        self.waiter: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._write_paused = False
         self._held: list[BackendConnection] = []  # backend connections paused for this client
@@ -85,7 +84,7 @@ class ClientSession(asyncio.Protocol):
         self._rand = random.random
         self.commands = 0  # commands received (the idle sweeper watches it)
         self.idle_mark: tuple[int, float] = (0, 0.0)  # (commands, since) as last seen by the sweeper
-        self._tls: TlsTransport | None = None
+        self.tls_layer: TlsTransport | None = None
         self._max_payload = min(app.config.proxy.max_packet_size, 0xFFFFFE)
         self._raw_payload: bytes | None = None  # the payload dispatched from the fast path ...
         self._raw_packet = b""  # ... and the packet it came in
@@ -110,12 +109,12 @@ class ClientSession(asyncio.Protocol):
         self._task = asyncio.get_running_loop().create_task(self._run_handshake())
 
     def data_received(self, data: bytes) -> None:
-        if self._tls is not None:
+        if self.tls_layer is not None:
             try:
-                data = self._tls.receive(data)
+                data = self.tls_layer.receive(data)
             except ssl.SSLError as exc:
                 log.info("session %d (%s): TLS error: %s", self.id, self.peer, exc)
-                self._tls.abort()
+                self.tls_layer.abort()
                 return
             if not data:
                 return
@@ -136,21 +135,21 @@ class ClientSession(asyncio.Protocol):
         if self.phase == _COMMAND:
             if self.busy:
                 if self.infile_conn is not None:
-                    self._relay_infile()
+                    commands.relay_infile(self)
                 elif self.decoder.buffered > _INPUT_HIGH_WATER and not self._read_paused:
                     self._read_paused = True
                     if self.transport is not None:
                         self.transport.pause_reading()
                 return
             self._pump()
-        elif self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        elif self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.phase = _CLOSED
         self.app.sessions.pop(self.id, None)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(ConnectionResetError("client disconnected"))
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionResetError("client disconnected"))
         if self._task is not None and not self._task.done():
             self._task.cancel()
         self._release_all()
@@ -184,7 +183,7 @@ class ClientSession(asyncio.Protocol):
         inflight = self.inflight
         if outcome.local_infile:
             self.infile_conn = conn
-            self._relay_infile()
+            commands.relay_infile(self)
             return
         flags = outcome.status_flags
         if flags is not None:
@@ -240,10 +239,10 @@ class ClientSession(asyncio.Protocol):
             try:
                 packet = self.decoder.next_packet()
             except PacketTooLarge as exc:
-                self._fatal(exc.errno, "Got a packet bigger than 'max_allowed_packet' bytes", exc.sqlstate)
+                self.fatal(exc.errno, "Got a packet bigger than 'max_allowed_packet' bytes", exc.sqlstate)
                 return
             except RemoteProtocolError as exc:
-                self._fatal(exc.errno, f"Malformed packet: {exc}", exc.sqlstate)
+                self.fatal(exc.errno, f"Malformed packet: {exc}", exc.sqlstate)
                 return
             if packet is None:
                 if self._read_paused and self.transport is not None:
@@ -252,7 +251,7 @@ class ClientSession(asyncio.Protocol):
                 return
             seq, payload = packet
             if seq != 0 or not payload:
-                self._fatal(ErrorCode.ER_NET_PACKETS_OUT_OF_ORDER, "Got packets out of order", "08S01")
+                self.fatal(ErrorCode.ER_NET_PACKETS_OUT_OF_ORDER, "Got packets out of order", "08S01")
                 return
             self.commands += 1
             commands.dispatch(self, payload)
@@ -383,57 +382,7 @@ class ClientSession(asyncio.Protocol):
 
     async def connection_for(self, node: Node) -> BackendConnection:
         """This session's connection to ``node``, opened or taken from the pool, state replayed."""
-        conn = self.conns.get(node.name)
-        if conn is not None and not conn.usable:
-            self.drop_connection(conn)
-            conn = None
-            if node is self.app.topology.primary and (self.state.in_transaction or self.state.pin()):
-                # What lived on that connection (an open transaction, temporary tables, locks) is
-                # gone: say so instead of silently going on without it.
-                lost = "transaction" if self.state.in_transaction else self.state.pin().name.lower()  # type: ignore[union-attr]
-                self.state.reset()
-                raise BackendError(
-                    f"rwproxy: lost the connection to the primary {node.name}; the session's {lost} "
-                    "state there is gone (a transaction was rolled back)",
-                    2013,
-                )
-        if conn is None:
-            creds = self.app.backend_credentials(self.user)
-            conn = await self.app.pool.acquire(
-                node_name=node.name,
-                host=node.host,
-                port=node.port,
-                creds=creds,
-                client_flags=self.client_flags,
-                collation_id=self.collation,
-            )
-            if self.phase == _CLOSED:
-                self.app.pool.release(conn)
-                raise BackendError("client disconnected", 2013)
-            self.conns[node.name] = conn
-        await replay_state(conn, self.state, self.app.stats)
-        return conn
-
-    # -- infile upload -----------------------------------------------------------------------
-
-    def _relay_infile(self) -> None:
-        conn = self.infile_conn
-        if conn is None:
-            return
-        while True:
-            try:
-                packet = self.decoder.next_packet()
-            except RemoteProtocolError as exc:
-                self._fatal(exc.errno, f"Malformed packet: {exc}", exc.sqlstate)
-                return
-            if packet is None:
-                return
-            seq, payload = packet
-            conn.request(frame(payload, seq), None, None)
-            if not payload:
-                self.infile_conn = None
-                conn.expect_infile_result()
-                return
+        return await backend_link.connection_for(self, node)
 
     # -- helpers used by commands ------------------------------------------------------------
 
@@ -454,7 +403,7 @@ class ClientSession(asyncio.Protocol):
             self._slow_failed(exc)
         except Exception:
             log.exception("session %d: internal error", self.id)
-            self._fatal(ErrorCode.ER_UNKNOWN_ERROR, "rwproxy internal error", "HY000")
+            self.fatal(ErrorCode.ER_UNKNOWN_ERROR, "rwproxy internal error", "HY000")
 
     def write_packet(self, payload: bytes, seq: int) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -502,12 +451,16 @@ class ClientSession(asyncio.Protocol):
         primary = self.app.topology.primary
         return primary.name if primary is not None else None
 
-    def _fatal(self, errno: int, message: str, sqlstate: str) -> None:
+    def fatal(self, errno: int, message: str, sqlstate: str) -> None:
         """Tell the client what went wrong, then close this session only."""
         self.app.stats.protocol_errors += 1
         log.info("session %d (%s): closing: %s", self.id, self.peer, message)
         self.write_packet(make_err(errno, message, sqlstate, self.client_flags), 1)
         self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self.phase == _CLOSED
 
     def close(self) -> None:
         self.phase = _CLOSED
@@ -515,31 +468,6 @@ class ClientSession(asyncio.Protocol):
             self.transport.close()
 
     # -- handshake / authentication (coroutines) ---------------------------------------------
-
-    async def read_packet(self, timeout: float) -> tuple[int, bytes]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            packet = self.decoder.next_packet()
-            if packet is not None:
-                return packet
-            self._waiter = loop.create_future()
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError("timed out waiting for the client")
-            await asyncio.wait_for(self._waiter, remaining)
-            self._waiter = None
-
-    def start_tls(self) -> None:
-        """Switch to TLS right after the SSLRequest; bytes already read go to the TLS layer."""
-        ctx = self.app.tls_context
-        assert ctx is not None and self.transport is not None
-        rest = self.decoder.take_rest()
-        self._tls = TlsTransport(self.transport, ctx)
-        self.transport = self._tls
-        self.tls = True
-        if rest:
-            self.data_received(rest)
 
     async def _run_handshake(self) -> None:
         if await run_handshake(self):

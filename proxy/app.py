@@ -94,6 +94,17 @@ class ProxyStats:
     client_connections: int = 0  # accepted since start (rwproxy_client_connections_accepted_total)
     config_reloads: Counter[str] = field(default_factory=Counter)  # by result: ok / error
     last_reload_ok: bool = True
+    # Times the published topology went from some usable replica to none (see no_replica_reads).
+    no_replica_periods: int = 0
+
+    @property
+    def no_replica_reads(self) -> int:
+        """Reads that found no usable replica: served by the primary or refused (on_no_replica)."""
+        return sum(
+            n
+            for (_, reason), n in self.routes.items()
+            if reason in (RouteReason.NO_REPLICA, RouteReason.NO_REPLICA_ERROR)
+        )
 
     def count_route(self, r: Route) -> None:
         node = r.node
@@ -150,6 +161,8 @@ class ProxyApp:
         self.admin_sql: AdminSql | None = None
         # Servers drained by an operator (proxy.admin.drain); applied to every published snapshot.
         self.drained: frozenset[str] = frozenset()
+        # Whether the last published topology had a usable replica (None: none published yet).
+        self.replicas_usable: bool | None = None
         admin = config.admin
         self.digests: DigestTable | None = None  # query digests, recorded by the sessions
         if admin.query_digest:
@@ -182,6 +195,32 @@ class ProxyApp:
         self.aws.topology_published()
         if self.failover is not None:
             self.failover.on_topology(topology)
+        self._note_replica_availability(self.topology)
+
+    def _note_replica_availability(self, topology: Topology) -> None:
+        """One WARNING when no replica is usable any more (reads go to the primary, or fail with
+        on_no_replica = "error"), one INFO when one is usable again: per transition, never per query."""
+        if not topology.replicas:  # no replica configured: nothing to fall back from
+            return
+        usable = bool(topology.eligible_replicas())
+        if usable == self.replicas_usable:
+            return
+        was, self.replicas_usable = self.replicas_usable, usable
+        if not usable:
+            self.stats.no_replica_periods += 1
+            what = (
+                "reads go to the primary (routing.on_no_replica = primary)"
+                if self.policy_options.on_no_replica_primary
+                else "reads fail (routing.on_no_replica = error)"
+            )
+            states = ", ".join(
+                f"{n.name} {n.state.value}" + (f" ({n.reason})" if n.reason else "")
+                for n in topology.replicas
+            )
+            log.warning("no replica is usable: %s; %s", what, states)
+        elif was is not None:
+            names = ", ".join(n.name for n in topology.eligible_replicas())
+            log.info("replicas usable again (%s): reads go to replicas", names)
 
     def topology_signal(self, node_name: str, error_code: int) -> None:
         """A server answered as if its role changed (ERROR 1290/1836 read-only): check it now."""

@@ -185,6 +185,8 @@ def _stats(app: ProxyApp) -> list[Row]:
         ("idle_closed", s.idle_closed),
         ("protocol_errors", s.protocol_errors),
         ("replica_fallbacks", s.replica_fallbacks),
+        ("no_replica_reads", s.no_replica_reads),
+        ("no_replica_periods", s.no_replica_periods),
         ("replay_failures", s.replay_failures),
         ("read_only_errors", s.read_only_errors),
         ("backend_connections_opened", p.opened),

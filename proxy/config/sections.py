@@ -24,6 +24,7 @@ from proxy.config.fields import (
     _show,
     _split_host_port,
 )
+from proxy.topology.heartbeat import parse_table
 
 __all__ = [
     "AdminConfig",
@@ -321,6 +322,20 @@ class MonitorConfig(_Model):
     # min_replicas least-lagged ones keep serving (never one over max_replication_lag_seconds).
     soft_replication_lag_seconds: _PositiveSeconds | None = None
     min_replicas: Annotated[int, _at_least(0)] = 1
+    # Heartbeat lag (pt-heartbeat's table, "db.table"; unset: off): proxy.topology.heartbeat.
+    heartbeat_table: str | None = None
+    heartbeat_write: bool = True  # rwproxy REPLACEs the primary's row itself
+    heartbeat_interval_seconds: _PositiveSeconds = 0.25
+
+    @field_validator("heartbeat_table")
+    @classmethod
+    def _heartbeat_table_name(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_table(value)
+            except ValueError as exc:
+                _fail(str(exc))
+        return value
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> MonitorConfig:

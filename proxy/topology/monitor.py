@@ -41,6 +41,7 @@ from proxy.topology.health import (
     build_nodes,
     role_mismatch,
 )
+from proxy.topology.heartbeat_io import Heartbeat
 from proxy.topology.model import Node, NodeState, Role, Topology
 from proxy.topology.probe import (
     Flavor,
@@ -91,6 +92,7 @@ class ServerStats:
     state_since: float | None = None
     state_changes: int = 0
     role_mismatch: str | None = None
+    lag_source: str | None = None  # "heartbeat" or "seconds_behind_master" (replicas, last check)
 
 
 @dataclass(eq=False, slots=True)
@@ -141,6 +143,10 @@ class Monitor:
         self.version = 0
         # failover.mode = "observe": two writable servers at once give no primary (writes refused).
         self.refuse_split_brain = False
+        # [monitor] heartbeat_table: sub-second lag from a pt-heartbeat table (None: off).
+        self.heartbeat = Heartbeat.from_settings(
+            settings, primary=self._heartbeat_primary, connect=self._heartbeat_connect
+        )
 
     @classmethod
     def from_config(
@@ -182,6 +188,8 @@ class Monitor:
             self._publish()
         for slot in self._order:
             slot.task = asyncio.create_task(self._run(slot), name=f"rwproxy-monitor-{slot.server.name}")
+        if self.heartbeat is not None:
+            self.heartbeat.start()
         if wait:
             bound = self.settings.connect_timeout_seconds + self.settings.check_timeout_seconds + 1.0
             try:
@@ -198,6 +206,8 @@ class Monitor:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.heartbeat is not None:
+            await self.heartbeat.stop()
         for slot in self._order:
             slot.task = None
             close_quietly(slot.conn)
@@ -278,6 +288,7 @@ class Monitor:
     def set_settings(self, settings: MonitorConfig, *, user: str, password: str) -> None:
         """New ``[monitor]`` settings (config reload): pacing from the next check, thresholds at
         once, credentials at a reconnect before each server's next check."""
+        self._heartbeat_settings(self.settings, settings)
         self.settings = settings
         policy = _policy(settings)
         if policy != self.policy:
@@ -362,6 +373,8 @@ class Monitor:
             slot.stats.connects += 1
             slot.flavor = None  # the server may have been replaced: detect again
         result = await probe(slot.conn, slot.flavor, timeout=s.check_timeout_seconds, clock=self._clock)
+        if self.heartbeat is not None and result.ok:
+            result = await self._heartbeat_lag(slot, slot.conn, result)
         if result.ok:
             if slot.flavor is None and result.version is not None:
                 slot.flavor = flavor_for_version(result.version)
@@ -394,6 +407,55 @@ class Monitor:
                 return
             self._ready.set()
         self._publish()
+
+    # -- heartbeat lag (proxy.topology.heartbeat_io) ----------------------------------------
+
+    async def _heartbeat_lag(
+        self, slot: _Slot, conn: aiomysql.Connection, result: ProbeResult
+    ) -> ProbeResult:
+        assert self.heartbeat is not None
+        result, source = await self.heartbeat.adjust(
+            slot.server.name, conn, result, timeout=self.settings.check_timeout_seconds
+        )
+        slot.stats.lag_source = source.value if result.replicating_configured else None
+        return result
+
+    def _heartbeat_settings(self, old: MonitorConfig, new: MonitorConfig) -> None:
+        """Config reload: a changed heartbeat_* setting replaces the heartbeat (and its writer)."""
+        keys = ("heartbeat_table", "heartbeat_write", "heartbeat_interval_seconds")
+        if all(getattr(old, k) == getattr(new, k) for k in keys):
+            return
+        previous = self.heartbeat
+        self.heartbeat = Heartbeat.from_settings(
+            new, primary=self._heartbeat_primary, connect=self._heartbeat_connect
+        )
+        if previous is not None:
+            asyncio.get_running_loop().create_task(previous.stop())
+        if self.heartbeat is not None and self.running:
+            self.heartbeat.start()
+
+    def _heartbeat_primary(self) -> Node | None:
+        """Where the heartbeat writer writes: the published primary, unless it is OFFLINE."""
+        primary = self.topology.primary if self.topology is not None else None
+        return primary if primary is not None and primary.state is not NodeState.OFFLINE else None
+
+    async def _heartbeat_connect(self, node: Node) -> aiomysql.Connection:
+        """The writer's own connection, with the monitor's credentials (as in ``_check``)."""
+        user, password, require_tls = self.user, self._password, False
+        if self.credentials is not None:
+            creds = self.credentials()
+            user, password, require_tls = creds.user, creds.password, creds.require_tls
+            if creds.password_for is not None:
+                password = await creds.password_for(node.name, node.host, node.port)
+        return await open_connection(
+            node.host,
+            node.port,
+            user,
+            password,
+            timeout=self.settings.connect_timeout_seconds,
+            ssl=self._ssl,
+            require_tls=require_tls,
+        )
 
     # -- snapshots ---------------------------------------------------------------------------
 

@@ -347,23 +347,8 @@ class Monitor:
             slot.conn = None
         if slot.conn is None:
             try:
-                user, password, require_tls = self.user, self._password, False
-                if self.credentials is not None:  # [backend] credentials: env, secret, IAM token
-                    creds = self.credentials()
-                    user, password, require_tls = creds.user, creds.password, creds.require_tls
-                    if creds.password_for is not None:
-                        password = await creds.password_for(
-                            slot.server.name, slot.server.host, slot.server.port
-                        )
-                slot.conn = await open_connection(
-                    slot.server.host,
-                    slot.server.port,
-                    user,
-                    password,
-                    timeout=s.connect_timeout_seconds,
-                    ssl=self._ssl,
-                    require_tls=require_tls,
-                )
+                server = slot.server
+                slot.conn = await self._connect(server.name, server.host, server.port)
             except TimeoutError:
                 return ProbeResult.failed(
                     f"connect timed out after {s.connect_timeout_seconds:g} s", self._clock()
@@ -440,16 +425,20 @@ class Monitor:
         return primary if primary is not None and primary.state is not NodeState.OFFLINE else None
 
     async def _heartbeat_connect(self, node: Node) -> aiomysql.Connection:
-        """The writer's own connection, with the monitor's credentials (as in ``_check``)."""
+        """The writer's own connection, with the monitor's credentials."""
+        return await self._connect(node.name, node.host, node.port)
+
+    async def _connect(self, name: str, host: str, port: int) -> aiomysql.Connection:
+        """A monitor connection: [monitor] credentials, or [backend] ones (env, secret, IAM token)."""
         user, password, require_tls = self.user, self._password, False
         if self.credentials is not None:
             creds = self.credentials()
             user, password, require_tls = creds.user, creds.password, creds.require_tls
             if creds.password_for is not None:
-                password = await creds.password_for(node.name, node.host, node.port)
+                password = await creds.password_for(name, host, port)
         return await open_connection(
-            node.host,
-            node.port,
+            host,
+            port,
             user,
             password,
             timeout=self.settings.connect_timeout_seconds,

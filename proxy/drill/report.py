@@ -61,6 +61,8 @@ class ReportInputs:
     primary_after: dict[str, Any] | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # The primary's semi-sync state when the drill started (/status failover.semi_sync), or None.
+    semi_sync: dict[str, Any] | None = None
 
 
 def _r(x: float | None) -> float | None:
@@ -249,8 +251,22 @@ def build_report(i: ReportInputs) -> dict[str, Any]:
         "verification": check,
         "primary_before": i.primary_before,
         "primary_after": i.primary_after,
+        "semi_sync": i.semi_sync,
         "notes": list(i.notes),
     }
+
+
+def semi_sync_text(semi: Mapping[str, Any] | None) -> str:
+    """One line on what a failover may lose: RPO is 0 only with semi-sync on and an acknowledging
+    replica when the primary dies."""
+    if not semi or semi.get("enabled") is None:
+        return "unknown (no --admin address, or the proxy has not read it)"
+    if not semi["enabled"]:
+        return "off at the start: a failover may lose acknowledged writes (RPO > 0)"
+    clients = semi.get("clients")
+    if not clients:
+        return "on but no replica acknowledging at the start: RPO > 0 (writes wait, then go async)"
+    return f"on, {clients} replica(s) acknowledging at the start: RPO 0 expected"
 
 
 # --- text -------------------------------------------------------------------------------------------
@@ -300,6 +316,8 @@ def render_text(r: Mapping[str, Any]) -> str:
         if d.get("max_lag_seconds"):
             lags = ", ".join(f"{n} {_s(x)}" for n, x in d["max_lag_seconds"].items())
             lines.append(f"max lag seen     {lags}")
+    if r["scenario"] in ("failover", "switchover"):
+        lines.append(f"semi-sync        {semi_sync_text(r.get('semi_sync'))}")
     lines.append(f"primary before   {_server(r.get('primary_before'))}")
     lines.append(f"primary after    {_server(r.get('primary_after'))}")
     lines.append("")

@@ -359,6 +359,7 @@ class _Drill:
             primary_after=primary_after,
             settings=self.settings(),
             notes=self.notes,
+            semi_sync=_semi_sync(watcher),
         )
         report = build_report(inputs)
         d = report["detection"]
@@ -441,3 +442,10 @@ def run_drill(
     the proxy lacks what the scenario needs."""
     o.validate()
     return _Drill(o, cluster, progress).run()
+
+
+def _semi_sync(watcher: StatusWatcher | None) -> dict[str, Any] | None:
+    doc = watcher.first_doc if watcher is not None else None
+    failover = doc.get("failover") if doc else None
+    semi = failover.get("semi_sync") if isinstance(failover, dict) else None
+    return dict(semi) if isinstance(semi, dict) and semi else None

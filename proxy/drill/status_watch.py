@@ -42,6 +42,7 @@ class StatusWatcher:
         self.samples: list[StatusSample] = []
         self.polls = 0
         self.last_doc: dict[str, Any] | None = None
+        self.first_doc: dict[str, Any] | None = None  # the proxy's view when the drill started
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="drill-status", daemon=True)
 
@@ -60,6 +61,8 @@ class StatusWatcher:
                 doc = fetch_status(self.admin, timeout=max(0.5, self.interval * 10))
                 sample = sample_of(doc, t)
                 self.last_doc = doc
+                if self.first_doc is None:
+                    self.first_doc = doc
             except (OSError, ValueError):
                 sample = StatusSample(t, False)
             self.polls += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +20,22 @@ def proxy(cluster: Cluster) -> Iterator[ProxyThread]:
     """rwproxy on a free loopback port in front of the session cluster."""
     with ProxyThread(demo_config_text(cluster, 0)) as p:
         yield p
+
+
+@pytest.fixture(autouse=True)
+def _shared_proxy_sees_a_healthy_cluster(request: pytest.FixtureRequest) -> None:
+    """Tests on the shared proxy start once it sees every server ONLINE again: an earlier test may
+    have disturbed the shared cluster (stopped replication, killed a replica) and healed it, and the
+    monitor re-admits a server only after successes_to_online good checks."""
+    if "proxy" not in request.fixturenames:
+        return
+    p: ProxyThread = request.getfixturevalue("proxy")
+    request.getfixturevalue("cluster").heal()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if all(n.online for n in p.app.topology.nodes):
+            return
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

@@ -130,14 +130,17 @@ def test_lag_counts_stale_reads(healthy_cluster: Cluster) -> None:
     _check_counts_against_table(result, _table_rows(c, result))
 
 
-def test_failover_drill(fresh_cluster: Cluster, drill_proxy: ProxyThread) -> None:
+def test_failover_drill(fresh_cluster: Cluster) -> None:
     """SIGKILL the primary under the drill's workload: rwproxy promotes a replica, writes resume,
     no acknowledged write is lost or duplicated, and the report agrees with the table itself."""
     c = fresh_cluster
     old_primary = c.primary
     c.set_semi_sync(True, timeout_ms=30000)
-    result = run_drill(_options(drill_proxy, c, "failover", duration=6.0, fault_after=1.5), cluster=c)
+    with _proxy_for(c) as p:
+        result = run_drill(_options(p, c, "failover", duration=6.0, fault_after=1.5), cluster=c)
     report = result.report
+    # The proxy read semi-sync on the primary: the report says RPO 0 is expected.
+    assert report["semi_sync"]["enabled"] is True and report["semi_sync"]["clients"] >= 1, report["semi_sync"]
     assert "error" not in report["fault"], report["fault"]
     assert report["fault"]["target"] == old_primary.name
     assert not c.is_running(old_primary)

@@ -191,3 +191,12 @@ def test_build_report_is_json_and_text() -> None:
     assert "detection        n/a" in text
     assert "LOST ACKNOWLEDGED WRITES 0" in text
     assert "unreachable (2003 cannot connect)" in text
+
+
+def test_semi_sync_line() -> None:
+    from proxy.drill.report import semi_sync_text
+
+    assert "RPO 0" in semi_sync_text({"enabled": True, "clients": 2})
+    assert "RPO > 0" in semi_sync_text({"enabled": True, "clients": 0})
+    assert "RPO > 0" in semi_sync_text({"enabled": False, "clients": None})
+    assert semi_sync_text(None).startswith("unknown")

@@ -29,6 +29,7 @@ from proxy.router.classify import Classifier
 from proxy.router.policy import PolicyOptions, Route, RouteReason, Strategy
 from proxy.router.rules import RuleSet
 from proxy.router.session_state import Consistency
+from proxy.router.statement import Kind
 from proxy.topology.model import Node, Topology
 from proxy.topology.monitor import Monitor
 
@@ -96,6 +97,8 @@ class ProxyStats:
     last_reload_ok: bool = True
     # Times the published topology went from some usable replica to none (see no_replica_reads).
     no_replica_periods: int = 0
+    # COM_QUERY statements by kind (proxy.router.statement.Kind): select, insert, set, begin ...
+    kinds: Counter[Kind] = field(default_factory=Counter)
 
     @property
     def no_replica_reads(self) -> int:

@@ -178,6 +178,12 @@ _FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         ("node", "route_reason"),
     ),
     (
+        "rwproxy_statements",
+        _COUNTER,
+        "Text-protocol statements (COM_QUERY) by kind: select, show, insert, update, set, begin ...",
+        ("kind",),
+    ),
+    (
         "rwproxy_routing_pins",
         _COUNTER,
         "Statements kept on the primary because the session is pinned, by pin reason.",
@@ -313,6 +319,8 @@ class RwproxyCollector(Collector):
         # dict(...) copies a table in one C-level step: no Python code runs, so no thread switch.
         for (node_name, reason), n in sorted(dict(stats.routes).items(), key=_route_key):
             add("rwproxy_queries", n, node_name, reason.name.lower())
+        for kind, n in sorted((k.value, v) for k, v in dict(getattr(stats, "kinds", {})).items()):
+            add("rwproxy_statements", n, kind)
         for pin, n in sorted(dict(stats.pins).items()):
             add("rwproxy_routing_pins", n, pin.lower())
         add("rwproxy_replica_fallbacks", stats.replica_fallbacks)

@@ -70,6 +70,7 @@ def _query(session: ClientSession, payload: bytes) -> None:
     app = session.app
     info = app.classifier.classify(sql)
     kind = info.kind
+    app.stats.kinds[kind] += 1
     if kind is _KILL:
         _kill_statement(session, info, payload)
         return

@@ -106,6 +106,14 @@ def test_query_counters_follow_the_statements(
     assert queries(after, "read", [primary]) == queries(before, "read", [primary])  # never a read there
     grown = queries(after, "statement", [primary]) - queries(before, "statement", [primary])
     assert grown >= writes
+    # ... and by statement kind.
+    selects = total(after, "rwproxy_statements_total", kind="select") - total(
+        before, "rwproxy_statements_total", kind="select"
+    )
+    inserts = total(after, "rwproxy_statements_total", kind="insert") - total(
+        before, "rwproxy_statements_total", kind="insert"
+    )
+    assert (selects, inserts) == (reads, writes)
 
     # Every statement is decided by the keyword scan or through the digest cache (hit or miss).
     def decided(samples: Samples) -> float:

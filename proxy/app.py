@@ -179,6 +179,8 @@ class ProxyApp:
         )
         # RDS discovery ([topology] source = "rds") and [backend] credentials: proxy.discovery.wiring.
         self.aws = AwsParts(config, self.monitor)
+        # Outcome of the last `rwproxy drill` per scenario (POST /drills; rwproxy_drill_* metrics).
+        self.drill_results: dict[str, dict[str, Any]] = {}
         # Failover, switchover, write buffering ([failover]); none without the monitor or with mode "off".
         self.failover: FailoverController | None = (
             FailoverController(self, self.monitor)

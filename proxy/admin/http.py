@@ -45,7 +45,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from proxy.admin.drain import DrainError, set_drained
-from proxy.failover.metrics import FailoverCollector, failover_status
+from proxy.failover.metrics import FailoverCollector, drill_summary, failover_status
 from proxy.metrics import MetricsSource, build_registry, node_lag, pool_counts, rwproxy_version
 
 if TYPE_CHECKING:
@@ -213,6 +213,21 @@ class _Handlers:
             return response
         return None
 
+    async def drill_result(self, request: web.Request) -> web.Response:
+        """``POST /drills``: a finished ``rwproxy drill`` reports its outcome (kept per scenario,
+        exported as rwproxy_drill_* metrics)."""
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        try:
+            body = await request.json()
+            summary = drill_summary(body)
+        except (ValueError, TypeError, KeyError) as exc:
+            return _error(400, f"expected a drill summary as JSON: {exc}")
+        results: dict[str, dict[str, Any]] = getattr(self.app, "drill_results", {})
+        results[summary["scenario"]] = summary
+        return web.json_response({"stored": summary["scenario"]})
+
     async def drain(self, request: web.Request) -> web.Response:
         return self._set_drained(request, True)
 
@@ -330,6 +345,7 @@ async def start_admin_http(
     web_app.router.add_post("/servers/{name}/drain", handlers.drain)
     web_app.router.add_post("/servers/{name}/undrain", handlers.undrain)
     web_app.router.add_post("/switchover", handlers.switchover)
+    web_app.router.add_post("/drills", handlers.drill_result)
     web_app.router.add_post("/reload", handlers.reload)
     runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()

@@ -32,6 +32,7 @@ from proxy.drill.faults import (
     Switchover,
     Trigger,
     Unsupported,
+    _post,
     probe_switchover,
 )
 from proxy.drill.report import ReportInputs, build_report
@@ -369,6 +370,11 @@ class _Drill:
                 "after the fault"
             )
             report["notes"] = list(self.notes)
+        if o.admin and o.admin_token:
+            refused = post_summary(o.admin, o.admin_token, report)
+            if refused:
+                self.notes.append(refused)
+                report["notes"] = list(self.notes)
         return DrillResult(report, writes, reads, samples, self.table, inputs)
 
     def _restore(self, fault: Fault, info: dict[str, Any]) -> None:
@@ -449,3 +455,24 @@ def _semi_sync(watcher: StatusWatcher | None) -> dict[str, Any] | None:
     failover = doc.get("failover") if doc else None
     semi = failover.get("semi_sync") if isinstance(failover, dict) else None
     return dict(semi) if isinstance(semi, dict) and semi else None
+
+
+def post_summary(admin: str, token: str, report: dict[str, Any]) -> str | None:
+    """Tell the proxy how the drill went (``POST /drills``: its rwproxy_drill_* metrics); a note when
+    it could not be told, None when it was."""
+    verification = report.get("verification") or {}
+    availability = (report.get("reads") or {}).get("availability_percent")
+    summary = {
+        "scenario": report["scenario"],
+        "lost_acknowledged": verification.get("lost_acknowledged"),
+        "duplicates": verification.get("duplicates"),
+        "write_outage_seconds": (report.get("writes") or {}).get("unavailable_seconds"),
+        "read_availability": None if availability is None else availability / 100.0,
+        "finished_at": time.time(),
+    }
+    url = f"http://{admin}/drills"
+    try:
+        status, body = _post(url, summary, 10.0, token)
+    except OSError as exc:
+        return f"could not report the result to {url}: {exc}"
+    return None if status < 300 else f"the proxy refused the result ({url} answered {status}: {body[:200]})"

@@ -11,7 +11,9 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from proxy.failover.controller import FailoverController
 
-__all__ = ["FailoverCollector", "failover_status"]
+__all__ = ["FailoverCollector", "drill_summary", "failover_status"]
+
+_DRILL_SCENARIOS = ("failover", "switchover", "replica-loss", "lag")
 
 
 class FailoverCollector(Collector):
@@ -65,7 +67,68 @@ class FailoverCollector(Collector):
         semi_sync = fc.stats.semi_sync if fc else {}
         clients = semi_sync.get("clients") if semi_sync.get("enabled") else None
         semi.add_metric([], -1 if clients is None else clients)
-        return [failovers, switchovers, duration, buffered, waiting, in_progress, fenced, semi]
+        return [
+            failovers,
+            switchovers,
+            duration,
+            buffered,
+            waiting,
+            in_progress,
+            fenced,
+            semi,
+            *self._drills(),
+        ]
+
+    def _drills(self) -> list[Metric]:
+        """The last ``rwproxy drill`` of each scenario that reported back (``POST /drills``)."""
+        results: dict[str, dict[str, Any]] = getattr(self.app, "drill_results", {}) or {}
+        specs = (
+            ("rwproxy_drill_lost_acknowledged_writes", "Acknowledged writes missing after the last drill"),
+            ("rwproxy_drill_duplicate_writes", "Writes applied twice in the last drill"),
+            (
+                "rwproxy_drill_write_outage_seconds",
+                "Longest time without an acknowledged write in the last drill",
+            ),
+            ("rwproxy_drill_read_availability_ratio", "Reads answered / attempted in the last drill"),
+            (
+                "rwproxy_drill_last_run_timestamp_seconds",
+                "When the last drill of the scenario finished (Unix time)",
+            ),
+        )
+        fams = {name: GaugeMetricFamily(name, text, labels=["scenario"]) for name, text in specs}
+        for scenario, r in sorted(results.items()):
+            for name, key in (
+                ("rwproxy_drill_lost_acknowledged_writes", "lost_acknowledged"),
+                ("rwproxy_drill_duplicate_writes", "duplicates"),
+                ("rwproxy_drill_write_outage_seconds", "write_outage_seconds"),
+                ("rwproxy_drill_read_availability_ratio", "read_availability"),
+                ("rwproxy_drill_last_run_timestamp_seconds", "finished_at"),
+            ):
+                value = r.get(key)
+                fams[name].add_metric([scenario], float("nan") if value is None else float(value))
+        return list(fams.values())
+
+
+def drill_summary(body: Any) -> dict[str, Any]:
+    """Validate what a drill posts: a scenario name from a fixed set (bounded label) and numbers."""
+    if not isinstance(body, dict):
+        raise ValueError("not a JSON object")
+    scenario = body["scenario"]
+    if scenario not in _DRILL_SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}")
+    out: dict[str, Any] = {"scenario": scenario}
+    for key in (
+        "lost_acknowledged",
+        "duplicates",
+        "write_outage_seconds",
+        "read_availability",
+        "finished_at",
+    ):
+        value = body.get(key)
+        if value is not None and not isinstance(value, int | float):
+            raise ValueError(f"{key} must be a number")
+        out[key] = value
+    return out
 
 
 def failover_status(fc: FailoverController | None) -> dict[str, Any] | None:

@@ -178,6 +178,18 @@ def test_switchover_drill(fresh_cluster: Cluster) -> None:
         assert report["verification"]["lost_acknowledged"] == 0
         c.primary = c.node(report["primary_after"]["node"])
         _check_counts_against_table(result, _table_rows(c, result))
+        # The drill told the proxy how it went: its rwproxy_drill_* metrics.
+        stored = p.app.drill_results["switchover"]
+        assert stored["lost_acknowledged"] == 0 and stored["read_availability"] == 1.0, stored
+        samples = scrape_text(f"{p.app.admin_http.host}:{p.app.admin_http.port}")
+        assert 'rwproxy_drill_lost_acknowledged_writes{scenario="switchover"} 0.0' in samples
+
+
+def scrape_text(admin: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{admin}/metrics", timeout=5) as r:
+        return r.read().decode()
 
 
 def test_switchover_needs_the_admin_token(proxy: ProxyThread, cluster: Cluster) -> None:

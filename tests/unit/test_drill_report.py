@@ -200,3 +200,22 @@ def test_semi_sync_line() -> None:
     assert "RPO > 0" in semi_sync_text({"enabled": True, "clients": 0})
     assert "RPO > 0" in semi_sync_text({"enabled": False, "clients": None})
     assert semi_sync_text(None).startswith("unknown")
+
+
+def test_drill_summary_is_validated() -> None:
+    import pytest
+
+    from proxy.failover.metrics import drill_summary
+
+    ok = drill_summary({"scenario": "failover", "lost_acknowledged": 0, "read_availability": 0.99, "x": "y"})
+    assert ok == {
+        "scenario": "failover",
+        "lost_acknowledged": 0,
+        "duplicates": None,
+        "write_outage_seconds": None,
+        "read_availability": 0.99,
+        "finished_at": None,
+    }
+    for bad in ({"scenario": "rm -rf"}, {"scenario": "lag", "duplicates": "many"}, [], {}):
+        with pytest.raises((ValueError, KeyError)):
+            drill_summary(bad)

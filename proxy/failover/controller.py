@@ -432,7 +432,14 @@ class FailoverController:
                     log.warning(
                         "failover: primary %s is down (%s); FailoverDBCluster %s", primary.name, why, cluster
                     )
-                    await actions.failover_db_cluster(cluster)
+                    from proxy.discovery.rds_actions import RdsActionError
+
+                    try:
+                        await actions.failover_db_cluster(cluster)
+                    except RdsActionError as exc:
+                        # Aurora fails over by itself when its writer dies and then refuses another
+                        # request (InvalidDBClusterStateFault): keep waiting for the new writer.
+                        log.warning("failover: %s; waiting for AWS to fail over by itself", exc)
                 deadline = time.monotonic() + self.cfg.buffer_timeout_seconds
                 while time.monotonic() < deadline and not self.primary_ready():
                     await asyncio.sleep(0.05)

@@ -49,6 +49,7 @@ class RouteReason(enum.Enum):
     CAUSAL_WAIT = "read_your_writes: a replica that must first apply the session's last write"
     CAUSAL_PRIMARY = "read_your_writes: the GTID of the session's last write is unknown"
     CAUSAL_FALLBACK = "read_your_writes: no replica applied the session's last write in time"
+    CAUSAL_NO_WAIT = "read_your_writes: no usable replica can wait for a GTID (Aurora): the primary serves it"
     NO_REPLICA = "no replica is usable: the primary serves the read"
     NO_REPLICA_WITHIN_LAG = "no replica within the statement's max_lag: the primary serves the read"
     NO_REPLICA_ERROR = "no replica is usable and routing.on_no_replica = 'error'"
@@ -240,12 +241,18 @@ def _causal(
     topology: Topology, options: PolicyOptions, gtid: str, max_lag: float | None, rand: float
 ) -> Route:
     """A READ_YOUR_WRITES read after a write with a known GTID: a replica the monitor saw apply it,
-    else the least-lagged replica (the session waits there for the GTID, then falls back)."""
+    else the least-lagged replica (the session waits there for the GTID, then falls back). Replicas
+    that cannot wait for a GTID (``Node.gtid_waits`` False: Aurora) are never chosen: with only
+    those, the primary serves the read."""
     candidates = topology.eligible_replicas()
     if max_lag is not None:
         candidates = tuple(n for n in candidates if n.lag_seconds is not None and n.lag_seconds <= max_lag)
     if not candidates:
         return _no_replica(topology, options)
+    if not all(n.gtid_waits for n in candidates):
+        candidates = tuple(n for n in candidates if n.gtid_waits)
+        if not candidates:
+            return _to_primary(topology.primary, RouteReason.CAUSAL_NO_WAIT)
     applied = tuple(n for n in candidates if n.gtid is not None and _covers(n, gtid))
     if applied:
         node = _pick(options, applied, rand)

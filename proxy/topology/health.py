@@ -85,6 +85,9 @@ class ProbeResult:
     gtid_position: str | None = None
     at: float = 0.0
     version: str | None = None  # SELECT VERSION()
+    # The server can wait for a GTID (MASTER_GTID_WAIT / WAIT_FOR_EXECUTED_GTID_SET) for causal reads.
+    # False on Aurora (``probe_aurora``): it reports no GTID position to wait for.
+    gtid_waits: bool = True
 
     @classmethod
     def failed(cls, error: str, at: float) -> ProbeResult:
@@ -176,6 +179,7 @@ class ServerHealth:
         self.lag_seconds: float | None = None
         self.gtid_position: str | None = None
         self.version: str | None = None
+        self.gtid_waits = True  # see ProbeResult.gtid_waits
         self.io_running: bool | None = None  # replication threads at the last successful check
         self.sql_running: bool | None = None
         self.last_error: str | None = None
@@ -219,6 +223,7 @@ class ServerHealth:
             self.read_only = result.read_only
         self.lag_seconds = result.lag_seconds
         self.gtid_position = result.gtid_position
+        self.gtid_waits = result.gtid_waits
         self.io_running, self.sql_running = result.io_running, result.sql_running
         if result.version is not None:
             self.version = result.version
@@ -365,6 +370,7 @@ def build_nodes(
                 read_weight=read_weight,
                 reason=reason.value if reason is not None else None,
                 gtid=_position(h.gtid_position),
+                gtid_waits=h.gtid_waits,
             )
         )
     if soft_lag is not None:
@@ -432,6 +438,7 @@ def _split_brain(
                 read_weight=read_weight,
                 reason=reason.value if reason is not None else None,
                 gtid=_position(h.gtid_position),
+                gtid_waits=h.gtid_waits,
             )
         )
     return tuple(nodes)

@@ -40,6 +40,9 @@ class Node:
     reason: str | None = None
     # Transactions the server has applied, as last seen by the monitor (None: unknown / static).
     gtid: GtidPosition | None = None
+    # read_your_writes may wait on this server for a GTID (False on Aurora readers: the session's
+    # reads after a write go to the primary, ``RouteReason.CAUSAL_NO_WAIT``).
+    gtid_waits: bool = True
     # Drained by an operator (admin SQL / HTTP, ``proxy.admin.drain``): takes no new reads; statements
     # already running finish. Set by ``Topology.with_drained``, never by the monitor.
     drained: bool = False

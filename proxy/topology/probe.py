@@ -10,6 +10,9 @@
   ``Seconds_Behind_Master``/``Seconds_Behind_Source`` (NULL stays None), IO/SQL thread running
   (only "Yes" counts). Several rows (multi-source channels): every thread must run, lag is the largest
   and unknown if any is unknown.
+* Aurora MySQL (``Flavor.AURORA``, detected with ``SHOW GLOBAL VARIABLES LIKE 'aurora_version'`` on a
+  server that looks like MySQL): ``innodb_read_only`` and ``information_schema.replica_host_status``
+  instead, no GTID position (``proxy.topology.probe_aurora``).
 
 Every check is bounded by ``timeout``; any error becomes ``ProbeResult(ok=False, error=...)``. After a
 failed check the connection's state is unknown: close it and open another.
@@ -29,6 +32,7 @@ from typing import Any
 import aiomysql
 
 from proxy.backend.clear_password import GuardedConnection
+from proxy.topology import probe_aurora
 from proxy.topology.health import ProbeResult
 
 __all__ = ["Flavor", "close_quietly", "describe_error", "flavor_for_version", "open_connection", "probe"]
@@ -40,13 +44,18 @@ class Flavor(enum.Enum):
     MARIADB = "mariadb"
     MYSQL = "mysql"  # 8.0.22+: SHOW REPLICA STATUS, Seconds_Behind_Source
     MYSQL_LEGACY = "mysql-legacy"  # 5.7 / 8.0 before 8.0.22: SHOW SLAVE STATUS
+    AURORA = "aurora"  # Aurora MySQL: innodb_read_only, replica_host_status (probe_aurora)
 
     @property
     def status_sql(self) -> str:
+        if self is Flavor.AURORA:
+            return probe_aurora.STATUS_SQL
         return "SHOW REPLICA STATUS" if self is Flavor.MYSQL else "SHOW SLAVE STATUS"
 
     @property
     def variables_sql(self) -> str:
+        if self is Flavor.AURORA:
+            return probe_aurora.VARIABLES_SQL
         if self is Flavor.MARIADB:
             return "SELECT @@global.read_only, VERSION(), @@global.gtid_current_pos, @@global.gtid_slave_pos"
         return "SELECT @@global.read_only, VERSION(), @@global.gtid_executed"
@@ -56,9 +65,13 @@ _VERSION_NUMBER = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 
 def flavor_for_version(version: str) -> Flavor:
-    """``SELECT VERSION()`` → flavour ("10.11.6-MariaDB-log", "8.0.36", "5.7.44-log")."""
+    """``SELECT VERSION()`` → flavour ("10.11.6-MariaDB-log", "8.0.36", "5.7.44-log"). Aurora is
+    recognised only in the version the probe reports (``probe_aurora.version_label``): its own
+    ``VERSION()`` looks like MySQL's."""
     if "mariadb" in version.lower():
         return Flavor.MARIADB
+    if probe_aurora.is_aurora_version(version):
+        return Flavor.AURORA
     m = _VERSION_NUMBER.match(version)
     if m and tuple(int(x) for x in m.groups()) < (8, 0, 22):
         return Flavor.MYSQL_LEGACY
@@ -135,8 +148,13 @@ async def _check(conn: aiomysql.Connection, flavor: Flavor | None, clock: Clock)
             await cur.execute("SELECT @@global.read_only, VERSION()")
             row = await cur.fetchone()
             flavor = flavor_for_version(str(row[1]))
-        await cur.execute(flavor.variables_sql)
-        row = await cur.fetchone()
+            if flavor is not Flavor.MARIADB and await probe_aurora.detect(cur):
+                flavor = Flavor.AURORA
+        if flavor is not Flavor.AURORA:
+            await cur.execute(flavor.variables_sql)
+            row = await cur.fetchone()
+    if flavor is Flavor.AURORA:
+        return await probe_aurora.aurora_check(conn, clock)
     async with conn.cursor(aiomysql.DictCursor) as dcur:
         await dcur.execute(flavor.status_sql)
         status_rows: Sequence[Mapping[str, Any]] = await dcur.fetchall()

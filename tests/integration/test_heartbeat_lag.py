@@ -70,10 +70,13 @@ def test_heartbeat_lag_tracks_a_one_second_delay(healthy_cluster: Cluster) -> No
                     out.append(lag)
                 time.sleep(0.1)
             slow, fast = samples[delayed.name], samples[good.name]
-            assert 0.5 <= statistics.median(slow) <= 1.5, slow
-            assert max(slow) < 2.0, slow
-            assert statistics.median(fast) < 0.3, fast
-            assert max(fast) < 0.6, fast
+            # Bounds with room for a loaded CI machine (checks and writes get delayed there too);
+            # what matters: ~1 s for the delayed one, well under it for the healthy one.
+            assert 0.4 <= statistics.median(slow) <= 1.9, slow
+            assert max(slow) < 3.0, slow
+            assert statistics.median(fast) < 0.5, fast
+            assert max(fast) < 1.2, fast
+            assert statistics.median(slow) - statistics.median(fast) > 0.4, (slow, fast)
             # The heartbeat lag is what the topology carries (and what weighting / max_lag use).
             node = p.app.topology.by_name[delayed.name]
             assert node.lag_seconds is not None and 0 < node.lag_seconds < 2.0, node

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 from proxy.backend.connection import BackendError
 from proxy.protocol.results import ResponseKind
 from proxy.router.policy import Route, RouteReason, Target
+from proxy.router.statement import StatementInfo
 
 if TYPE_CHECKING:
     from proxy.app import ProxyApp
     from proxy.frontend.session import ClientSession
 
-__all__ = ["may_wait", "no_primary_message", "primary_down", "send_when_primary"]
+__all__ = ["may_wait", "no_primary_message", "primary_down", "send_when_primary", "wait_for_primary"]
 
 # Connect errors that mean "the server is not there" (not: the transaction there is gone).
 _CONNECT_ERRORS = frozenset({2002, 2003, 2005, 2006, 1040, 1053})
@@ -52,33 +53,41 @@ def primary_down(session: ClientSession, r: Route, exc: BackendError) -> bool:
     return True
 
 
-async def send_when_primary(session: ClientSession, payload: bytes, kind: ResponseKind) -> None:
-    """Wait for a usable primary, route the statement again, send it (or fail with a clear error)."""
+async def wait_for_primary(session: ClientSession, info: StatementInfo | None) -> Route:
+    """Wait for a usable primary (prepared statements), then the statement's route; BackendError
+    (for the client) after failover.buffer_timeout_seconds."""
     app = session.app
     failover = app.failover
     assert failover is not None
-    timeout = app.config.failover.buffer_timeout_seconds
     started = time.monotonic()
     session.buffered = True
     try:
-        ok = await failover.buffer.wait(failover.primary_ready, timeout)
+        ok = await failover.buffer.wait(failover.primary_ready, app.config.failover.buffer_timeout_seconds)
     finally:
         session.buffered = False
-    if session.inflight is None:  # the client left meanwhile
-        return
     if not ok:
         why = failover.buffer.reason if failover.buffer.active else "no usable primary"
-        waited = time.monotonic() - started
-        session.fail_statement(
-            BackendError(f"rwproxy: waited {waited:.1f} s for a primary ({why}); giving up", 1105)
+        raise BackendError(
+            f"rwproxy: waited {time.monotonic() - started:.1f} s for a primary ({why}); giving up", 1105
         )
-        return
-    info = session.inflight.info
     r = session.route(info) if info is not None else _primary(app)
-    session.reroute(r)
     if r.node is None:
-        session.fail_statement(BackendError(no_primary_message(app, r), 1105))
+        raise BackendError(no_primary_message(app, r), 1105)
+    return r
+
+
+async def send_when_primary(session: ClientSession, payload: bytes, kind: ResponseKind) -> None:
+    """Wait for a usable primary, route the statement again, send it (or fail with a clear error)."""
+    inflight = session.inflight
+    try:
+        r = await wait_for_primary(session, inflight.info if inflight is not None else None)
+    except BackendError as exc:
+        if session.inflight is not None:
+            session.fail_statement(exc)
         return
+    if session.inflight is None:  # the client left meanwhile
+        return
+    session.reroute(r)
     await session.send_routed(r, payload, kind)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendConnection, BackendError, Result
-from proxy.frontend import causal
+from proxy.frontend import buffering, causal
 from proxy.frontend.prepared import (
     BackendStatement,
     PreparedStatement,
@@ -23,7 +23,6 @@ from proxy.frontend.prepared import (
     statement_id,
 )
 from proxy.protocol.constants import Command, ErrorCode
-from proxy.protocol.errors import RemoteProtocolError
 from proxy.protocol.framing import frame
 from proxy.protocol.results import ResponseKind
 from proxy.protocol.statements import replace_stmt_id
@@ -345,10 +344,23 @@ def _run_prepared(
     respond: bool,
 ) -> None:
     node = r.node
+    failover = session.app.failover
+    if (
+        respond
+        and failover is not None
+        and r.target is Target.PRIMARY
+        and (node is None or failover.buffer.active)
+        and buffering.may_wait(session)
+    ):
+        session.busy = True
+        session.spawn(_run_prepared_when_primary(session, stmt, payload, kind, info, after))
+        return
     if node is None:
         if respond:
             session.app.stats.count_route(r)
-            session.reply_error(ErrorCode.ER_UNKNOWN_ERROR, f"rwproxy: {r.reason.value}", "HY000")
+            session.reply_error(
+                ErrorCode.ER_UNKNOWN_ERROR, buffering.no_primary_message(session.app, r), "HY000"
+            )
         return
     conn = session.conns.get(node.name)
     if (
@@ -362,6 +374,19 @@ def _run_prepared(
         return
     session.busy = True
     session.spawn(_run_prepared_async(session, stmt, r, payload, kind, info, after))
+
+
+async def _run_prepared_when_primary(
+    session: ClientSession,
+    stmt: PreparedStatement,
+    payload: bytes,
+    kind: ResponseKind | None,
+    info: StatementInfo | None,
+    after: Callable[[BackendConnection, Result], None] | None,
+) -> None:
+    """COM_STMT_EXECUTE/RESET/FETCH that needs the primary while it moves: wait (write buffering)."""
+    r = await buffering.wait_for_primary(session, info)
+    await _run_prepared_async(session, stmt, r, payload, kind, info, after)
 
 
 async def _run_prepared_async(
@@ -456,25 +481,3 @@ _HANDLERS: dict[int, Callable[[ClientSession, bytes], None]] = {
     Command.STMT_FETCH: _stmt_fetch,
     Command.STMT_CLOSE: _stmt_close,
 }
-
-
-def relay_infile(session: ClientSession) -> None:
-    """LOAD DATA LOCAL INFILE: the client's file packets go to the backend as they come, until the
-    empty packet that ends the upload; then the backend's result is expected."""
-    conn = session.infile_conn
-    if conn is None:
-        return
-    while True:
-        try:
-            packet = session.decoder.next_packet()
-        except RemoteProtocolError as exc:
-            session.fatal(exc.errno, f"Malformed packet: {exc}", exc.sqlstate)
-            return
-        if packet is None:
-            return
-        seq, payload = packet
-        conn.request(frame(payload, seq), None, None)
-        if not payload:
-            session.infile_conn = None
-            conn.expect_infile_result()
-            return

@@ -18,7 +18,7 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Result
-from proxy.frontend import backend_link, buffering, causal, commands
+from proxy.frontend import backend_link, buffering, causal, commands, infile
 from proxy.frontend.handshake import run_handshake, run_reauth
 from proxy.frontend.tls import TlsTransport
 from proxy.latency import BOUNDS as _LATENCY_BOUNDS
@@ -135,7 +135,7 @@ class ClientSession(asyncio.Protocol):
         if self.phase == _COMMAND:
             if self.busy:
                 if self.infile_conn is not None:
-                    commands.relay_infile(self)
+                    infile.relay_infile(self)
                 elif self.decoder.buffered > _INPUT_HIGH_WATER and not self._read_paused:
                     self._read_paused = True
                     if self.transport is not None:
@@ -183,7 +183,7 @@ class ClientSession(asyncio.Protocol):
         inflight = self.inflight
         if outcome.local_infile:
             self.infile_conn = conn
-            commands.relay_infile(self)
+            infile.relay_infile(self)
             return
         flags = outcome.status_flags
         if flags is not None:

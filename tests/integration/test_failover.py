@@ -321,3 +321,50 @@ def test_network_blip_shorter_than_detection_causes_no_failover(fresh_cluster: C
         time.sleep(2.0)
         assert p.app.failover is not None and not p.app.failover.stats.failovers
         link.up()
+
+
+def test_switchover_buffers_prepared_statements_too(fresh_cluster: Cluster) -> None:
+    """Binary-protocol writes (COM_STMT_EXECUTE) wait for the new primary like text ones."""
+    import mysql.connector
+
+    c = fresh_cluster
+    _prepare(c)
+    with ProxyThread(config(c, "promote")) as p:
+        acked: list[int] = []
+        errors: list[str] = []
+        stop = threading.Event()
+
+        def write() -> None:
+            conn = mysql.connector.connect(
+                host=p.host,
+                port=p.port,
+                user=c.app_user,
+                password=c.app_password,
+                database="rwtest",
+                autocommit=True,
+                ssl_disabled=True,
+            )
+            cur = conn.cursor(prepared=True)
+            seq = 0
+            while not stop.is_set():
+                seq += 1
+                try:
+                    cur.execute("INSERT INTO rwtest.drill (seq) VALUES (%s)", (seq,))
+                    acked.append(seq)
+                except mysql.connector.Error as exc:
+                    errors.append(str(exc))
+            conn.close()
+
+        thread = threading.Thread(target=write, daemon=True)
+        thread.start()
+        _wait(lambda: len(acked) > 50, 10, "prepared writes flowing")
+        report = p.run(p.app.switchover(None))
+        time.sleep(0.5)
+        stop.set()
+        thread.join(15)
+        assert report["result"] == "ok", report
+        assert errors == [], errors[:5]
+        new = c.node(report["to"])
+        rows = {int(r[0]) for r in c.sql(new, "SELECT seq FROM rwtest.drill")}
+        assert set(acked) <= rows
+        assert p.app.failover is not None and p.app.failover.buffer.stats.buffered >= 1  # it did wait

@@ -49,6 +49,7 @@ from benchlib import (
     timestamp,
 )
 
+from proxy.demo import server_tables, user_table
 from proxy.devcluster import free_port, wait_for_port
 
 SCENARIOS = {
@@ -85,19 +86,9 @@ def _config(bench: Bench, port: int, admin: int) -> str:
         f'http_listen = "127.0.0.1:{admin}"',
         "[monitor]",
         "interval_seconds = 0.5",
-        "[[users]]",
-        f'name = "{c.app_user}"',
-        f'password = "{c.app_password}"',
+        *user_table(c),
+        *server_tables(c, roles=True),
     ]
-    for n in c.nodes:
-        role = "primary" if n is c.primary else "replica"
-        lines += [
-            "[[servers]]",
-            f'name = "{n.name}"',
-            f'host = "{n.host}"',
-            f"port = {n.port}",
-            f'role = "{role}"',
-        ]
     return "\n".join(lines) + "\n"
 
 

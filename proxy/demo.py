@@ -16,8 +16,10 @@ import os
 import secrets
 import signal
 import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-__all__ = ["demo_config_text", "run_demo"]
+__all__ = ["demo_config_text", "run_demo", "server_tables", "user_table"]
 
 
 def demo_config_text(
@@ -59,21 +61,34 @@ def demo_config_text(
         f'replication_user = "{c.repl_user}"',  # type: ignore[attr-defined]
         f'replication_password = "{c.repl_password}"',  # type: ignore[attr-defined]
         "",
-        "[[users]]",
-        f'name = "{c.app_user}"',  # type: ignore[attr-defined]
-        f'password = "{c.app_password}"',  # type: ignore[attr-defined]
-        "",
     ]
-    for node in c.nodes:  # type: ignore[attr-defined]
-        lines += [
-            "[[servers]]",
-            f'name = "{node.name}"',
-            f'host = "{node.host}"',
-            f"port = {node.port}",
-            'role = "auto"',
-            "",
-        ]
+    lines += user_table(c) + server_tables(c, roles=False)
     return "\n".join(lines)
+
+
+def user_table(cluster: Any) -> list[str]:
+    """The ``[[users]]`` table for the cluster's app account, as config lines."""
+    return ["[[users]]", f'name = "{cluster.app_user}"', f'password = "{cluster.app_password}"', ""]
+
+
+def server_tables(
+    cluster: Any,
+    *,
+    roles: bool,
+    nodes: Sequence[Any] | None = None,
+    ports: Mapping[str, int] | None = None,
+) -> list[str]:
+    """``[[servers]]`` tables for ``nodes`` (default: all of the cluster's), as config lines.
+
+    ``roles``: ``role = "primary"``/``"replica"`` as the cluster has them; else ``"auto"`` (the
+    monitor decides). ``ports``: node name -> port to use instead (e.g. a test's flaky link)."""
+    lines: list[str] = []
+    for node in nodes if nodes is not None else cluster.nodes:
+        role = ("primary" if node is cluster.primary else "replica") if roles else "auto"
+        port = (ports or {}).get(node.name, node.port)
+        lines += ["[[servers]]", f'name = "{node.name}"', f'host = "{node.host}"', f"port = {port}"]
+        lines += [f'role = "{role}"', ""]
+    return lines
 
 
 def run_demo(*, replicas: int = 2, port: int = 6033, state_file: str | None = None) -> int:

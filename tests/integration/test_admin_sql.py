@@ -18,6 +18,7 @@ from typing import Any
 import pymysql
 import pytest
 
+from proxy.demo import server_tables
 from proxy.devcluster import Cluster
 from tests.support.proxy import ProxyThread
 
@@ -42,10 +43,7 @@ def admin_config(cluster: Cluster, *, digests: bool = True) -> str:
         f'name = "{cluster.app_user}"',
         f'password = "{cluster.app_password}"',
     ]
-    for node in cluster.nodes:
-        role = "primary" if node is cluster.primary else "replica"
-        lines += ["[[servers]]", f'name = "{node.name}"', f'host = "{node.host}"', f"port = {node.port}"]
-        lines += [f'role = "{role}"']
+    lines += server_tables(cluster, roles=True)
     return "\n".join(lines) + "\n"
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pymysql
 import pytest
 
+from proxy.demo import server_tables, user_table
 from proxy.devcluster import Cluster, start_cluster
 from proxy.router.policy import RouteReason
 from tests.support.proxy import ProxyThread
@@ -47,12 +48,9 @@ def _config(c: Cluster, consistency: str, **routing: str) -> str:
         "[routing]",
         f'consistency = "{consistency}"',
         *(f"{k} = {v}" for k, v in routing.items()),
-        "[[users]]",
-        f'name = "{c.app_user}"',
-        f'password = "{c.app_password}"',
+        *user_table(c),
+        *server_tables(c, roles=False),
     ]
-    for n in c.nodes:
-        lines += ["[[servers]]", f'name = "{n.name}"', f'host = "{n.host}"', f"port = {n.port}"]
     return "\n".join(lines)
 
 

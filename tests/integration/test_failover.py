@@ -15,6 +15,7 @@ from typing import Any
 import pymysql
 import pytest
 
+from proxy.demo import server_tables, user_table
 from proxy.devcluster import Cluster, ClusterNode
 from tests.support.flaky_link import FlakyLink
 from tests.support.proxy import ProxyThread
@@ -53,14 +54,10 @@ def config(c: Cluster, mode: str, *, primary_port: int | None = None, **failover
         f'replication_password = "{c.repl_password}"',
         "min_interval_seconds = 0",
         *(f"{k} = {v}" for k, v in failover.items()),
-        "[[users]]",
-        f'name = "{c.app_user}"',
-        f'password = "{c.app_password}"',
+        *user_table(c),
         'default_database = "rwtest"',
+        *server_tables(c, roles=False, ports={c.primary.name: primary_port} if primary_port else None),
     ]
-    for n in c.nodes:
-        port = primary_port if (primary_port and n is c.primary) else n.port
-        lines += ["[[servers]]", f'name = "{n.name}"', f'host = "{n.host}"', f"port = {port}"]
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from proxy.demo import server_tables, user_table
 from proxy.devcluster import Cluster
 from tests.support.proxy import ProxyThread
 
@@ -26,19 +27,9 @@ def _config(c: Cluster, *extra: str) -> str:
         "check_timeout_seconds = 0.5",
         "max_replication_lag_seconds = 5",
         *extra,
-        "[[users]]",
-        f'name = "{c.app_user}"',
-        f'password = "{c.app_password}"',
+        *user_table(c),
+        *server_tables(c, roles=True),
     ]
-    for n in c.nodes:
-        role = "primary" if n is c.primary else "replica"
-        lines += [
-            "[[servers]]",
-            f'name = "{n.name}"',
-            f'host = "{n.host}"',
-            f"port = {n.port}",
-            f'role = "{role}"',
-        ]
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pymysql
 import pytest
 
+from proxy.demo import server_tables, user_table
 from proxy.devcluster import Cluster, start_cluster
 from tests.support.proxy import ProxyThread
 
@@ -52,12 +53,9 @@ def test_2000_reads_avoid_delayed_and_null_lag_replicas(three_replicas: Cluster)
         "interval_seconds = 0.2",
         "check_timeout_seconds = 0.5",
         "max_replication_lag_seconds = 2",
-        "[[users]]",
-        f'name = "{c.app_user}"',
-        f'password = "{c.app_password}"',
+        *user_table(c),
+        *server_tables(c, roles=False),
     ]
-    for n in c.nodes:
-        lines += ["[[servers]]", f'name = "{n.name}"', f'host = "{n.host}"', f"port = {n.port}"]
     try:
         c.set_delay(delayed, 6)  # 6 s behind with writes every 0.2 s: over the 2 s limit
         c.stop_sql_thread(stopped)  # Seconds_Behind_Master NULL: unusable, never 0

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pymysql
 import pytest
 
+from proxy.demo import server_tables, user_table
 from proxy.devcluster import Cluster
 from proxy.router.policy import RouteReason
 from tests.support.proxy import ProxyThread
@@ -31,19 +32,9 @@ def _config(c: Cluster, on_no_replica: str) -> str:
         "[monitor]",
         "interval_seconds = 0.2",
         "check_timeout_seconds = 0.5",
-        "[[users]]",
-        f'name = "{c.app_user}"',
-        f'password = "{c.app_password}"',
+        *user_table(c),
+        *server_tables(c, roles=True),
     ]
-    for n in c.nodes:
-        role = "primary" if n is c.primary else "replica"
-        lines += [
-            "[[servers]]",
-            f'name = "{n.name}"',
-            f'host = "{n.host}"',
-            f"port = {n.port}",
-            f'role = "{role}"',
-        ]
     return "\n".join(lines)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import pymysql
 import pytest
 
+from proxy.demo import server_tables
 from proxy.devcluster import Cluster, ClusterNode, free_port
 from tests.support.proxy import ProxyThread
 
@@ -77,10 +78,7 @@ def config_text(
             f'backend_user = "{cluster.app_user}"',
             f'backend_password = "{cluster.app_password}"',
         ]
-    for node in (cluster.primary, *replicas):
-        role = "primary" if node is cluster.primary else "replica"
-        lines += ["[[servers]]", f'name = "{node.name}"', f'host = "{node.host}"', f"port = {node.port}"]
-        lines.append(f'role = "{role}"')
+    lines += server_tables(cluster, roles=True, nodes=(cluster.primary, *replicas))
     return "\n".join(lines) + "\n" + extra
 
 

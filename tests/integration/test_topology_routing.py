@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pymysql
 import pytest
 
+from proxy.demo import server_tables
 from proxy.devcluster import Cluster
 from tests.support.proxy import ProxyThread
 
@@ -34,8 +35,7 @@ def config(cluster: Cluster, *, on_no_replica: str = "primary") -> str:
         "[routing]",
         f'on_no_replica = "{on_no_replica}"',
     ]
-    for node in cluster.nodes:  # every server on role = "auto": the monitor finds the primary
-        lines += ["[[servers]]", f'name = "{node.name}"', f'host = "{node.host}"', f"port = {node.port}"]
+    lines += server_tables(cluster, roles=False)  # role = "auto": the monitor finds the primary
     return "\n".join(lines) + "\n" + FAST_MONITOR
 
 

@@ -332,10 +332,10 @@ class ClientSession(asyncio.Protocol):
                 try:
                     conn = await self.connection_for(primary)
                 except BackendError as exc2:
-                    self._slow_failed(exc2)
+                    self.fail_statement(exc2)
                     return
             else:
-                self._slow_failed(exc)
+                self.fail_statement(exc)
                 return
         if self.phase == _CLOSED:
             return
@@ -348,13 +348,9 @@ class ClientSession(asyncio.Protocol):
         r = await causal.resolve(self, r)
         self.reroute(r)
         if r.node is None:
-            self._slow_failed(BackendError(f"rwproxy: {RouteReason.NO_PRIMARY.value}", 2013))
+            self.fail_statement(BackendError(f"rwproxy: {RouteReason.NO_PRIMARY.value}", 2013))
             return
         await self._send_slow(r, r.node, payload, kind)
-
-    def fail_statement(self, exc: BackendError) -> None:
-        """The statement in flight cannot run: tell the client, go on with the next one."""
-        self._slow_failed(exc)
 
     async def send_routed(self, r: Route, payload: bytes, kind: ResponseKind) -> None:
         """Send the statement in flight on ``r`` (already rerouted), without waiting again."""
@@ -374,7 +370,8 @@ class ClientSession(asyncio.Protocol):
                 outstanding[r.node.name] += 1
         inflight.route = r
 
-    def _slow_failed(self, exc: BackendError) -> None:
+    def fail_statement(self, exc: BackendError) -> None:
+        """The statement in flight cannot run: tell the client, go on with the next one."""
         if self.phase == _CLOSED:
             return
         self.reply_error(exc.errno, str(exc), exc.sqlstate)
@@ -400,7 +397,7 @@ class ClientSession(asyncio.Protocol):
         except asyncio.CancelledError:
             raise
         except BackendError as exc:
-            self._slow_failed(exc)
+            self.fail_statement(exc)
         except Exception:
             log.exception("session %d: internal error", self.id)
             self.fatal(ErrorCode.ER_UNKNOWN_ERROR, "rwproxy internal error", "HY000")

@@ -165,8 +165,6 @@ def route(
             return _causal(topology, options, session.causal_gtid, info.max_lag, rand)
     if info.max_lag is not None:
         return _within_lag(topology, options, info.max_lag, rand)
-    if options.strategy is not _WEIGHTED:
-        return _by_strategy(topology, options, _READ, topology.eligible_replicas(), rand)
     return _to_replica(topology, options, _READ, rand)
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendError
 from proxy.protocol.results import ResponseKind
-from proxy.router.policy import Route, RouteReason, Target
+from proxy.router.policy import Route, RouteReason, Target, primary_route
 from proxy.router.statement import StatementInfo
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ async def wait_for_primary(session: ClientSession, info: StatementInfo | None) -
         raise BackendError(
             f"rwproxy: waited {time.monotonic() - started:.1f} s for a primary ({why}); giving up", 1105
         )
-    r = session.route(info) if info is not None else _primary(app)
+    r = session.route(info) if info is not None else primary_route(app.topology)
     if r.node is None:
         raise BackendError(no_primary_message(app, r), 1105)
     return r
@@ -89,10 +89,3 @@ async def send_when_primary(session: ClientSession, payload: bytes, kind: Respon
         return
     session.reroute(r)
     await session.send_routed(r, payload, kind)
-
-
-def _primary(app: ProxyApp) -> Route:
-    primary = app.topology.primary
-    if primary is None or not primary.online:
-        return Route(Target.PRIMARY, None, RouteReason.NO_PRIMARY)
-    return Route(Target.PRIMARY, primary, RouteReason.STATEMENT)

@@ -26,7 +26,7 @@ from proxy.protocol.constants import Command, ErrorCode
 from proxy.protocol.framing import frame
 from proxy.protocol.results import ResponseKind
 from proxy.protocol.statements import replace_stmt_id
-from proxy.router.policy import Route, RouteReason, Target
+from proxy.router.policy import Route, RouteReason, Target, primary_route
 from proxy.router.session_state import Consistency
 from proxy.router.statement import Effect, Kind, StatementInfo
 
@@ -457,10 +457,7 @@ def _route_to(session: ClientSession, conn: BackendConnection) -> Route:
 
 
 def _primary_route(session: ClientSession) -> Route:
-    primary = session.app.topology.primary
-    if primary is None or not primary.online:
-        return Route(Target.PRIMARY, None, RouteReason.NO_PRIMARY)
-    return Route(Target.PRIMARY, primary, RouteReason.STATEMENT)
+    return primary_route(session.app.topology)
 
 
 _HANDLERS: dict[int, Callable[[ClientSession, bytes], None]] = {

@@ -15,7 +15,16 @@ from proxy.router.session_state import Consistency, PinReason, SessionState
 from proxy.router.statement import Hint, Kind, PrimaryReason, StatementInfo
 from proxy.topology.model import Node, Topology, weighted_choice
 
-__all__ = ["PolicyOptions", "Route", "RouteReason", "Strategy", "Target", "choose_replica", "route"]
+__all__ = [
+    "PolicyOptions",
+    "Route",
+    "RouteReason",
+    "Strategy",
+    "Target",
+    "choose_replica",
+    "primary_route",
+    "route",
+]
 
 
 class Target(enum.Enum):
@@ -166,6 +175,11 @@ def route(
     if info.max_lag is not None:
         return _within_lag(topology, options, info.max_lag, rand)
     return _to_replica(topology, options, _READ, rand)
+
+
+def primary_route(topology: Topology) -> Route:
+    """The primary for a command with no statement to classify (NO_PRIMARY when none is usable)."""
+    return _to_primary(topology.primary, RouteReason.STATEMENT)
 
 
 def choose_replica(replicas: tuple[Node, ...], rand: float) -> Node | None:

@@ -6,13 +6,22 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SYSTEM_PACKAGES := mariadb-server mariadb-client
 
-.PHONY: demo test lint unit bench system-deps test-deps venv clean
+.PHONY: demo test lint unit bench native build-deps system-deps test-deps venv clean
 
+# The demo runs the compiled hot path when it can be built (make native), else pure Python.
 demo: system-deps venv
+	@$(MAKE) --no-print-directory native || echo "(no compiled hot path: the demo runs pure Python)"
 	$(VENV)/bin/rwproxy demo
 
-test: system-deps test-deps venv lint
-	$(VENV)/bin/pytest -q
+# The whole suite runs on the compiled hot path (RWPROXY_NATIVE=1 fails if it cannot be used), as
+# deployed; the unit tests run once more on pure Python, which is the same source.
+test: system-deps test-deps venv lint native
+	RWPROXY_NATIVE=1 $(VENV)/bin/pytest -q
+	RWPROXY_NATIVE=0 $(VENV)/bin/pytest -q tests/unit
+
+# Compile the hot path with mypyc into proxy/_native (skipped while it matches the sources).
+native: venv build-deps
+	$(PY) -m proxy.native_build --if-stale --quiet
 
 lint: venv
 	$(VENV)/bin/ruff check proxy tests bench
@@ -33,6 +42,16 @@ test-deps:
 	    exit 1; \
 	  fi; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
+	fi
+
+build-deps: venv
+	@if ! command -v gcc >/dev/null 2>&1 || ! $(PY) -c 'import sysconfig, os, sys; \
+	    sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' 2>/dev/null; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "the compiled hot path needs a C compiler and Python headers: sudo apt-get install -y gcc python3-dev"; \
+	    exit 1; \
+	  fi; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y gcc python3-dev; \
 	fi
 
 system-deps:
@@ -56,4 +75,4 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache proxy/_native

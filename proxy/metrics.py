@@ -30,6 +30,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from proxy import native
+
 if TYPE_CHECKING:
     from proxy.router.policy import RouteReason
     from proxy.topology.model import Node, Topology
@@ -156,7 +158,12 @@ def node_lag(node: Node) -> float | None:
 _COUNTER = "counter"
 _GAUGE = "gauge"
 _FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
-    ("rwproxy_build_info", _GAUGE, "rwproxy version; always 1.", ("version",)),
+    (
+        "rwproxy_build_info",
+        _GAUGE,
+        "rwproxy version and hot path (compiled: the mypyc build, python: pure Python); always 1.",
+        ("version", "hot_path"),
+    ),
     ("rwproxy_client_connections", _GAUGE, "Client connections open now (handshaking included).", ()),
     (
         "rwproxy_client_connections_refused",
@@ -310,7 +317,7 @@ class RwproxyCollector(Collector):
             fams[name].add_metric(list(labels), value)
 
         stats = app.stats
-        add("rwproxy_build_info", 1, self.version)
+        add("rwproxy_build_info", 1, self.version, native.status().label)
         add("rwproxy_client_connections", len(app.sessions))
         add("rwproxy_client_connections_refused", stats.refused_connections, "too_many")
         add("rwproxy_client_connections_refused", stats.auth_failures, "auth_failed")

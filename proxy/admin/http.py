@@ -44,6 +44,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from proxy import native
 from proxy.admin.drain import DrainError, set_drained
 from proxy.failover.metrics import FailoverCollector, drill_summary, failover_status
 from proxy.metrics import MetricsSource, build_registry, node_lag, pool_counts, rwproxy_version
@@ -148,6 +149,7 @@ def status(app: AdminSource, *, started: float) -> dict[str, Any]:
     ready, _ = readiness(topology)
     doc: dict[str, Any] = {
         "version": rwproxy_version(),
+        "hot_path": {"compiled": native.status().active, "detail": native.status().detail},
         "server_version": app.server_version,
         "uptime_seconds": round(time.monotonic() - started, 3),
         "ready": ready,

@@ -14,8 +14,8 @@ from proxy.router.session_state import SessionState
 from proxy.topology.model import Node
 
 if TYPE_CHECKING:
-    from proxy.app import ProxyStats
     from proxy.frontend.session import ClientSession
+    from proxy.stats import ProxyStats
 
 __all__ = ["connection_for", "replay_state"]
 

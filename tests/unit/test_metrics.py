@@ -12,12 +12,13 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from proxy import native
 from proxy.admin_http import readiness, start_admin_http, status
-from proxy.app import ProxyStats
 from proxy.backend.pool import PoolStats
 from proxy.config import parse_config
 from proxy.metrics import RwproxyCollector, build_registry
 from proxy.router.policy import RouteReason
+from proxy.stats import ProxyStats
 from proxy.topology.model import Node, NodeState, Role, Topology
 
 CONFIG = """
@@ -177,7 +178,8 @@ def test_family_types_and_names_follow_conventions() -> None:
     assert fams["rwproxy_client_connections"].type == "gauge"
     assert fams["rwproxy_backend_connections"].type == "gauge"
     assert fams["rwproxy_server_replication_lag_seconds"].type == "gauge"
-    assert fams["rwproxy_build_info"].samples[0].labels["version"]
+    labels = fams["rwproxy_build_info"].samples[0].labels
+    assert labels["version"] and labels["hot_path"] == native.status().label
 
 
 def test_counters_are_read_at_scrape_time() -> None:

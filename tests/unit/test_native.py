@@ -1,0 +1,88 @@
+"""The compiled hot path (proxy.native): when a build may be used, and that CI really uses it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from proxy import native
+
+HASHES = {m: f"h-{m}" for m in native.HOT_MODULES}
+ABI = "cpython-311.cpython-311-x86_64-linux-gnu.so"
+
+
+def manifest(**changes: object) -> dict[str, object]:
+    m: dict[str, object] = {"abi": ABI, "modules": dict(HASHES), "files": {}}
+    m.update(changes)
+    return m
+
+
+def test_a_matching_build_may_be_used() -> None:
+    assert native.check(manifest(), HASHES, ABI) is None
+
+
+@pytest.mark.parametrize(
+    ("m", "reason"),
+    [
+        (None, "no compiled build"),
+        (manifest(abi="cpython-312.so"), "built for cpython-312.so"),
+        (manifest(modules={"proxy.frontend.session": "x"}), "another module list"),
+        (
+            manifest(modules={**HASHES, "proxy.router.policy": "old"}),
+            "stale: proxy.router.policy changed since the build",
+        ),
+        (
+            manifest(modules={**HASHES, "proxy.router.policy": "old", "proxy.latency": "old"}),
+            "stale: proxy.latency and 1 more changed",
+        ),
+    ],
+)
+def test_a_build_that_does_not_match_is_refused_with_the_reason(
+    m: dict[str, object] | None, reason: str
+) -> None:
+    why = native.check(m, HASHES, ABI)
+    assert why is not None and reason in why and "make native" in why
+
+
+def test_source_hashes_follow_the_sources() -> None:
+    hashes = native.source_hashes()
+    assert set(hashes) == set(native.HOT_MODULES)
+    assert all(native.source_path(m).is_file() for m in native.HOT_MODULES)
+    assert len(set(hashes.values())) == len(hashes)  # sha256 of different files
+
+
+def test_without_a_build_auto_runs_pure_python_and_1_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = native.status()
+    finders = list(sys.meta_path)
+    try:
+        monkeypatch.setenv(native.ENV, "auto")
+        st = native.install(tmp_path)
+        assert not st.active and "no compiled build" in st.detail
+        monkeypatch.setenv(native.ENV, "1")
+        with pytest.raises(ImportError, match="no compiled build"):
+            native.install(tmp_path)
+        (tmp_path / native.MANIFEST).write_text(json.dumps({"abi": native.abi_tag(), "modules": {}}))
+        monkeypatch.setenv(native.ENV, "auto")
+        assert "another module list" in native.install(tmp_path).detail
+        monkeypatch.setenv(native.ENV, "0")
+        assert native.install(tmp_path).detail == f"{native.ENV}=0"
+        assert sys.meta_path == finders  # nothing installed
+    finally:
+        native._status = before
+
+
+@pytest.mark.skipif(os.environ.get(native.ENV) != "1", reason="only when RWPROXY_NATIVE=1 (make test)")
+def test_the_suite_runs_on_the_compiled_build() -> None:
+    import proxy.frontend.session
+    import proxy.router.policy
+
+    assert native.status().active, native.status().detail
+    for module in (proxy.frontend.session, proxy.router.policy):
+        assert str(module.__file__).endswith(native.abi_tag().split(".", 1)[1]), module.__file__
+        assert str(native.BUILD_DIR) in str(module.__file__)

@@ -358,13 +358,25 @@ class Cluster(abc.ABC):
         self._detached.discard(node.name)
         self.wait_replicas_caught_up(max(1.0, deadline - time.monotonic()), nodes=[node])
 
-    def set_semi_sync(self, enabled: bool, timeout_ms: int | None = None) -> None:
-        """Semi-synchronous replication on the primary and the running replicas (off by default)."""
+    def set_semi_sync(self, enabled: bool, timeout_ms: int | None = None, wait: float = 10.0) -> None:
+        """Semi-synchronous replication on the primary and the running replicas (off by default).
+        When enabling, waits up to ``wait`` seconds until the primary counts every running replica
+        as a semi-sync client (they reconnect their IO threads first)."""
         self._admin_run(self.primary, self.dialect.semi_sync_primary(enabled, timeout_ms))
-        for r in self.replicas:
-            if self.is_running(r):
-                sts = [*self.dialect.semi_sync_replica(enabled), "STOP REPLICA IO_THREAD"]
-                self._admin_run(r, [*sts, "START REPLICA IO_THREAD"])
+        running = [r for r in self.replicas if self.is_running(r)]
+        for r in running:
+            sts = [*self.dialect.semi_sync_replica(enabled), "STOP REPLICA IO_THREAD"]
+            self._admin_run(r, [*sts, "START REPLICA IO_THREAD"])
+        deadline = time.monotonic() + wait
+        while enabled and running and self.semi_sync_clients() < len(running):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"semi-sync: {self.semi_sync_clients()} of {len(running)} replicas joined")
+            time.sleep(0.05)
+
+    def semi_sync_clients(self) -> int:
+        """Replicas the primary counts as semi-sync clients (MariaDB master_, MySQL source_)."""
+        rows = self.admin_sql(self.primary, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%_clients'")
+        return int(rows[0][1]) if rows else 0
 
     def heal(self, timeout: float = 30) -> None:
         """Undo test disturbances: start stopped nodes, clear delays, restart replication, catch up.

@@ -12,7 +12,7 @@ import logging
 import ssl
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from proxy.admin.digests import DigestTable
 from proxy.backend.connection import BackendConnection, BackendError
@@ -265,8 +265,12 @@ class ProxyApp:
         await self.probe_backend()
         loop = asyncio.get_running_loop()
         bound: list[tuple[str, int]] = []
+
+        def new_session() -> asyncio.BaseProtocol:  # a protocol by its methods (see ClientSession)
+            return cast("asyncio.BaseProtocol", ClientSession(self))
+
         for host, port in self.config.proxy.listen_addresses:
-            server = await loop.create_server(lambda: ClientSession(self), host, port, reuse_address=True)
+            server = await loop.create_server(new_session, host, port, reuse_address=True)
             self._servers.append(server)
             for sock in server.sockets:
                 addr = sock.getsockname()

@@ -126,8 +126,12 @@ class _Collector:
             self.future.set_exception(error)
 
 
-class BackendConnection(asyncio.Protocol):
-    """A connection to one server, owned by at most one client session at a time."""
+class BackendConnection:
+    """A connection to one server, owned by at most one client session at a time.
+
+    An asyncio protocol by its methods, not by subclassing ``asyncio.Protocol``: as a plain class
+    the compiled build (``proxy.native``) keeps its attributes in a C struct, not a ``__dict__``.
+    """
 
     def __init__(
         self,
@@ -166,6 +170,15 @@ class BackendConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # pragma: no cover
         self.transport = transport  # type: ignore[assignment]
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes; connection_lost follows
+
+    def pause_writing(self) -> None:  # requests are small; the transport buffers what is left
+        pass
+
+    def resume_writing(self) -> None:
+        pass
 
     def data_received(self, data: bytes) -> None:
         pending = self._pending

@@ -51,8 +51,11 @@ _PRIMARY = Target.PRIMARY
 _bisect = bisect_left
 
 
-class ClientSession(asyncio.Protocol):
-    """The client side of one connection. Also the ``Sink`` for responses relayed to the client."""
+class ClientSession:
+    """The client side of one connection. Also the ``Sink`` for responses relayed to the client.
+
+    An asyncio protocol by its methods (a plain class compiles to a C struct: see ``proxy.native``).
+    """
 
     def __init__(self, app: ProxyApp) -> None:
         self.app = app
@@ -144,6 +147,9 @@ class ClientSession(asyncio.Protocol):
             self._pump()
         elif self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
+
+    def eof_received(self) -> bool | None:
+        return None  # the client closed its side: the transport closes, connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.phase = _CLOSED

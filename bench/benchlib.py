@@ -373,6 +373,7 @@ class Bench:
                 who = self.answered_by("rwproxy")
                 if not self.cluster.replicas or "(replica)" in who:
                     self.notes.append(f"rwproxy ready after {time.monotonic() - t0:.1f} s (reads: {who})")
+                    self.notes.append(self.proxy_hot_path())
                     return True
             except pymysql.err.MySQLError:
                 pass
@@ -382,6 +383,14 @@ class Bench:
             return True
         self.proxy.stop()
         return False
+
+    def proxy_hot_path(self) -> str:
+        """The proxy's start-up line saying whether it runs the compiled hot path (proxy.native)."""
+        assert self.proxy is not None
+        for line in self.proxy.tail(200).splitlines():
+            if "hot path:" in line:
+                return "rwproxy " + line[line.index("hot path:") :]
+        return "rwproxy hot path: unknown (no 'hot path:' line in its log)"
 
     def restart_proxy(self, why: str) -> None:
         """After a death or a hang: keep the log, stop whatever is left, start again."""

@@ -38,8 +38,9 @@ TEXT_CACHE_SIZE = 32768
 # digest (digest_text strips those numbers too), so a new literal costs this substitution (~0.5 us)
 # instead of a full digest (~1.8 us). The pattern starts with the digit and looks behind it (the
 # digit is not preceded by a name character, "$" or "."): sre then skips to digits by its
-# first-character set instead of trying the look-behind at every position (2.5x faster). Known blur: a number standing alone inside a backquoted name
-# (`t 1` vs `t 2`) or an rwproxy hint value (max_lag=2 vs 3) may share the first text's digest.
+# first-character set instead of trying the look-behind at every position (2.5x faster).
+# Known blur: a number standing alone inside a backquoted name (`t 1` vs `t 2`) or an rwproxy hint
+# value (max_lag=2 vs 3) may share the first text's digest.
 _NUMBER = re.compile(rb"\d(?<![\w$.]\d)\d*")
 #: Digest texts longer than this are cut (different statements with the same first part then merge).
 MAX_DIGEST_CHARS = 4096

@@ -155,6 +155,7 @@ class BackendConnection:
         self.bad: BadConnReason | None = None
         self.applied_seq = 0  # session replay entries applied (see SessionState.replay_after)
         self.last_used = 0.0
+        self.forgotten = False  # the pool no longer counts it (proxy.backend.pool)
         self._scanner = ResultScanner(client_flags)
         self._pending: deque[tuple[ResponseKind, Sink]] = deque()
         self._closed_waiter: asyncio.Future[None] | None = None

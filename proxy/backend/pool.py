@@ -240,9 +240,9 @@ class Pool:
         await self._notify(conn.node_name)
 
     def _forget(self, conn: BackendConnection) -> None:
-        if getattr(conn, "_forgotten", False):
+        if conn.forgotten:
             return
-        conn._forgotten = True  # type: ignore[attr-defined]
+        conn.forgotten = True
         self._open_count[conn.node_name] -= 1
         self.stats.closed += 1
         cond = self._freed.get(conn.node_name)

@@ -15,7 +15,7 @@ import random
 import ssl
 import time
 from bisect import bisect_left
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Result
 from proxy.frontend import backend_link, buffering, causal, commands, infile
@@ -40,15 +40,20 @@ __all__ = ["ClientSession"]
 
 log = logging.getLogger(__name__)
 
-_HANDSHAKE, _COMMAND, _AUTH, _CLOSED = range(4)
-_NO_EFFECTS = Effect.NONE  # module constant: cheaper than Effect.NONE per statement
-_INPUT_HIGH_WATER = 1 << 20
-_STATE_CHANGED = 0x4000  # ServerStatus.SESSION_STATE_CHANGED: the OK may carry a GTID
-_RYW = Consistency.READ_YOUR_WRITES
-_CAUSAL_WAIT = RouteReason.CAUSAL_WAIT
-_perf_counter = time.perf_counter
-_PRIMARY = Target.PRIMARY
-_bisect = bisect_left
+# Module constants are Final: compiled (proxy.native), mypyc keeps them in C statics instead of
+# looking them up in the module's dict on every use.
+_HANDSHAKE: Final = 0
+_COMMAND: Final = 1
+_AUTH: Final = 2
+_CLOSED: Final = 3
+_NO_EFFECTS: Final = Effect.NONE
+_INPUT_HIGH_WATER: Final = 1 << 20
+_STATE_CHANGED: Final = 0x4000  # ServerStatus.SESSION_STATE_CHANGED: the OK may carry a GTID
+_RYW: Final = Consistency.READ_YOUR_WRITES
+_CAUSAL_WAIT: Final = RouteReason.CAUSAL_WAIT
+_perf_counter: Final = time.perf_counter
+_PRIMARY: Final = Target.PRIMARY
+_bisect: Final = bisect_left
 
 
 class ClientSession:
@@ -296,7 +301,7 @@ class ClientSession:
             self.busy = True
             self._relayed = False
             # node=None: not counted as outstanding anywhere until it is rerouted.
-            self.inflight = commands.Inflight(info, argument, r._replace(node=None), after)
+            self.inflight = commands.Inflight(info, argument, r.replace(node=None), after)
             self.spawn(buffering.send_when_primary(self, payload, kind))
             return
         if node is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from proxy.router.session_state import Consistency, PinReason, SessionState
 from proxy.router.statement import Hint, Kind, PrimaryReason, StatementInfo
@@ -98,14 +97,45 @@ class PolicyOptions:
     outstanding: Mapping[str, int] | None = None
 
 
-class Route(NamedTuple):
-    """Where a statement goes and why. A NamedTuple: built once per statement, so it must be cheap."""
+class Route:
+    """Where a statement goes and why. Built once per statement: a plain class (compiled by
+    ``proxy.native``, a C struct built without Python-level code; a NamedTuple's ``__new__`` is
+    Python code even when its caller is compiled). Immutable by convention: ``replace`` copies."""
 
-    target: Target
-    node: Node | None  # None: nowhere to send it (see reason)
-    reason: RouteReason
-    statement_reason: PrimaryReason | None = None
-    pin: PinReason | None = None
+    __slots__ = ("node", "pin", "reason", "statement_reason", "target")
+
+    def __init__(
+        self,
+        target: Target,
+        node: Node | None,  # None: nowhere to send it (see reason)
+        reason: RouteReason,
+        statement_reason: PrimaryReason | None = None,
+        pin: PinReason | None = None,
+    ) -> None:
+        self.target = target
+        self.node = node
+        self.reason = reason
+        self.statement_reason = statement_reason
+        self.pin = pin
+
+    def replace(self, *, node: Node | None) -> Route:
+        """This route with another ``node`` (None: not counted anywhere until it is rerouted)."""
+        return Route(self.target, node, self.reason, self.statement_reason, self.pin)
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.target, self.node, self.reason, self.statement_reason, self.pin)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Route) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"Route(target={self.target}, node={self.node!r}, reason={self.reason}, "
+            f"statement_reason={self.statement_reason}, pin={self.pin})"
+        )
 
     def explain(self) -> str:
         """One line for humans: ``primary (db1): the statement needs the primary: takes row locks``."""

@@ -15,6 +15,8 @@ __all__ = ["Effect", "Hint", "Kind", "PrimaryReason", "StatementInfo"]
 class Kind(enum.Enum):
     """The statement's verb, coarse enough for routing and counting."""
 
+    __hash__ = object.__hash__  # members are singletons; C-level hash (Enum's is Python code)
+
     SELECT = "select"  # SELECT, WITH ... SELECT, VALUES, TABLE, (SELECT ...) UNION ...
     SHOW = "show"  # SHOW, DESCRIBE/DESC, EXPLAIN (of a read), HELP
     INSERT = "insert"

@@ -272,7 +272,8 @@ class ProxyApp:
         for host, port in self.config.proxy.listen_addresses:
             server = await loop.create_server(new_session, host, port, reuse_address=True)
             self._servers.append(server)
-            for sock in server.sockets:
+            # typeshed says tuple, uvloop returns a list: read it untyped (compiled code checks types)
+            for sock in cast(Any, server).sockets:
                 addr = sock.getsockname()
                 bound.append((str(addr[0]), int(addr[1])))
         log.info("rwproxy listening on %s", ", ".join(f"{h}:{p}" for h, p in bound))

@@ -57,6 +57,7 @@ HOT_MODULES: tuple[str, ...] = (
     "proxy.admin.digests",
     "proxy.latency",
     "proxy.stats",
+    "proxy.app",  # the sessions read app.topology, app.stats, app.classifier ... per statement
 )
 
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -53,6 +53,9 @@ class Inflight:
 
 
 def dispatch(session: ClientSession, payload: bytes) -> None:
+    if payload[0] == 3:  # COM_QUERY: a direct call (compiled: no lookup, no argument parsing)
+        _query(session, payload)
+        return
     handler = _HANDLERS.get(payload[0])
     if handler is None:
         session.reply_error(ErrorCode.ER_UNKNOWN_COM_ERROR, "Unknown command", "08S01")

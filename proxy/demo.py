@@ -131,7 +131,11 @@ async def _serve(cluster: object, port: int, state_file: str) -> int:
     c = cluster
     print(c.describe())  # type: ignore[attr-defined]
     print()
-    print("rwproxy is listening. Connect through it with:")
+    from proxy import native
+
+    hot = native.status()
+    print(f"rwproxy is listening (hot path: {'compiled' if hot.active else 'pure Python'}: {hot.detail}).")
+    print("Connect through it with:")
     print(f"  mariadb -h{host} -P{bound_port} -u{c.app_user} -p{c.app_password} rwtest")  # type: ignore[attr-defined]
     print()
     print("Try:  SELECT @@server_id;   -- a replica answers")

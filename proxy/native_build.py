@@ -27,7 +27,6 @@ from proxy.native import (
     check,
     read_manifest,
     source_hashes,
-    source_path,
 )
 
 GROUP = "rwproxy_native"
@@ -38,16 +37,17 @@ def build(out: Path = BUILD_DIR, *, jobs: int | None = None, quiet: bool = False
     from mypyc.build import mypycify  # dev dependency: mypy ships mypyc
     from setuptools import Distribution
 
-    root = PACKAGE_DIR.parent
     hashes = source_hashes()
     work = Path(tempfile.mkdtemp(prefix="rwproxy-native-"))
     try:
-        with contextlib.chdir(root):  # module names come from paths relative to the repository
-            paths = [str(source_path(m).relative_to(root)) for m in HOT_MODULES]
-            # The repository's mypy settings when there (pyproject.toml), else these (installed copy).
-            options = [] if (root / "pyproject.toml").exists() else ["--ignore-missing-imports"]
+        # Compile a copy of the package, laid out as in the repository: the same for a checkout and
+        # for an installed copy (whose parent directory, site-packages, must not be mypy's cwd).
+        src = work / "src"
+        shutil.copytree(PACKAGE_DIR, src / "proxy", ignore=shutil.ignore_patterns("_native*", "__pycache__"))
+        with contextlib.chdir(src):  # module names come from these relative paths
+            paths = [str(Path(*m.split(".")).with_suffix(".py")) for m in HOT_MODULES]
             exts = mypycify(
-                [*options, *paths],
+                ["--ignore-missing-imports", *paths],
                 opt_level="3",
                 debug_level="0",
                 group_name=GROUP,

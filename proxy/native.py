@@ -44,6 +44,8 @@ __all__ = [
 HOT_MODULES: tuple[str, ...] = (
     "proxy.frontend.session",
     "proxy.frontend.commands",
+    "proxy.frontend.prepared",  # COM_STMT_EXECUTE: statement ids, parameter rewriting
+    "proxy.protocol.statements",
     "proxy.backend.connection",
     "proxy.protocol.framing",
     "proxy.protocol.results",

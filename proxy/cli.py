@@ -221,8 +221,7 @@ def _run(config_path: str) -> int:
             log.info("uvloop not installed; using asyncio's default loop")
     from proxy import native
 
-    hot = native.status()
-    log.info("hot path: %s (%s)", "compiled" if hot.active else "pure Python", hot.detail)
+    log.info("hot path: %s", native.status().summary)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(config, config_path))
     return 0

@@ -133,8 +133,7 @@ async def _serve(cluster: object, port: int, state_file: str) -> int:
     print()
     from proxy import native
 
-    hot = native.status()
-    print(f"rwproxy is listening (hot path: {'compiled' if hot.active else 'pure Python'}: {hot.detail}).")
+    print(f"rwproxy is listening (hot path: {native.status().summary}).")
     print("Connect through it with:")
     print(f"  mariadb -h{host} -P{bound_port} -u{c.app_user} -p{c.app_password} rwtest")  # type: ignore[attr-defined]
     print()

@@ -77,6 +77,11 @@ class NativeStatus:
     def label(self) -> str:
         return "compiled" if self.active else "python"
 
+    @property
+    def summary(self) -> str:
+        """``compiled (mypyc build of N modules)`` or ``pure Python (why)``: for logs and the demo."""
+        return f"{'compiled' if self.active else 'pure Python'} ({self.detail})"
+
 
 _status = NativeStatus(False, "not checked")
 

@@ -27,6 +27,7 @@ from proxy.native import (
     check,
     read_manifest,
     source_hashes,
+    source_path,
 )
 
 GROUP = "rwproxy_native"
@@ -45,7 +46,7 @@ def build(out: Path = BUILD_DIR, *, jobs: int | None = None, quiet: bool = False
         src = work / "src"
         shutil.copytree(PACKAGE_DIR, src / "proxy", ignore=shutil.ignore_patterns("_native*", "__pycache__"))
         with contextlib.chdir(src):  # module names come from these relative paths
-            paths = [str(Path(*m.split(".")).with_suffix(".py")) for m in HOT_MODULES]
+            paths = [str(source_path(m).relative_to(PACKAGE_DIR.parent)) for m in HOT_MODULES]
             exts = mypycify(
                 ["--ignore-missing-imports", *paths],
                 opt_level="3",

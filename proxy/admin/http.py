@@ -147,9 +147,10 @@ def status(app: AdminSource, *, started: float) -> dict[str, Any]:
     """The /status document. ``started``: ``time.monotonic()`` when the proxy started."""
     topology = app.topology
     ready, _ = readiness(topology)
+    hot = native.status()
     doc: dict[str, Any] = {
         "version": rwproxy_version(),
-        "hot_path": {"compiled": native.status().active, "detail": native.status().detail},
+        "hot_path": {"compiled": hot.active, "detail": hot.detail},
         "server_version": app.server_version,
         "uptime_seconds": round(time.monotonic() - started, 3),
         "ready": ready,

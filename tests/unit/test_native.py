@@ -64,6 +64,7 @@ def test_without_a_build_auto_runs_pure_python_and_1_refuses(
         monkeypatch.setenv(native.ENV, "auto")
         st = native.install(tmp_path)
         assert not st.active and "no compiled build" in st.detail
+        assert st.summary == f"pure Python ({st.detail})" and st.label == "python"
         monkeypatch.setenv(native.ENV, "1")
         with pytest.raises(ImportError, match="no compiled build"):
             native.install(tmp_path)
@@ -83,6 +84,7 @@ def test_the_suite_runs_on_the_compiled_build() -> None:
     import proxy.router.policy
 
     assert native.status().active, native.status().detail
+    assert native.status().summary.startswith("compiled (mypyc build of ")
     for module in (proxy.frontend.session, proxy.router.policy):
         assert str(module.__file__).endswith(native.abi_tag().split(".", 1)[1]), module.__file__
         assert str(native.BUILD_DIR) in str(module.__file__)

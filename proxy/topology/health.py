@@ -358,21 +358,7 @@ def build_nodes(
         read_weight = None
         if role is Role.REPLICA and max_lag is not None and lag is not None:
             read_weight = s.weight * lag_factor(lag, max_lag)
-        nodes.append(
-            Node(
-                name=s.name,
-                host=s.host,
-                port=s.port,
-                role=role,
-                weight=s.weight,
-                state=state,
-                lag_seconds=lag,
-                read_weight=read_weight,
-                reason=reason.value if reason is not None else None,
-                gtid=_position(h.gtid_position),
-                gtid_waits=h.gtid_waits,
-            )
-        )
+        nodes.append(_node(s, role, state, reason, lag, read_weight))
     if soft_lag is not None:
         return _soft_lag_guard(tuple(nodes), soft_lag, min_replicas)
     return tuple(nodes)
@@ -426,19 +412,30 @@ def _split_brain(
         read_weight = None
         if max_lag is not None and lag is not None and state is NodeState.ONLINE:
             read_weight = s.weight * lag_factor(lag, max_lag)
-        nodes.append(
-            Node(
-                name=s.name,
-                host=s.host,
-                port=s.port,
-                role=Role.REPLICA,
-                weight=s.weight,
-                state=state,
-                lag_seconds=lag,
-                read_weight=read_weight,
-                reason=reason.value if reason is not None else None,
-                gtid=_position(h.gtid_position),
-                gtid_waits=h.gtid_waits,
-            )
-        )
+        nodes.append(_node(s, Role.REPLICA, state, reason, lag, read_weight))
     return tuple(nodes)
+
+
+def _node(
+    s: ServerView,
+    role: Role,
+    state: NodeState,
+    reason: ShunReason | None,
+    lag: float | None,
+    read_weight: float | None,
+) -> Node:
+    """The published snapshot's node for ``s`` with what the caller decided about it."""
+    h = s.health
+    return Node(
+        name=s.name,
+        host=s.host,
+        port=s.port,
+        role=role,
+        weight=s.weight,
+        state=state,
+        lag_seconds=lag,
+        read_weight=read_weight,
+        reason=reason.value if reason is not None else None,
+        gtid=_position(h.gtid_position),
+        gtid_waits=h.gtid_waits,
+    )

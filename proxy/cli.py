@@ -18,6 +18,7 @@ log = logging.getLogger("rwproxy")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rwproxy", description="Read/write-splitting MySQL proxy")
+    parser.add_argument("--version", action="version", version=f"rwproxy {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="serve until SIGINT/SIGTERM")
     run.add_argument("--config", "-c", required=True, help="TOML config file")
@@ -40,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="start a local replication cluster with rwproxy in front")
     demo.add_argument("--replicas", type=int, default=2)
     demo.add_argument("--port", type=int, default=6033, help="proxy port (0 = any free port)")
+    demo.add_argument("--admin-port", type=int, default=9306, help="admin HTTP port (0 = any free port)")
+    demo.add_argument("--admin-sql-port", type=int, default=6032, help="admin SQL port (0 = any free port)")
+    demo.add_argument("--log-level", default="info", help="the proxy's log level (default info)")
     demo.add_argument(
         "--state-file",
         help="cluster state file for rwproxy drill (default $TMPDIR/rwproxy-demo-cluster.json)",
@@ -61,12 +65,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from proxy.demo import run_demo
 
-        return run_demo(replicas=args.replicas, port=args.port, state_file=args.state_file)
+        return run_demo(
+            replicas=args.replicas,
+            port=args.port,
+            state_file=args.state_file,
+            admin_port=args.admin_port,
+            admin_sql_port=args.admin_sql_port,
+            log_level=args.log_level,
+        )
     if args.command == "drill":
         from proxy.drill.cli import run_drill_command
 
         return run_drill_command(args)
     return 2
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("rwproxy")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _load(path: str):  # type: ignore[no-untyped-def]

@@ -305,6 +305,8 @@ async def start_admin_sql(app: ProxyApp, *, listen: str | None = None) -> AdminS
     mimic_log = logging.getLogger("mysql_mimic.connection")
     if _quiet not in mimic_log.filters:
         mimic_log.addFilter(_quiet)
+    if mimic_log.level == logging.NOTSET:  # it says "Started new connection" per admin client at INFO
+        mimic_log.setLevel(logging.WARNING)
     identity = _Identity({u.name: u.native_stage2_hex for u in admin.users})
     control = LocalControl()
     handle: AdminSql | None = None

@@ -27,6 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     explain = sub.add_parser("explain", help="classify a statement and show where it would go")
     explain.add_argument("sql")
     explain.add_argument("--config", "-c", help="config file (for rules and servers)")
+    explain.add_argument(
+        "--admin", help="admin HTTP address of a running proxy (host:port): use its live topology"
+    )
+    explain.add_argument("--json", action="store_true", help="print the raw JSON")
     status = sub.add_parser("status", help="print the topology of a running proxy (its admin HTTP /status)")
     status.add_argument("--admin", default="127.0.0.1:9306", help="admin HTTP address (host:port)")
     status.add_argument("--json", action="store_true", help="print the raw JSON")
@@ -55,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         return _check_config(args.file)
     if args.command == "explain":
-        return _explain(args.sql, args.config)
+        return _explain(args.sql, args.config, args.admin, args.json)
     if args.command == "run":
         return _run(args.config)
     if args.command == "status":
@@ -108,39 +112,46 @@ def _check_config(path: str) -> int:
     return 0
 
 
-def _explain(sql: str, config_path: str | None) -> int:
-    from proxy.router.classify import Classifier
-    from proxy.router.digest import digest_text
-    from proxy.router.policy import PolicyOptions, route
-    from proxy.router.rules import RuleSet
-    from proxy.router.session_state import SessionState
-    from proxy.topology.model import Node, Role, Topology
+def _explain(sql: str, config_path: str | None, admin: str | None, raw: bool) -> int:
+    import json
 
-    if config_path:
-        config = _load(config_path)
-        topology = config.topology()
-        rules = RuleSet.from_config(config.routing.rules)
-        options = PolicyOptions(
-            on_no_replica_primary=config.routing.on_no_replica == "primary",
-            reads_to_primary=config.routing.reads_to_primary,
-        )
+    from proxy.admin.explain import default_topology, explain, lines, offline_topology
+
+    if admin:
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        url = f"http://{admin}/explain?" + urllib.parse.urlencode({"sql": sql})
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                doc = json.load(response)
+        except urllib.error.HTTPError as exc:
+            print(f"rwproxy: {url}: {exc.code} {exc.read().decode(errors='replace')}", file=sys.stderr)
+            return 1
+        except (urllib.error.URLError, OSError) as exc:
+            print(f"rwproxy: cannot read {url}: {exc}", file=sys.stderr)
+            return 1
     else:
-        topology = Topology(
-            (
-                Node("primary", "127.0.0.1", 3306, Role.PRIMARY),
-                Node("replica", "127.0.0.1", 3307, Role.REPLICA),
+        from proxy.router.policy import PolicyOptions
+        from proxy.router.rules import RuleSet
+
+        if config_path:
+            config = _load(config_path)
+            auto = [s.name for s in config.servers if s.role == "auto"]
+            topology, notes = offline_topology(config.topology(), auto)
+            rules = RuleSet.from_config(config.routing.rules)
+            options = PolicyOptions(
+                on_no_replica_primary=config.routing.on_no_replica == "primary",
+                reads_to_primary=config.routing.reads_to_primary,
             )
-        )
-        rules = RuleSet(())
-        options = PolicyOptions()
-    classifier = Classifier()
-    info = classifier.classify(sql)
-    rule = rules.match(sql, digest_text) if rules else None
-    r = route(info, SessionState(), topology, options, rule, 0.0)
-    print(f"statement: {info.kind.value}" + (" (parsed with sqlglot)" if info.used_parser else ""))
-    if info.effects:
-        print(f"effects:   {info.effects}")
-    print(f"route:     {r.explain()}")
+            source = f"from {config_path}"
+        else:
+            topology, rules, options = default_topology(), RuleSet(()), PolicyOptions()
+            source = "an example (one primary, one replica in sync)"
+            notes = ["pass -c FILE for your servers and rules, or --admin HOST:PORT for a running proxy"]
+        doc = explain(sql, topology, rules, options, source=source, notes=notes)
+    print(json.dumps(doc, indent=2) if raw else "\n".join(lines(doc)))
     return 0
 
 

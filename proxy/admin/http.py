@@ -9,6 +9,8 @@
                   versions, uptime.
 ``GET /digests``  JSON: the query digest table (``proxy.admin.digests``), most used first;
                   ``?limit=N``.
+``GET /explain?sql=...``  JSON: where the statement would go now, and why, with its digest
+                  (``proxy.admin.explain``; ``rwproxy explain --admin``).
 
 Mutating endpoints need ``Authorization: Bearer <[admin] bearer_token>`` (401 without or with a
 wrong one; 403 when no token is configured: they are off then):
@@ -16,8 +18,8 @@ wrong one; 403 when no token is configured: they are off then):
 ``POST /servers/{name}/drain``    no new statements go to the replica ``name`` (``proxy.admin.drain``);
                                   running ones finish. 404 unknown server, 409 the primary.
 ``POST /servers/{name}/undrain``  back in the read choice.
-``POST /switchover``              ``{"to": "db2"}`` (or ``?to=db2``): calls ``app.switchover(to)`` when
-                                  the build has it; else 501.
+``POST /switchover``              ``{"to": "db2"}`` (or ``?to=db2``): ``app.switchover(to)``, 200 with
+                                  its report, 409 with the reason when refused or failed.
 ``POST /reload``                  re-read the config file (``proxy.reload``): 200 with what changed and
                                   what needs a restart; 400 with the reason when the file is invalid
                                   (the running config stays).
@@ -189,6 +191,14 @@ class _Handlers:
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response(status(self.app, started=self.started))
 
+    async def explain(self, request: web.Request) -> web.Response:
+        from proxy.admin.explain import live
+
+        sql = request.query.get("sql")
+        if not sql:
+            return _error(400, "give the statement: /explain?sql=SELECT+...")
+        return web.json_response(live(self.app, sql))
+
     async def digests(self, request: web.Request) -> web.Response:
         table = self.app.digests
         limit_text = request.query.get("limit")
@@ -345,6 +355,7 @@ async def start_admin_http(
     web_app.router.add_get("/readyz", handlers.readyz)
     web_app.router.add_get("/status", handlers.status)
     web_app.router.add_get("/digests", handlers.digests)
+    web_app.router.add_get("/explain", handlers.explain)
     web_app.router.add_post("/servers/{name}/drain", handlers.drain)
     web_app.router.add_post("/servers/{name}/undrain", handlers.undrain)
     web_app.router.add_post("/switchover", handlers.switchover)

@@ -1,4 +1,5 @@
-"""Command line: ``rwproxy run | check-config | explain | status | demo | drill``. No logic beyond wiring."""
+"""Command line: ``rwproxy run | check-config | explain | status | switchover | demo | drill |
+config-reference``. No logic beyond wiring."""
 
 from __future__ import annotations
 
@@ -52,6 +53,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--state-file",
         help="cluster state file for rwproxy drill (default $TMPDIR/rwproxy-demo-cluster.json)",
     )
+    ref = sub.add_parser(
+        "config-reference",
+        help="print (or write) the configuration reference, generated from the config models",
+    )
+    ref.add_argument("--output", "-o", help="write it to this file (docs/config-reference.md)")
+    ref.add_argument("--check", metavar="FILE", help="exit 1 when FILE differs from what would be generated")
     from proxy.drill.cli import add_drill_parser
 
     add_drill_parser(sub)
@@ -60,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_config(args.file)
     if args.command == "explain":
         return _explain(args.sql, args.config, args.admin, args.json)
+    if args.command == "config-reference":
+        return _config_reference(args.output, args.check)
     if args.command == "run":
         return _run(args.config)
     if args.command == "status":
@@ -101,6 +110,31 @@ def _load(path: str):  # type: ignore[no-untyped-def]
     except ConfigError as exc:
         print(f"rwproxy: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _config_reference(output: str | None, check: str | None) -> int:
+    from pathlib import Path
+
+    from proxy.config.reference import REGENERATE, render
+
+    text = render()
+    if check:
+        try:
+            current = Path(check).read_text()
+        except OSError as exc:
+            print(f"rwproxy: cannot read {check}: {exc}", file=sys.stderr)
+            return 1
+        if current != text:
+            print(f"rwproxy: {check} is stale; regenerate it with: {REGENERATE}", file=sys.stderr)
+            return 1
+        print(f"{check} is up to date")
+        return 0
+    if output:
+        Path(output).write_text(text)
+        print(f"wrote {output}", file=sys.stderr)
+        return 0
+    sys.stdout.write(text)
+    return 0
 
 
 def _check_config(path: str) -> int:

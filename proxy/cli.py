@@ -240,23 +240,37 @@ def _switchover(admin: str, to: str | None, token: str | None) -> int:
     return 0
 
 
+def _duration(seconds: float) -> str:
+    """``3 d 4 h``, ``2 h 5 min``, ``4 min 10 s``, ``12 s``: uptime for people."""
+    s = int(seconds)
+    d, h, m = s // 86400, s % 86400 // 3600, s % 3600 // 60
+    if d:
+        return f"{d} d {h} h"
+    if h:
+        return f"{h} h {m} min"
+    if m:
+        return f"{m} min {s % 60} s"
+    return f"{s} s"
+
+
 def render_status(doc: dict) -> str:  # type: ignore[type-arg]
     """The /status document as a table for humans."""
     lines = [
         f"rwproxy {doc.get('version', '?')} (backend {doc.get('server_version', '?')}), "
-        f"up {doc.get('uptime_seconds', 0):.0f} s, {doc.get('sessions', 0)} client sessions, "
+        f"up {_duration(doc.get('uptime_seconds', 0))}, {doc.get('sessions', 0)} client sessions, "
         f"topology v{doc.get('topology_version', 0)}, {'ready' if doc.get('ready') else 'NOT READY'}",
         "",
         f"{'server':<12} {'address':<22} {'role':<8} {'state':<8} {'lag':>7} {'weight':>6} "
-        f"{'idle':>5} {'in use':>6}  reason",
+        f"{'queries':>9} {'conns':>5} {'in use':>6} {'clients':>7}  reason",
     ]
     for n in doc.get("nodes", []):
         lag = n.get("lag_seconds")
         pool = n.get("pool", {})
+        conns = n.get("connections", pool.get("idle", 0) + pool.get("in_use", 0))
         lines.append(
             f"{n['name']:<12} {n['host'] + ':' + str(n['port']):<22} {n['role']:<8} {n['state']:<8} "
-            f"{'-' if lag is None else f'{lag:.1f}s':>7} {n['weight']:>6} {pool.get('idle', 0):>5} "
-            f"{pool.get('in_use', 0):>6}  {n.get('reason') or ''}"
+            f"{'-' if lag is None else f'{lag:.1f}s':>7} {n['weight']:>6} {n.get('queries', 0):>9} "
+            f"{conns:>5} {pool.get('in_use', 0):>6} {n.get('client_sessions', 0):>7}  {n.get('reason') or ''}"
         )
         if n.get("role_disagreement"):
             lines.append(f"{'':<12} ! {n['role_disagreement']}")

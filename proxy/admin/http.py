@@ -38,6 +38,7 @@ import hmac
 import inspect
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -48,6 +49,7 @@ from prometheus_client.registry import Collector
 
 from proxy import native
 from proxy.admin.drain import DrainError, set_drained
+from proxy.admin.tables import queries_by_server, sessions_by_server
 from proxy.failover.metrics import FailoverCollector, drill_summary, failover_status
 from proxy.metrics import MetricsSource, build_registry, node_lag, pool_counts, rwproxy_version
 
@@ -119,7 +121,9 @@ def readiness(topology: Topology) -> tuple[bool, dict[str, Any]]:
     return bool(body["ready"]), body
 
 
-def _node_status(app: MetricsSource, node: Node) -> dict[str, Any]:
+def _node_status(
+    app: MetricsSource, node: Node, queries: Mapping[str, int], sessions: Mapping[str, int]
+) -> dict[str, Any]:
     idle, in_use = pool_counts(app, node)
     doc: dict[str, Any] = {
         "name": node.name,
@@ -132,6 +136,9 @@ def _node_status(app: MetricsSource, node: Node) -> dict[str, Any]:
         "weight": node.weight,
         "pool": {"idle": idle, "in_use": in_use},
         "drained": node.drained,
+        "queries": queries.get(node.name, 0),  # statements routed to it since start
+        "connections": idle + in_use,  # backend connections open to it now
+        "client_sessions": sessions.get(node.name, 0),  # client sessions holding one of them
     }
     # RDS discovery: the API's intended role differs from the server's read_only (the server wins).
     disagreement = _role_disagreement(app, node.name)
@@ -150,6 +157,7 @@ def status(app: AdminSource, *, started: float) -> dict[str, Any]:
     topology = app.topology
     ready, _ = readiness(topology)
     hot = native.status()
+    queries, sessions = queries_by_server(app), sessions_by_server(app)
     doc: dict[str, Any] = {
         "version": rwproxy_version(),
         "hot_path": {"compiled": hot.active, "detail": hot.detail},
@@ -158,7 +166,7 @@ def status(app: AdminSource, *, started: float) -> dict[str, Any]:
         "ready": ready,
         "sessions": len(app.sessions),
         "topology_version": topology.version,
-        "nodes": [_node_status(app, n) for n in topology.nodes],
+        "nodes": [_node_status(app, n, queries, sessions) for n in topology.nodes],
     }
     failover = failover_status(getattr(app, "failover", None))
     if failover is not None:

@@ -378,5 +378,5 @@ async def start_admin_http(
         raise
     addresses = [(str(a[0]), int(a[1])) for a in runner.addresses]
     handle = AdminHttp(runner, addresses)
-    log.info("admin HTTP on %s (/metrics /healthz /readyz /status /digests)", handle.url)
+    log.info("admin HTTP on %s (/metrics /healthz /readyz /status /digests /explain)", handle.url)
     return handle

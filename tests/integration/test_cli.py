@@ -430,13 +430,15 @@ def test_demo_runs_its_own_cluster_and_cleans_up_on_ctrl_c(cluster: Cluster) -> 
             if (m := _CONNECT.match(line)) and int(m.group(2)) == port:
                 connect = m.groups()
         # the rest of the banner: admin endpoints come after the connect line
-        while "Press Ctrl-C" not in output[-1]:
+        while True:  # (read from the queue: log lines may follow the banner at any time)
             line = lines.get(timeout=max(deadline - time.monotonic(), 1))
             assert line is not None, "".join(output)
             if m := _ADMIN_SQL.match(line):
                 admin_sql = m.groups()
             if m := _ADMIN_HTTP.match(line):
                 admin_url = m.group(1)
+            if "Press Ctrl-C" in line:
+                break
         host, cport, user, password, db = connect
         assert int(cport) == port
         assert len(nodes) == 3, "".join(output)

@@ -9,9 +9,15 @@ SYSTEM_PACKAGES := mariadb-server mariadb-client
 .PHONY: demo test lint unit bench native build-deps system-deps test-deps venv clean
 
 # The demo runs the compiled hot path when it can be built (make native), else pure Python.
+# Ports: make demo PORT=6034 ADMIN_PORT=9307 ADMIN_SQL_PORT=6035 (0 = any free port). rwproxy is
+# installed in $(VENV)/bin, not on the PATH: run it as $(VENV)/bin/rwproxy (or source $(VENV)/bin/activate).
+PORT ?= 6033
+ADMIN_PORT ?= 9306
+ADMIN_SQL_PORT ?= 6032
 demo: system-deps venv
 	@$(MAKE) --no-print-directory native || echo "(no compiled hot path: the demo runs pure Python)"
-	$(VENV)/bin/rwproxy demo
+	@echo "rwproxy is $(VENV)/bin/rwproxy (not on the PATH; or: . $(VENV)/bin/activate)"
+	$(VENV)/bin/rwproxy demo --port $(PORT) --admin-port $(ADMIN_PORT) --admin-sql-port $(ADMIN_SQL_PORT)
 
 # The whole suite runs on the compiled hot path (RWPROXY_NATIVE=1 fails if it cannot be used), as
 # deployed; the unit tests run once more on pure Python, which is the same source.

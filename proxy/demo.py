@@ -14,12 +14,28 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import signal
+import socket
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-__all__ = ["demo_config_text", "run_demo", "server_tables", "user_table"]
+__all__ = [
+    "busy_ports",
+    "demo_config_text",
+    "port_free",
+    "run_demo",
+    "rwproxy_command",
+    "server_tables",
+    "user_table",
+]
+
+DEFAULT_PORT = 6033
+DEFAULT_ADMIN_PORT = 9306  # admin HTTP
+DEFAULT_ADMIN_SQL_PORT = 6032
+ADMIN_USER = "admin"
 
 
 def demo_config_text(
@@ -30,12 +46,15 @@ def demo_config_text(
     check_interval: float = 0.5,
     failover_mode: str = "off",
     admin_token: str | None = None,
+    admin_sql_port: int | None = None,
+    admin_users: Sequence[tuple[str, str]] = (),
 ) -> str:
     """A config for the proxy in front of ``cluster`` (a ``proxy.devcluster.Cluster``). ``rwproxy
     demo`` uses ``failover_mode = "promote"`` so that ``rwproxy drill failover`` has something to show.
 
     ``admin_port`` None: the default admin address (127.0.0.1:9306), or a free port when ``port`` is 0.
     ``check_interval``: seconds between monitor checks (a dead primary is declared after 3).
+    ``admin_sql_port`` and ``admin_users`` ((name, password) pairs): the admin SQL interface.
     """
     c = cluster  # duck-typed to keep this importable without the cluster module loaded
     if admin_port is None and port == 0:
@@ -49,7 +68,11 @@ def demo_config_text(
         lines += ["[admin]", f'http_listen = "127.0.0.1:{admin_port}"']
         if admin_token:
             lines.append(f'bearer_token = "{admin_token}"')
+        if admin_sql_port is not None:
+            lines.append(f'sql_listen = "127.0.0.1:{admin_sql_port}"')
         lines.append("")
+        for name, password in admin_users:
+            lines += ["[[admin.users]]", f'name = "{name}"', f'password = "{password}"', ""]
     lines += [
         "[monitor]",
         f"interval_seconds = {check_interval:g}",
@@ -91,12 +114,81 @@ def server_tables(
     return lines
 
 
-def run_demo(*, replicas: int = 2, port: int = 6033, state_file: str | None = None) -> int:
-    """``state_file``: where to write the cluster state (None: the default path, "" = none)."""
+def rwproxy_command() -> str:
+    """How to run this rwproxy from the current directory: ``rwproxy`` when that is on the PATH and
+    is this one, else its path (``.venv/bin/rwproxy`` after ``make demo``, which does not touch the
+    PATH)."""
+    exe = Path(sys.argv[0])
+    if exe.name != "rwproxy" or not exe.exists():  # python -m proxy: the venv's launcher, if any
+        exe = Path(sys.executable).parent / "rwproxy"
+        if not exe.exists():
+            return f"{sys.executable} -m proxy"
+    on_path = shutil.which("rwproxy")
+    if on_path is not None and Path(on_path).resolve() == exe.resolve():
+        return "rwproxy"
+    try:
+        rel = exe.absolute().relative_to(Path.cwd())
+    except ValueError:
+        return str(exe.absolute())
+    return str(rel) if rel.parts and rel.parts[0] != ".." else str(exe.absolute())
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Can rwproxy bind ``host:port``? Tested as the listeners bind (SO_REUSEADDR), so a port with
+    only TIME_WAIT connections left counts as free."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+# (what, make variable, rwproxy demo option) per port the demo listens on
+_PORTS = (
+    ("client port (the proxy)", "PORT", "--port"),
+    ("admin HTTP port", "ADMIN_PORT", "--admin-port"),
+    ("admin SQL port", "ADMIN_SQL_PORT", "--admin-sql-port"),
+)
+
+
+def busy_ports(port: int, admin_port: int, admin_sql_port: int) -> list[str]:
+    """One message per port the demo cannot bind (0 = any free port, never busy), saying how to pick
+    another. Checked before the cluster starts."""
+    out = []
+    for (what, var, option), number in zip(_PORTS, (port, admin_port, admin_sql_port), strict=True):
+        if number and not port_free(number):
+            out.append(
+                f"127.0.0.1:{number}, the {what}, is in use (another rwproxy demo? see: ss -ltnp "
+                f"'sport = :{number}'); choose another with: make demo {var}={number + 1}  (or: rwproxy "
+                f"demo {option} {number + 1}; 0 = any free port)"
+            )
+    return out
+
+
+def run_demo(
+    *,
+    replicas: int = 2,
+    port: int = DEFAULT_PORT,
+    state_file: str | None = None,
+    admin_port: int = DEFAULT_ADMIN_PORT,
+    admin_sql_port: int = DEFAULT_ADMIN_SQL_PORT,
+    log_level: str = "info",
+) -> int:
+    """``state_file``: where to write the cluster state (None: the default path, "" = none).
+    ``log_level``: the proxy's log (state transitions, failed logins, failover steps) on stderr."""
     from proxy.devcluster import ClusterUnavailable, default_state_path, start_cluster
+    from proxy.logs import setup_logging
 
     if state_file is None:
         state_file = default_state_path()
+    busy = busy_ports(port, admin_port, admin_sql_port)
+    if busy:
+        for message in busy:
+            print(f"rwproxy demo: {message}", file=sys.stderr)
+        return 2
+    setup_logging(log_level, "text")
 
     print("rwproxy demo: starting a local replication cluster ...", flush=True)
     try:
@@ -105,7 +197,7 @@ def run_demo(*, replicas: int = 2, port: int = 6033, state_file: str | None = No
         print(f"rwproxy demo: {exc}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(_serve(cluster, port, state_file))
+        return asyncio.run(_serve(cluster, port, state_file, admin_port, admin_sql_port))
     except KeyboardInterrupt:
         return 0
     finally:
@@ -116,19 +208,37 @@ def run_demo(*, replicas: int = 2, port: int = 6033, state_file: str | None = No
         cluster.stop()
 
 
-async def _serve(cluster: object, port: int, state_file: str) -> int:
+async def _serve(cluster: object, port: int, state_file: str, admin_port: int, admin_sql_port: int) -> int:
     from proxy.app import ProxyApp
     from proxy.config import parse_config
     from proxy.devcluster import write_state
 
-    admin_port = 9306 if _port_free(9306) else 0
     token = secrets.token_hex(16)  # POST /switchover; written to the state file for rwproxy drill
-    text = demo_config_text(cluster, port, admin_port, failover_mode="promote", admin_token=token)
+    admin_password = secrets.token_urlsafe(9)
+    text = demo_config_text(
+        cluster,
+        port,
+        admin_port,
+        failover_mode="promote",
+        admin_token=token,
+        admin_sql_port=admin_sql_port,
+        admin_users=[(ADMIN_USER, admin_password)],
+    )
     config = parse_config(text, "<demo>")
     app = ProxyApp(config)
-    bound = await app.start()
+    try:
+        bound = await app.start()
+    except OSError as exc:  # taken between the check and the bind
+        print(
+            f"rwproxy demo: cannot listen: {exc}; choose other ports (make demo PORT=... ADMIN_PORT=... "
+            "ADMIN_SQL_PORT=...)",
+            file=sys.stderr,
+        )
+        await app.stop(grace=0.5)
+        return 2
     host, bound_port = bound[0]
     c = cluster
+    me = rwproxy_command()
     print(c.describe())  # type: ignore[attr-defined]
     print()
     from proxy import native
@@ -139,14 +249,29 @@ async def _serve(cluster: object, port: int, state_file: str) -> int:
     print()
     print("Try:  SELECT @@server_id;   -- a replica answers")
     print("      BEGIN; SELECT @@server_id; COMMIT;   -- the primary answers inside a transaction")
+    print("      mariadb -c ... -e '/* rwproxy:primary */ SELECT @@server_id'   -- a routing hint")
+    print("      (-c keeps comments: the stock mariadb client strips them, and the hint with them)")
+    print()
+    print("Admin endpoints:")
+    if app.admin_sql is not None:
+        print(
+            f"  SQL:   mariadb -h{app.admin_sql.host} -P{app.admin_sql.port} -u{ADMIN_USER} "
+            f"-p{admin_password} rwproxy"
+        )
+        print("         SELECT * FROM servers;  SELECT * FROM stats;  EXPLAIN ROUTE 'SELECT 1';")
     if app.admin_http is not None:
-        print(f"Metrics: {app.admin_http.url}/metrics   status: {app.admin_http.url}/status")
+        url = app.admin_http.url
+        print(f"  HTTP:  {url}/status  {url}/metrics  {url}/digests")
+        print(f"         POST endpoints (drain, switchover, reload): -H 'Authorization: Bearer {token}'")
+        print(f"  CLI:   {me} status --admin {app.admin_http.host}:{app.admin_http.port}")
+        print(f"         {me} explain --admin {app.admin_http.host}:{app.admin_http.port} 'SELECT 1'")
     if state_file:
         admin = f"{app.admin_http.host}:{app.admin_http.port}" if app.admin_http is not None else None
         write_state(cluster, state_file, proxy=f"{host}:{bound_port}", admin=admin, admin_token=token)  # type: ignore[arg-type]
-        print(f"Cluster state (for rwproxy drill --cluster-state): {state_file}")
-        print(f"Try a drill:  rwproxy drill failover --cluster-state {state_file}")
+        print(f"Cluster state (for {me} drill --cluster-state): {state_file}")
+        print(f"Try a drill:  {me} drill failover --cluster-state {state_file}")
         print("              (also: switchover, replica-loss, lag)")
+    print("The proxy's log (server state changes, failed logins, failover steps) follows on stderr.")
     print("Press Ctrl-C to stop everything.", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -155,14 +280,3 @@ async def _serve(cluster: object, port: int, state_file: str) -> int:
     await stop.wait()
     await app.stop(grace=2.0)
     return 0
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True

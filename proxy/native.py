@@ -8,6 +8,12 @@ built. Then, and only then, an import hook serves those modules from the build. 
 nothing: compiled modules call each other directly in C, so one stale module would make the others
 run old code.
 
+mypyc also bakes in what it knew about the modules the hot ones import (class layouts, ``Final``
+constants, enum members, signatures), so the manifest hashes those too: every ``proxy`` module the
+hot modules import, directly or not (``import_closure``), and the packages they sit in. The mypy
+version the build used is recorded as well; ``make native`` (``--if-stale``) rebuilds when it changed
+(at run time mypy need not be installed: the deployed image uninstalls it).
+
 ``RWPROXY_NATIVE``: ``auto`` (default; compiled when the build is there and fresh, else pure Python),
 ``0`` (always pure Python), ``1`` (compiled or fail at import, with the reason: CI uses it).
 
@@ -16,6 +22,7 @@ Same semantics either way; the suite runs compiled in CI and the unit tests also
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.abc
 import importlib.machinery
@@ -23,6 +30,7 @@ import importlib.util
 import json
 import os
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -33,7 +41,11 @@ __all__ = [
     "HOT_MODULES",
     "NativeStatus",
     "check",
+    "import_closure",
+    "import_hashes",
     "install",
+    "make_manifest",
+    "manifest_imports",
     "read_manifest",
     "source_hashes",
     "status",
@@ -95,11 +107,86 @@ def abi_tag() -> str:
 
 
 def source_path(module: str) -> Path:
-    return PACKAGE_DIR.parent.joinpath(*module.split(".")).with_suffix(".py")
+    """The module's source file (a package's ``__init__.py``)."""
+    base = PACKAGE_DIR.parent.joinpath(*module.split("."))
+    package = base / "__init__.py"
+    return package if package.is_file() else base.with_suffix(".py")
 
 
 def source_hashes(modules: tuple[str, ...] = HOT_MODULES) -> dict[str, str]:
     return {m: hashlib.sha256(source_path(m).read_bytes()).hexdigest() for m in modules}
+
+
+def import_hashes(modules: Iterable[str]) -> dict[str, str | None]:
+    """Hashes of (non-compiled) modules, None for one whose source is gone."""
+    out: dict[str, str | None] = {}
+    for m in modules:
+        try:
+            out[m] = hashlib.sha256(source_path(m).read_bytes()).hexdigest()
+        except OSError:
+            out[m] = None
+    return out
+
+
+def _is_module(name: str) -> bool:
+    base = PACKAGE_DIR.parent.joinpath(*name.split("."))
+    return (base / "__init__.py").is_file() or base.with_suffix(".py").is_file()
+
+
+def _imports_of(module: str) -> set[str]:
+    """The ``proxy`` modules ``module`` imports (at import time or under TYPE_CHECKING: mypyc reads
+    both), read from its source with ``ast``."""
+    path = source_path(module)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                source = f"{base}.{node.module}" if node.module else base
+            else:
+                source = node.module or ""
+            found.add(source)
+            found.update(f"{source}.{a.name}" for a in node.names if _is_module(f"{source}.{a.name}"))
+    return {
+        m for m in found if (m == "proxy" or m.startswith("proxy.")) and not m.startswith("proxy._native")
+    }
+
+
+def import_closure(modules: tuple[str, ...] = HOT_MODULES) -> tuple[str, ...]:
+    """Every ``proxy`` module (and package ``__init__``) the compiled ``modules`` import, directly or
+    through others, minus the compiled ones themselves: what mypyc read to compile them."""
+    seen: set[str] = set()
+    todo = list(modules)
+    while todo:
+        m = todo.pop()
+        if m in seen or not _is_module(m):
+            continue
+        seen.add(m)
+        parts = m.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # its packages run first
+        todo += sorted(_imports_of(m))
+    return tuple(sorted(seen - set(modules)))
+
+
+def make_manifest(
+    files: Mapping[str, str],
+    hashes: Mapping[str, str],
+    mypy_version: str,
+    imports: Mapping[str, str | None] | None = None,
+) -> dict[str, Any]:
+    """The build's manifest: what was compiled, from which sources, against which imports
+    (default: ``import_closure()`` hashed now) and mypy."""
+    return {
+        "abi": abi_tag(),
+        "mypy": mypy_version,
+        "modules": dict(hashes),
+        "imports": dict(imports) if imports is not None else import_hashes(import_closure()),
+        "files": dict(files),
+    }
 
 
 def read_manifest(build_dir: Path = BUILD_DIR) -> dict[str, Any] | None:
@@ -110,8 +197,18 @@ def read_manifest(build_dir: Path = BUILD_DIR) -> dict[str, Any] | None:
     return manifest if isinstance(manifest, dict) else None
 
 
-def check(manifest: dict[str, Any] | None, hashes: dict[str, str], abi: str) -> str | None:
-    """Why the build described by ``manifest`` must not be used (None: it may). Pure."""
+def check(
+    manifest: dict[str, Any] | None,
+    hashes: dict[str, str],
+    abi: str,
+    imports: Mapping[str, str | None] | None = None,
+    mypy_version: str | None = None,
+) -> str | None:
+    """Why the build described by ``manifest`` must not be used (None: it may). Pure.
+
+    ``hashes``: the compiled modules' sources now; ``imports``: the modules the manifest lists under
+    ``imports``, hashed now (``import_hashes``), None to skip; ``mypy_version``: the installed mypy,
+    None to skip (at run time mypy need not be there)."""
     if manifest is None:
         return "no compiled build (make native)"
     if manifest.get("abi") != abi:
@@ -123,7 +220,27 @@ def check(manifest: dict[str, Any] | None, hashes: dict[str, str], abi: str) -> 
     if changed:
         more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
         return f"stale: {changed[0]}{more} changed since the build (make native)"
+    built_imports = manifest.get("imports")
+    if not isinstance(built_imports, dict):
+        return "built without a record of its imports, by an older rwproxy (make native)"
+    if imports is not None:
+        changed = sorted(m for m, h in built_imports.items() if imports.get(m) != h)
+        if changed:
+            more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+            return (
+                f"stale: {changed[0]}{more}, imported by the compiled modules, changed since the build"
+                " (make native)"
+            )
+    if mypy_version is not None and manifest.get("mypy") != mypy_version:
+        return f"built with mypy {manifest.get('mypy')}, this is mypy {mypy_version} (make native)"
     return None
+
+
+def manifest_imports(manifest: dict[str, Any] | None) -> dict[str, str | None] | None:
+    """The manifest's imported modules, hashed now (for ``check``)."""
+    if manifest is None or not isinstance(manifest.get("imports"), dict):
+        return None
+    return import_hashes(manifest["imports"])
 
 
 class _Finder(importlib.abc.MetaPathFinder):
@@ -150,7 +267,7 @@ def install(build_dir: Path = BUILD_DIR) -> NativeStatus:
         _status = NativeStatus(False, f"{ENV}={mode}")
         return _status
     manifest = read_manifest(build_dir)
-    why = check(manifest, source_hashes(), abi_tag())
+    why = check(manifest, source_hashes(), abi_tag(), manifest_imports(manifest))
     files: dict[str, Path] = {}
     if why is None and manifest is not None:
         files = {name: build_dir / rel for name, rel in manifest["files"].items()}

@@ -25,6 +25,10 @@ from proxy.native import (
     PACKAGE_DIR,
     abi_tag,
     check,
+    import_closure,
+    import_hashes,
+    make_manifest,
+    manifest_imports,
     read_manifest,
     source_hashes,
     source_path,
@@ -33,12 +37,23 @@ from proxy.native import (
 GROUP = "rwproxy_native"
 
 
+def mypy_version() -> str | None:
+    """The installed mypy (mypyc ships with it), None when it is not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("mypy")
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def build(out: Path = BUILD_DIR, *, jobs: int | None = None, quiet: bool = False) -> Path:
     """Compile into a temp dir, then swap it in as ``out`` (a half-built tree is never used)."""
     from mypyc.build import mypycify  # dev dependency: mypy ships mypyc
     from setuptools import Distribution
 
     hashes = source_hashes()
+    imports = import_hashes(import_closure())
     work = Path(tempfile.mkdtemp(prefix="rwproxy-native-"))
     try:
         # Compile a copy of the package, laid out as in the repository: the same for a checkout and
@@ -62,8 +77,8 @@ def build(out: Path = BUILD_DIR, *, jobs: int | None = None, quiet: bool = False
             if quiet:
                 dist.verbose = 0
             dist.run_command("build_ext")
-        if source_hashes() != hashes:
-            raise RuntimeError("a hot module changed during the build; run it again")
+        if source_hashes() != hashes or import_hashes(imports) != imports:
+            raise RuntimeError("a hot module or one it imports changed during the build; run it again")
         lib = work / "lib"
         files = {}
         for so in sorted(lib.rglob("*.so")):
@@ -75,12 +90,8 @@ def build(out: Path = BUILD_DIR, *, jobs: int | None = None, quiet: bool = False
         expected = {*HOT_MODULES, f"{GROUP}__mypyc"}
         if set(files) != expected:
             raise RuntimeError(f"the build made {sorted(files)}, expected {sorted(expected)}")
-        manifest = {
-            "abi": abi_tag(),
-            "modules": hashes,
-            "files": files,
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
+        manifest = make_manifest(files, hashes, mypy_version() or "?", imports)
+        manifest["built_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         (lib / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         old = out.with_name(out.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -101,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--if-stale", action="store_true", help="do nothing while the build matches the sources")
     args = ap.parse_args(argv)
     if args.if_stale:
-        why = check(read_manifest(args.out), source_hashes(), abi_tag())
+        manifest = read_manifest(args.out)
+        why = check(manifest, source_hashes(), abi_tag(), manifest_imports(manifest), mypy_version())
         if why is None:
             print(f"compiled hot path up to date ({args.out})")
             return 0

@@ -9,6 +9,8 @@
                   versions, uptime.
 ``GET /digests``  JSON: the query digest table (``proxy.admin.digests``), most used first;
                   ``?limit=N``.
+``GET /explain?sql=...``  JSON: where the statement would go now, and why, with its digest
+                  (``proxy.admin.explain``; ``rwproxy explain --admin``).
 
 Mutating endpoints need ``Authorization: Bearer <[admin] bearer_token>`` (401 without or with a
 wrong one; 403 when no token is configured: they are off then):
@@ -16,8 +18,8 @@ wrong one; 403 when no token is configured: they are off then):
 ``POST /servers/{name}/drain``    no new statements go to the replica ``name`` (``proxy.admin.drain``);
                                   running ones finish. 404 unknown server, 409 the primary.
 ``POST /servers/{name}/undrain``  back in the read choice.
-``POST /switchover``              ``{"to": "db2"}`` (or ``?to=db2``): calls ``app.switchover(to)`` when
-                                  the build has it; else 501.
+``POST /switchover``              ``{"to": "db2"}`` (or ``?to=db2``): ``app.switchover(to)``, 200 with
+                                  its report, 409 with the reason when refused or failed.
 ``POST /reload``                  re-read the config file (``proxy.reload``): 200 with what changed and
                                   what needs a restart; 400 with the reason when the file is invalid
                                   (the running config stays).
@@ -36,6 +38,7 @@ import hmac
 import inspect
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -46,6 +49,7 @@ from prometheus_client.registry import Collector
 
 from proxy import native
 from proxy.admin.drain import DrainError, set_drained
+from proxy.admin.tables import queries_by_server, sessions_by_server
 from proxy.failover.metrics import FailoverCollector, drill_summary, failover_status
 from proxy.metrics import MetricsSource, build_registry, node_lag, pool_counts, rwproxy_version
 
@@ -117,7 +121,9 @@ def readiness(topology: Topology) -> tuple[bool, dict[str, Any]]:
     return bool(body["ready"]), body
 
 
-def _node_status(app: MetricsSource, node: Node) -> dict[str, Any]:
+def _node_status(
+    app: MetricsSource, node: Node, queries: Mapping[str, int], sessions: Mapping[str, int]
+) -> dict[str, Any]:
     idle, in_use = pool_counts(app, node)
     doc: dict[str, Any] = {
         "name": node.name,
@@ -130,6 +136,9 @@ def _node_status(app: MetricsSource, node: Node) -> dict[str, Any]:
         "weight": node.weight,
         "pool": {"idle": idle, "in_use": in_use},
         "drained": node.drained,
+        "queries": queries.get(node.name, 0),  # statements routed to it since start
+        "connections": idle + in_use,  # backend connections open to it now
+        "client_sessions": sessions.get(node.name, 0),  # client sessions holding one of them
     }
     # RDS discovery: the API's intended role differs from the server's read_only (the server wins).
     disagreement = _role_disagreement(app, node.name)
@@ -148,6 +157,7 @@ def status(app: AdminSource, *, started: float) -> dict[str, Any]:
     topology = app.topology
     ready, _ = readiness(topology)
     hot = native.status()
+    queries, sessions = queries_by_server(app), sessions_by_server(app)
     doc: dict[str, Any] = {
         "version": rwproxy_version(),
         "hot_path": {"compiled": hot.active, "detail": hot.detail},
@@ -156,7 +166,7 @@ def status(app: AdminSource, *, started: float) -> dict[str, Any]:
         "ready": ready,
         "sessions": len(app.sessions),
         "topology_version": topology.version,
-        "nodes": [_node_status(app, n) for n in topology.nodes],
+        "nodes": [_node_status(app, n, queries, sessions) for n in topology.nodes],
     }
     failover = failover_status(getattr(app, "failover", None))
     if failover is not None:
@@ -188,6 +198,14 @@ class _Handlers:
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response(status(self.app, started=self.started))
+
+    async def explain(self, request: web.Request) -> web.Response:
+        from proxy.admin.explain import live
+
+        sql = request.query.get("sql")
+        if not sql:
+            return _error(400, "give the statement: /explain?sql=SELECT+...")
+        return web.json_response(live(self.app, sql))
 
     async def digests(self, request: web.Request) -> web.Response:
         table = self.app.digests
@@ -345,6 +363,7 @@ async def start_admin_http(
     web_app.router.add_get("/readyz", handlers.readyz)
     web_app.router.add_get("/status", handlers.status)
     web_app.router.add_get("/digests", handlers.digests)
+    web_app.router.add_get("/explain", handlers.explain)
     web_app.router.add_post("/servers/{name}/drain", handlers.drain)
     web_app.router.add_post("/servers/{name}/undrain", handlers.undrain)
     web_app.router.add_post("/switchover", handlers.switchover)
@@ -359,5 +378,5 @@ async def start_admin_http(
         raise
     addresses = [(str(a[0]), int(a[1])) for a in runner.addresses]
     handle = AdminHttp(runner, addresses)
-    log.info("admin HTTP on %s (/metrics /healthz /readyz /status /digests)", handle.url)
+    log.info("admin HTTP on %s (/metrics /healthz /readyz /status /digests /explain)", handle.url)
     return handle

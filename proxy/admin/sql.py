@@ -18,8 +18,10 @@ Admin statements (each answers a result set saying what it did):
 * ``UPDATE servers SET admin_status = 'OFFLINE'|'ONLINE' [WHERE ...]`` and ``SET SERVER <name>
   OFFLINE|ONLINE``: drain / undrain (``proxy.admin.drain``: no new statements go to the server,
   running ones finish; the primary cannot be drained).
+* ``EXPLAIN ROUTE '<sql>'``: where the statement would go now and why, with its digest
+  (``proxy.admin.explain``; rows of field, value).
 * ``SWITCHOVER TO <name>`` calls ``app.switchover(name)``, ``RELOAD CONFIG`` calls
-  ``app.reload_config()``, when the running build has them; else ERROR 1235 "not available yet".
+  ``app.reload_config()``; a refusal or failure answers an error with the reason.
 
 Authentication bypass in mysql-mimic (``shared/notes/protocol-findings.md``): its
 ``Connection.authenticate`` answers ERR 1045 but returns normally, and the command loop would then
@@ -70,6 +72,9 @@ _ADMIN_STATUS = ("ONLINE", "OFFLINE")
 _SET_SERVER = re.compile(r"\s*SET\s+SERVER\s+`?([A-Za-z0-9_.-]+)`?\s+(ONLINE|OFFLINE)\s*;?\s*\Z", re.I)
 _SWITCHOVER = re.compile(r"\s*SWITCHOVER\s+TO\s+`?([A-Za-z0-9_.-]+)`?\s*;?\s*\Z", re.I)
 _RELOAD = re.compile(r"\s*RELOAD\s+CONFIG\s*;?\s*\Z", re.I)
+_EXPLAIN_ROUTE = re.compile(
+    r"""\s*EXPLAIN\s+ROUTE\s+(?:'((?:[^'\\]|\\.|'')*)'|"((?:[^"\\]|\\.|"")*)")\s*;?\s*\Z""", re.I | re.S
+)
 _RESULT_COLUMNS = ["server", "admin_status", "changed"]
 _UNSUPPORTED = ErrorCode.NOT_SUPPORTED_YET
 _WRONG_VALUE = ErrorCode.WRONG_VALUE_FOR_VAR
@@ -140,6 +145,11 @@ class AdminSession(Session):  # type: ignore[misc]
             return await self._call_app("switchover", "SWITCHOVER", m.group(1))
         if _RELOAD.match(sql):
             return await self._call_app("reload_config", "RELOAD CONFIG")
+        m = _EXPLAIN_ROUTE.match(sql)
+        if m is not None:
+            return _explain_rows(
+                self.app, _unquote(m.group(1), "'") if m.group(1) is not None else _unquote(m.group(2), '"')
+            )
         return await super().handle_query(sql, attrs)
 
     async def use(self, database: str) -> None:
@@ -264,6 +274,51 @@ class AdminSession(Session):  # type: ignore[misc]
         return [(str(result),)], ["result"]
 
 
+def _unquote(text: str, quote: str) -> str:
+    """The value of a MySQL string literal's body (backslash escapes, doubled quotes)."""
+    escapes = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "Z": "\x1a", "b": "\b"}
+    out, i = [], 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            out.append(escapes.get(text[i + 1], text[i + 1]))
+            i += 2
+        elif c == quote and text[i + 1 : i + 2] == quote:
+            out.append(quote)
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _explain_rows(app: ProxyApp, sql: str) -> Any:
+    """``EXPLAIN ROUTE '<sql>'``: one (field, value) row per line of ``rwproxy explain``."""
+    from proxy.admin.explain import live
+
+    doc = live(app, sql)
+    replicas = ", ".join(
+        f"{r['name']} {r['state']}" + ("" if r["lag_seconds"] is None else f" lag {r['lag_seconds']:g}s")
+        for r in doc["topology"]["replicas"]
+    )
+    rows = [
+        ("statement", doc["statement"]),
+        ("effects", ", ".join(doc["effects"])),
+        ("digest", doc["digest"]),
+        ("digest_id", doc["digest_id"]),
+        ("rule", doc["rule"]),
+        ("target", doc["target"]),
+        ("server", doc["server"]),
+        ("reason", doc["reason"]),
+        ("statement_reason", doc["statement_reason"]),
+        ("pin", doc["pin"]),
+        ("primary", doc["topology"]["primary"]),
+        ("replicas", replicas),
+        ("topology_version", str(doc["topology"]["version"])),
+    ]
+    return rows, ["field", "value"]
+
+
 @dataclass(slots=True)
 class AdminSql:
     """A running admin SQL listener."""
@@ -305,6 +360,8 @@ async def start_admin_sql(app: ProxyApp, *, listen: str | None = None) -> AdminS
     mimic_log = logging.getLogger("mysql_mimic.connection")
     if _quiet not in mimic_log.filters:
         mimic_log.addFilter(_quiet)
+    if mimic_log.level == logging.NOTSET:  # it says "Started new connection" per admin client at INFO
+        mimic_log.setLevel(logging.WARNING)
     identity = _Identity({u.name: u.native_stage2_hex for u in admin.users})
     control = LocalControl()
     handle: AdminSql | None = None

@@ -10,6 +10,7 @@ Tables: ``servers``, ``pools``, ``sessions``, ``query_digest``, ``routing_rules`
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from proxy.metrics import node_lag, pool_counts
 if TYPE_CHECKING:
     from proxy.app import ProxyApp
 
-__all__ = ["SCHEMA", "TABLES", "build"]
+__all__ = ["SCHEMA", "TABLES", "build", "queries_by_server", "readable_time", "sessions_by_server"]
 
 Row = dict[str, Any]
 
@@ -35,6 +36,9 @@ SCHEMA: dict[str, dict[str, str]] = {
         "read_weight": "DOUBLE",
         "connections": "INT",
         "admin_status": "VARCHAR",
+        "queries": "BIGINT",
+        "connections_in_use": "INT",
+        "client_sessions": "INT",
     },
     "pools": {
         "server": "VARCHAR",
@@ -67,7 +71,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "primary_count": "BIGINT",
         "replica_count": "BIGINT",
         "errors": "BIGINT",
-        "first_seen": "DOUBLE",
+        "first_seen": "VARCHAR",
     },
     "routing_rules": {
         "position": "INT",
@@ -79,13 +83,37 @@ SCHEMA: dict[str, dict[str, str]] = {
     },
     "stats": {
         "name": "VARCHAR",
-        "value": "DOUBLE",
+        "value": "BIGINT",
     },
 }
 
 
+def queries_by_server(app: Any) -> Counter[str]:
+    """Statements routed to each server since start (``rwproxy_queries_total`` summed by node)."""
+    out: Counter[str] = Counter()
+    for (name, _), n in list(app.stats.routes.items()):
+        out[name] += n
+    return out
+
+
+def sessions_by_server(app: Any) -> Counter[str]:
+    """Client sessions holding a backend connection to each server now."""
+    out: Counter[str] = Counter()
+    for session in list(app.sessions.values()):
+        for name in getattr(session, "conns", ()):
+            out[name] += 1
+    return out
+
+
+def readable_time(epoch: float) -> str:
+    """``2026-12-04 18:41:57`` (UTC), for time columns of the admin tables."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
+
+
 def _servers(app: ProxyApp) -> list[Row]:
     rows = []
+    queries = queries_by_server(app)
+    sessions = sessions_by_server(app)
     for node in app.topology.nodes:
         idle, in_use = pool_counts(app, node)
         rows.append(
@@ -101,6 +129,9 @@ def _servers(app: ProxyApp) -> list[Row]:
                 "read_weight": float(node.weight if node.read_weight is None else node.read_weight),
                 "connections": idle + in_use,
                 "admin_status": "OFFLINE" if node.name in app.drained else "ONLINE",
+                "queries": queries[node.name],
+                "connections_in_use": in_use,
+                "client_sessions": sessions[node.name],
             }
         )
     return rows
@@ -151,7 +182,8 @@ def _sessions(app: ProxyApp) -> list[Row]:
 
 
 def _query_digest(app: ProxyApp) -> list[Row]:
-    return app.digests.rows() if app.digests is not None else []
+    rows = app.digests.rows() if app.digests is not None else []
+    return [{**row, "first_seen": readable_time(row["first_seen"])} for row in rows]
 
 
 def _routing_rules(app: ProxyApp) -> list[Row]:
@@ -175,7 +207,7 @@ def _stats(app: ProxyApp) -> list[Row]:
     s = app.stats
     c = app.classifier
     p = app.pool.stats
-    values: list[tuple[str, float]] = [
+    values: list[tuple[str, int]] = [
         ("client_connections", len(app.sessions)),
         ("queries", sum(s.routes.values())),
         ("queries_primary", sum(n for (name, _), n in s.routes.items() if _is_primary(app, name))),
@@ -201,11 +233,10 @@ def _stats(app: ProxyApp) -> list[Row]:
         ("servers_drained", len(app.drained)),
         ("query_digests", len(app.digests) if app.digests is not None else 0),
         ("query_digest_evictions", app.digests.evicted if app.digests is not None else 0),
-        ("time", time.time()),
     ]
     for pin, n in sorted(s.pins.items()):
         values.append((f"pins_{pin.lower()}", n))
-    return [{"name": name, "value": float(value)} for name, value in values]
+    return [{"name": name, "value": int(value)} for name, value in values]  # counters: 15, not 15.0
 
 
 def _is_primary(app: ProxyApp, name: str) -> bool:

@@ -91,9 +91,11 @@ def may_rejoin(old_position: str | None, promoted_at: str | None) -> tuple[bool,
     """May a former primary replicate from the new one? Only when everything it had written was on
     the new primary when it was promoted (``promoted_at``): otherwise it has transactions nobody
     else has (they would be lost or diverge), so it stays out and the operator decides."""
+    # None is "could not be read", not "empty": an unknown position never lets a server rejoin
+    # (an old primary that never wrote has the empty position "", which is contained in anything).
     try:
-        old = parse_position(old_position or "")
-        new = parse_position(promoted_at or "")
+        old = parse_position(old_position)
+        new = parse_position(promoted_at)
     except ValueError as exc:
         return False, f"cannot compare GTID positions: {exc}"
     if old is None or new is None:

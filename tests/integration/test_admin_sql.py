@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 import struct
 import subprocess
@@ -303,3 +304,48 @@ def test_http_drain_needs_the_token(admin_proxy: ProxyThread, healthy_cluster: C
     assert _post(f"{url}/switchover", None, b'{"to": "x"}')[0] == 401
     status, body = _post(f"{url}/switchover", TOKEN, b'{"to": "x"}')
     assert status == 409 and "role" in body["error"], body  # fixed roles in this config: refused, said why
+
+
+def test_per_server_counts_and_readable_values(admin_proxy: ProxyThread, healthy_cluster: Cluster) -> None:
+    """admin SQL servers, /status and `rwproxy status` show statements and connections per server;
+    counters are integers (15, not 15.0) and times are readable."""
+    from proxy.cli import render_status
+
+    primary = healthy_cluster.primary.name
+    with client(admin_proxy, healthy_cluster) as c:
+        for i in range(6):
+            query(c, f"SELECT {i} AS per_server_probe")
+        query(c, "BEGIN")
+        for _ in range(4):
+            query(c, "SELECT 1 FOR UPDATE")
+        query(c, "COMMIT")
+        with admin(admin_proxy) as a:
+            rows = {
+                r[0]: r[1:]
+                for r in query(
+                    a, "SELECT name, queries, connections, connections_in_use, client_sessions FROM servers"
+                )
+            }
+            # BEGIN + 4 + COMMIT on the primary; the 6 reads on the replicas; the session holds both
+            assert rows[primary][0] >= 6, rows
+            assert sum(v[0] for name, v in rows.items() if name != primary) >= 6, rows
+            assert rows[primary][1] >= 1 and rows[primary][3] == 1, rows
+            assert all(isinstance(v[0], int) and isinstance(v[1], int) for v in rows.values()), rows
+            stats = dict(query(a, "SELECT name, value FROM stats"))
+            assert isinstance(stats["queries"], int) and stats["queries"] >= 12, stats
+            assert "time" not in stats
+            (first_seen,) = query(
+                a, "SELECT first_seen FROM query_digest WHERE digest LIKE '%per_server_probe%'"
+            )[0]
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", first_seen), first_seen
+    assert admin_proxy.app is not None and admin_proxy.app.admin_http is not None
+    with urllib.request.urlopen(admin_proxy.app.admin_http.url + "/status", timeout=5) as r:
+        doc = json.load(r)
+    nodes = {n["name"]: n for n in doc["nodes"]}
+    assert nodes[primary]["queries"] >= 6 and nodes[primary]["connections"] >= 1
+    table = render_status(doc)
+    header = table.splitlines()[2]
+    assert "queries" in header and "conns" in header and "clients" in header, table
+    line = next(x for x in table.splitlines() if x.startswith(primary + " "))
+    assert str(nodes[primary]["queries"]) in line.split(), table
+    assert " s," in table.splitlines()[0] or " min " in table.splitlines()[0], table  # "up 12 s"

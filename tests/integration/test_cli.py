@@ -4,6 +4,7 @@ graceful shutdown) and ``demo`` (its own cluster, cleaned up on Ctrl-C)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import re
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 import tomllib
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -347,10 +349,45 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+_ADMIN_SQL = re.compile(r"^\s*SQL:\s+mariadb -h(\S+) -P(\d+) -u(\S+) -p(\S+) rwproxy\s*$")
+_ADMIN_HTTP = re.compile(r"^\s*HTTP:\s+(http://\S+)/status\b")
+
+
+def test_demo_refuses_a_busy_port_before_starting_the_cluster() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "proxy", "demo", "--port", str(port), "--admin-port", "0"],
+            cwd=REPO,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert out.returncode == 2, out
+    assert f"127.0.0.1:{port}, the client port (the proxy), is in use" in out.stderr
+    assert f"make demo PORT={port + 1}" in out.stderr and f"--port {port + 1}" in out.stderr
+    assert "starting a local replication cluster" not in out.stdout  # nothing was started
+    assert "Traceback" not in out.stderr
+
+
 def test_demo_runs_its_own_cluster_and_cleans_up_on_ctrl_c(cluster: Cluster) -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "proxy", "demo", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "proxy",
+            "demo",
+            "--port",
+            str(port),
+            "--admin-port",
+            str(free_port()),
+            "--admin-sql-port",
+            str(free_port()),
+        ],
         cwd=REPO,
         env=_env(),
         stdout=subprocess.PIPE,
@@ -364,6 +401,8 @@ def test_demo_runs_its_own_cluster_and_cleans_up_on_ctrl_c(cluster: Cluster) -> 
     nodes: dict[str, dict[str, Any]] = {}
     try:
         connect = None
+        admin_sql: tuple[str, ...] | None = None
+        admin_url: str | None = None
         deadline = time.monotonic() + 120
         while connect is None:
             remaining = deadline - time.monotonic()
@@ -384,8 +423,22 @@ def test_demo_runs_its_own_cluster_and_cleans_up_on_ctrl_c(cluster: Cluster) -> 
                     "pid": int(pid),
                     "datadir": datadir,
                 }
+            if m := _ADMIN_SQL.match(line):
+                admin_sql = m.groups()
+            if m := _ADMIN_HTTP.match(line):
+                admin_url = m.group(1)
             if (m := _CONNECT.match(line)) and int(m.group(2)) == port:
                 connect = m.groups()
+        # the rest of the banner: admin endpoints come after the connect line
+        while True:  # (read from the queue: log lines may follow the banner at any time)
+            line = lines.get(timeout=max(deadline - time.monotonic(), 1))
+            assert line is not None, "".join(output)
+            if m := _ADMIN_SQL.match(line):
+                admin_sql = m.groups()
+            if m := _ADMIN_HTTP.match(line):
+                admin_url = m.group(1)
+            if "Press Ctrl-C" in line:
+                break
         host, cport, user, password, db = connect
         assert int(cport) == port
         assert len(nodes) == 3, "".join(output)
@@ -424,6 +477,30 @@ def test_demo_runs_its_own_cluster_and_cleans_up_on_ctrl_c(cluster: Cluster) -> 
                 cur.execute("COMMIT")
         finally:
             conn.close()
+
+        # the banner's admin SQL account works and sees the demo's servers
+        assert admin_sql is not None and admin_url is not None, "".join(output)
+        ahost, aport, auser, apassword = admin_sql
+        admin = pymysql.connect(
+            host=ahost, port=int(aport), user=auser, password=apassword, database="rwproxy", connect_timeout=5
+        )
+        try:
+            with admin.cursor() as cur:
+                cur.execute("SELECT name, role FROM servers ORDER BY name")
+                assert {r[0] for r in cur.fetchall()} == set(nodes)
+        finally:
+            admin.close()
+        with urllib.request.urlopen(f"{admin_url}/status", timeout=5) as response:
+            assert {n["name"] for n in json.load(response)["nodes"]} == set(nodes)
+        # the demo logs: state transitions (first checks) and a failed login
+        with pytest.raises(pymysql.err.OperationalError):
+            pymysql.connect(host=host, port=port, user=user, password="wrong", connect_timeout=5)
+        log_deadline = time.monotonic() + 15
+        while "authentication failed" not in "".join(output) and time.monotonic() < log_deadline:
+            time.sleep(0.1)
+        text = "".join(output)
+        assert "monitor: node1: unchecked -> primary ONLINE" in text, text
+        assert f"authentication failed from 127.0.0.1: Access denied for user '{user}'" in text, text
 
         start = time.monotonic()
         proc.send_signal(signal.SIGINT)

@@ -271,7 +271,11 @@ def test_status_document() -> None:
         "weight": 1,
         "pool": {"idle": 2, "in_use": 3},
         "drained": False,
+        "queries": 23,  # its rwproxy_queries_total, summed over route reasons
+        "connections": 5,
+        "client_sessions": 0,
     }
+    assert by_name["db2"]["queries"] == 100 and by_name["db4"]["queries"] == 0
     assert by_name["db2"]["lag_seconds"] == 1.5 and by_name["db2"]["weight"] == 2
     assert by_name["db3"]["state"] == "shunned" and by_name["db3"]["lag_seconds"] is None
     assert by_name["db4"]["lag_seconds"] is None  # NaN is unknown, not 0

@@ -15,14 +15,24 @@ HASHES = {m: f"h-{m}" for m in native.HOT_MODULES}
 ABI = "cpython-311.cpython-311-x86_64-linux-gnu.so"
 
 
+IMPORTS: dict[str, str | None] = {"proxy.protocol.constants": "c1", "proxy.metrics": "m1"}
+
+
 def manifest(**changes: object) -> dict[str, object]:
-    m: dict[str, object] = {"abi": ABI, "modules": dict(HASHES), "files": {}}
+    m: dict[str, object] = {
+        "abi": ABI,
+        "mypy": "1.11.2",
+        "modules": dict(HASHES),
+        "imports": dict(IMPORTS),
+        "files": {},
+    }
     m.update(changes)
     return m
 
 
 def test_a_matching_build_may_be_used() -> None:
     assert native.check(manifest(), HASHES, ABI) is None
+    assert native.check(manifest(), HASHES, ABI, IMPORTS, "1.11.2") is None
 
 
 @pytest.mark.parametrize(
@@ -39,12 +49,21 @@ def test_a_matching_build_may_be_used() -> None:
             manifest(modules={**HASHES, "proxy.router.policy": "old", "proxy.latency": "old"}),
             "stale: proxy.latency and 1 more changed",
         ),
+        # an imported, not compiled, module changed: mypyc compiled against its old layout
+        (
+            manifest(imports={**IMPORTS, "proxy.protocol.constants": "c0"}),
+            "stale: proxy.protocol.constants, imported by the compiled modules, changed",
+        ),
+        (manifest(imports={**IMPORTS, "proxy.gone": "g1"}), "stale: proxy.gone, imported by"),
+        (manifest(imports=None), "without a record of its imports"),
+        (manifest(mypy="1.10.0"), "built with mypy 1.10.0, this is mypy 1.11.2"),
     ],
 )
 def test_a_build_that_does_not_match_is_refused_with_the_reason(
     m: dict[str, object] | None, reason: str
 ) -> None:
-    why = native.check(m, HASHES, ABI)
+    imports = native.manifest_imports(m) if m is not None and m.get("imports") is None else IMPORTS
+    why = native.check(m, HASHES, ABI, imports, "1.11.2")
     assert why is not None and reason in why and "make native" in why
 
 
@@ -53,6 +72,48 @@ def test_source_hashes_follow_the_sources() -> None:
     assert set(hashes) == set(native.HOT_MODULES)
     assert all(native.source_path(m).is_file() for m in native.HOT_MODULES)
     assert len(set(hashes.values())) == len(hashes)  # sha256 of different files
+
+
+def test_the_manifest_covers_what_the_compiled_modules_import() -> None:
+    closure = native.import_closure()
+    assert not set(closure) & set(native.HOT_MODULES)
+    # direct imports of hot modules (framing -> constants, session -> metrics) and indirect ones
+    # (proxy.app -> proxy.topology.monitor -> proxy.topology.probe), plus the packages they sit in
+    for module in (
+        "proxy.protocol.constants",
+        "proxy.metrics",
+        "proxy.topology.probe",
+        "proxy",
+        "proxy.router",
+    ):
+        assert module in closure
+    assert all(native.source_path(m).is_file() for m in closure)
+    m = native.make_manifest({}, native.source_hashes(), "1.11.2")
+    assert m["mypy"] == "1.11.2" and m["abi"] == native.abi_tag()
+    assert set(m["imports"]) == set(closure) and None not in m["imports"].values()
+    assert (
+        native.check(m, native.source_hashes(), native.abi_tag(), native.manifest_imports(m), "1.11.2")
+        is None
+    )
+    # editing one imported module makes the build stale
+    m["imports"]["proxy.protocol.constants"] = "edited"
+    why = native.check(m, native.source_hashes(), native.abi_tag(), native.manifest_imports(m))
+    assert why is not None and "proxy.protocol.constants, imported by the compiled modules" in why
+
+
+def test_if_stale_rebuilds_for_another_mypy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from proxy import native_build
+
+    m = native.make_manifest({}, native.source_hashes(), "0.0.1")
+    (tmp_path / native.MANIFEST).write_text(json.dumps(m))
+    built: list[Path] = []
+    monkeypatch.setattr(native_build, "build", lambda out, **kw: built.append(out) or out)
+    assert native_build.main(["--if-stale", "--out", str(tmp_path)]) == 0
+    assert built == [tmp_path]  # mypy is installed (a dev dependency) and is not 0.0.1
+    m["mypy"] = native_build.mypy_version()
+    (tmp_path / native.MANIFEST).write_text(json.dumps(m))
+    assert native_build.main(["--if-stale", "--out", str(tmp_path)]) == 0
+    assert built == [tmp_path]  # up to date: not built again
 
 
 def test_without_a_build_auto_runs_pure_python_and_1_refuses(

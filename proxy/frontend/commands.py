@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendConnection, BackendError, Result
-from proxy.frontend import buffering, causal, kill, processlist, session_ids
+from proxy.frontend import buffering, causal, kill, processlist, processlist_schema, session_ids
 from proxy.frontend.prepared import (
     BackendStatement,
     PreparedStatement,
@@ -29,7 +29,7 @@ from proxy.protocol.statements import replace_stmt_id
 from proxy.router.classifications import PLAIN_SELECT
 from proxy.router.policy import Route, RouteReason, Target, primary_route
 from proxy.router.session_state import Consistency
-from proxy.router.statement import Effect, Kind, StatementInfo
+from proxy.router.statement import Effect, Kind, PrimaryReason, StatementInfo
 
 if TYPE_CHECKING:
     from proxy.frontend.session import ClientSession
@@ -44,6 +44,7 @@ _SHOW = StatementInfo(kind=Kind.SHOW)
 # Read per statement: module constants are ~10x cheaper than Enum.MEMBER lookups.
 _KILL, _LOAD, _SET, _QUERY = Kind.KILL, Kind.LOAD, Kind.SET, ResponseKind.QUERY
 _SHOW_KIND, _PLAIN_SELECT, _may_mention_id = Kind.SHOW, PLAIN_SELECT, session_ids.may_mention
+_PROCESSLIST = PrimaryReason.PROCESSLIST
 
 
 @dataclass(slots=True)
@@ -82,6 +83,8 @@ def _query(session: ClientSession, payload: bytes) -> None:
         _kill_statement(session, info, payload)
         return
     if kind is _SHOW_KIND and processlist.answer(session, sql):
+        return
+    if info.primary_reason is _PROCESSLIST and processlist_schema.answer(session, sql):
         return
     if kind is _SET and "rwproxy_consistency" in sql.lower():
         _set_consistency(session, sql)

@@ -39,7 +39,17 @@ from proxy.protocol.packets import (
 if TYPE_CHECKING:
     from proxy.frontend.session import ClientSession
 
-__all__ = ["SHOW_PROCESSLIST", "ProcessRow", "answer", "encode_processlist", "process_rows"]
+__all__ = [
+    "SHOW_PROCESSLIST",
+    "Column",
+    "ProcessRow",
+    "answer",
+    "encode_processlist",
+    "encode_result",
+    "is_mariadb",
+    "process_rows",
+    "see_all_sessions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +86,14 @@ _COLUMNS: tuple[tuple[str, int, int, int, int], ...] = (
 _PROGRESS = ("Progress", ColumnType.NEWDECIMAL, 7, _NN, 3)
 
 
-def encode_processlist(
-    rows: list[ProcessRow], capabilities: int, status_flags: int, *, full: bool, progress: bool
+#: (name, type, length, flags, decimals) of one column of a local result.
+Column = tuple[str, int, int, int, int]
+
+
+def encode_result(
+    columns: list[Column], rows: list[list[str | None]], capabilities: int, status_flags: int
 ) -> bytes:
-    """The whole framed text result set (sequence ids from 1) for ``rows``."""
-    columns = list(_COLUMNS) + ([_PROGRESS] if progress else [])
-    if full:
-        columns[7] = ("Info", ColumnType.LONG_BLOB if progress else ColumnType.VAR_STRING, 1 << 20, 0, 0)
+    """A whole framed text result set (sequence ids from 1): typed column definitions, text rows."""
     payloads = [make_column_count(len(columns), capabilities)]
     for name, kind, length, flags, decimals in columns:
         payloads.append(
@@ -98,13 +109,7 @@ def encode_processlist(
     deprecate_eof = bool(capabilities & Capability.DEPRECATE_EOF)
     if not deprecate_eof:
         payloads.append(make_eof(0, status_flags))
-    for r in rows:
-        info = r.info if full or r.info is None else r.info[:_INFO_CHARS]
-        values: list[str | None] = [
-            str(r.id), r.user, r.host, r.db, r.command, str(r.time), r.state, info
-        ]  # fmt: skip
-        if progress:
-            values.append("0.000")
+    for values in rows:
         payloads.append(
             make_text_row([None if v is None else v.encode("utf-8", "surrogateescape") for v in values])
         )
@@ -113,6 +118,23 @@ def encode_processlist(
     else:
         payloads.append(make_eof(0, status_flags))
     return b"".join(frame(p, seq) for seq, p in enumerate(payloads, start=1))
+
+
+def encode_processlist(
+    rows: list[ProcessRow], capabilities: int, status_flags: int, *, full: bool, progress: bool
+) -> bytes:
+    """SHOW [FULL] PROCESSLIST's whole framed result set for ``rows``."""
+    columns = list(_COLUMNS) + ([_PROGRESS] if progress else [])
+    if full:
+        columns[7] = ("Info", ColumnType.LONG_BLOB if progress else ColumnType.VAR_STRING, 1 << 20, 0, 0)
+    values: list[list[str | None]] = []
+    for r in rows:
+        info = r.info if full or r.info is None else r.info[:_INFO_CHARS]
+        row = [str(r.id), r.user, r.host, r.db, r.command, str(r.time), r.state, info]
+        if progress:
+            row.append("0.000")
+        values.append(row)
+    return encode_result(columns, values, capabilities, status_flags)
 
 
 def _host(session: ClientSession) -> str:
@@ -169,13 +191,13 @@ def process_rows(viewer: ClientSession, *, see_all: bool, statement: str) -> lis
     return rows
 
 
-def _is_mariadb(version: str) -> bool:
+def is_mariadb(version: str) -> bool:
     v = version.lower()
     return "mariadb" in v or v.startswith(("10.", "11.", "12."))
 
 
 def answer(session: ClientSession, sql: str) -> bool:
-    """Answer ``sql`` if it is SHOW [FULL] PROCESSLIST (True), asynchronously when sessions of other
+    """Answer ``sql`` if it is SHOW [FULL] PROCESSLIST (True); asynchronously when sessions of other
     users exist (the viewer's PROCESS privilege decides whether they are listed)."""
     m = SHOW_PROCESSLIST.fullmatch(sql)
     if m is None:
@@ -189,12 +211,19 @@ def answer(session: ClientSession, sql: str) -> bool:
     return True
 
 
-async def _answer_after_privileges(session: ClientSession, sql: str, full: bool) -> None:
+async def see_all_sessions(session: ClientSession) -> bool:
+    """Whether ``session``'s user may see other users' sessions (PROCESS on the primary)."""
+    if not any(s.user != session.user for s in session.app.sessions.values()):
+        return False
     try:
-        see_all = bool(await global_privileges(session.app, session.user) & PROCESS_PRIVILEGES)
+        return bool(await global_privileges(session.app, session.user) & PROCESS_PRIVILEGES)
     except BackendError as exc:
         log.info("session %d: cannot read privileges (%s); showing own sessions only", session.id, exc)
-        see_all = False
+        return False
+
+
+async def _answer_after_privileges(session: ClientSession, sql: str, full: bool) -> None:
+    see_all = await see_all_sessions(session)
     if session.closed:
         return
     _write(session, sql, full, see_all=see_all)
@@ -208,7 +237,7 @@ def _write(session: ClientSession, sql: str, full: bool, *, see_all: bool) -> No
         session.client_flags,
         session.status_flags(),
         full=full,
-        progress=_is_mariadb(session.app.server_version),
+        progress=is_mariadb(session.app.server_version),
     )
     if session.transport is not None and not session.transport.is_closing():
         session.transport.write(data)

@@ -259,3 +259,32 @@ def test_privileged_user_kills_another_users_session(login, killer_user: str) ->
     assert errno_of(victim, "SELECT 1") in (2006, 2013, 1927)
     if killer_user == "app":  # PROCESS: sees every session
         assert killer.thread_id() in processlist_ids(killer)
+
+
+def test_information_schema_processlist_is_the_session_table(login) -> None:  # type: ignore[no-untyped-def]
+    a, b = login(), login()
+    low = login(LOW, LOW_PW)
+    with a.cursor() as cur:
+        cur.execute("SELECT ID, USER, COMMAND FROM information_schema.PROCESSLIST ORDER BY ID")
+        assert [d[0] for d in cur.description] == ["ID", "USER", "COMMAND"]
+        rows = {int(r[0]): r for r in cur.fetchall()}
+    assert {a.thread_id(), b.thread_id(), low.thread_id()} <= set(rows)
+    assert rows[a.thread_id()][2] == "Query" and rows[b.thread_id()][2] == "Sleep"
+    assert one(b, f"SELECT COUNT(*) FROM information_schema.processlist WHERE id = {a.thread_id()}") == 1
+    # Without PROCESS a user sees their own sessions only.
+    with low.cursor() as cur:
+        cur.execute("SELECT id FROM information_schema.PROCESSLIST")
+        assert [int(r[0]) for r in cur.fetchall()] == [low.thread_id()]
+    assert (
+        errno_of(a, "SELECT * FROM information_schema.PROCESSLIST p JOIN information_schema.TABLES t") == 1235
+    )
+    assert one(a, "SELECT 5") == 5
+
+
+def test_com_process_kill(login) -> None:  # type: ignore[no-untyped-def]
+    victim, killer = login(), login()
+    killer.kill(victim.thread_id())  # COM_PROCESS_KILL
+    assert errno_of(victim, "SELECT 1") in (2006, 2013, 1927)
+    with pytest.raises(pymysql.MySQLError) as exc:
+        killer.kill(victim.thread_id())
+    assert exc.value.args[0] == 1094

@@ -15,6 +15,8 @@ PROCESSLIST), never a backend thread id. As on MySQL/MariaDB:
 The side ``KILL QUERY`` is sent only while the target still runs the same statement on the same
 backend connection (checked when the side connection is ready), so a statement that ended in the
 meantime never takes down the next one, nor anything another session runs on that connection later.
+A statement not yet on a server (its backend connection being opened, a causal read waiting) is
+stopped once it is sent, if it is still the same statement (checked every 10 ms, up to 30 s).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from proxy.backend.connection import BackendConnection, BackendError
+from proxy.backend.connection import BackendError
 from proxy.frontend.privileges import KILL_PRIVILEGES, global_privileges, side_connection
 from proxy.protocol.constants import Command, ErrorCode
 from proxy.protocol.results import ResponseKind
@@ -37,6 +39,7 @@ __all__ = ["kill"]
 log = logging.getLogger(__name__)
 
 _ER_CONNECTION_KILLED = 1927
+_WAIT_FOR_SEND = 30.0  # seconds a KILL QUERY waits for a statement that is not on a server yet
 _running: set[asyncio.Task[None]] = set()  # side KILL QUERY tasks (the loop keeps only weak references)
 
 
@@ -75,9 +78,8 @@ def _unknown(session: ClientSession, target_id: int) -> None:
 
 
 def _act(session: ClientSession, target: ClientSession, *, query_only: bool) -> None:
-    active = target.active
-    if active is not None and active.busy:
-        _kill_backend_query(session.app, target, active)
+    if target.busy and target is not session:
+        _stop_statement(session.app, target, ending=not query_only)
     if query_only:
         session.reply_ok()
         return
@@ -90,23 +92,42 @@ def _act(session: ClientSession, target: ClientSession, *, query_only: bool) -> 
     session.reply_ok()
 
 
-def _kill_backend_query(app: ProxyApp, target: ClientSession, conn: BackendConnection) -> None:
-    """``KILL QUERY`` the backend thread of ``conn`` while ``target`` still runs the same statement."""
-    node = app.topology.by_name.get(conn.node_name)
-    if node is None:
-        return
+def _stop_statement(app: ProxyApp, target: ClientSession, *, ending: bool) -> None:
+    """``KILL QUERY`` the backend thread running ``target``'s statement, while it still runs it.
+
+    A statement may not be on a server yet (its backend connection is being opened, a causal read
+    waits): then it is stopped as soon as it is sent, for as long as it is the same statement.
+    ``ending``: the session is being closed (KILL CONNECTION): its busy connection is discarded, never
+    pooled, so its thread still runs this session's statement (or nothing)."""
     generation = target.commands
+    active = target.active
+
+    def same_statement() -> bool:
+        return target.commands == generation and target.busy and not target.closed
 
     async def run() -> None:
+        conn = active
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _WAIT_FOR_SEND
+        while conn is None or not conn.busy:
+            if ending or not same_statement() or loop.time() > deadline:
+                return
+            await asyncio.sleep(0.01)
+            conn = target.active
+        node = app.topology.by_name.get(conn.node_name)
+        if node is None:
+            return
         try:
             side = await side_connection(app, node, target.user)
         except BackendError as exc:
             log.warning("session %d: KILL QUERY on %s failed: %s", target.id, node.name, exc)
             return
         try:
-            discarded = conn.bad is not None  # closed with its session: the thread id is still its own
-            same = target.active is conn and target.commands == generation and conn.busy
-            if discarded or same:
+            if ending:
+                held = conn.bad is not None or (target.conns.get(conn.node_name) is conn and conn.busy)
+            else:
+                held = same_statement() and target.active is conn and conn.busy
+            if held:
                 await side.call(Command.QUERY, b"KILL QUERY %d" % conn.thread_id, ResponseKind.QUERY)
         finally:
             app.pool.release(side)

@@ -216,7 +216,7 @@ def test_kill_connection_stops_a_running_statement(login, cluster: Cluster) -> N
     assert outcome and outcome[0] < 8
     # The backend thread's query was killed too: nothing of it still sleeps on the primary.
     sleeping = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(10)'"
-    assert wait_until(lambda: cluster.sql(cluster.primary, sleeping)[0][0] == 0)
+    assert wait_until(lambda: all(cluster.sql(n, sleeping)[0][0] == 0 for n in cluster.nodes), 5)
 
 
 def test_kill_own_connection(login) -> None:  # type: ignore[no-untyped-def]

@@ -149,3 +149,21 @@ def test_result_rows() -> None:
     with pytest.raises(BackendError) as exc:
         result_rows(frame(make_err(1142, "denied", "42000", caps), 1))
     assert exc.value.errno == 1142
+
+
+@pytest.mark.parametrize(
+    ("sql", "marked"),
+    [
+        ("SELECT * FROM information_schema.PROCESSLIST", True),
+        ("select id from INFORMATION_SCHEMA.`processlist` where user = 'x'", True),
+        ("SELECT * FROM `information_schema`.`PROCESSLIST`", True),
+        ("SELECT 'processlist' FROM t", False),
+        ("SELECT c FROM sbtest1 WHERE id = 5", False),
+    ],
+)
+def test_classifier_marks_processlist_reads(sql: str, marked: bool) -> None:
+    from proxy.router.classify import Classifier
+    from proxy.router.statement import PrimaryReason
+
+    info = Classifier().classify(sql)
+    assert (info.primary_reason is PrimaryReason.PROCESSLIST) is marked

@@ -3,13 +3,18 @@
 MariaDB answers a client that picked a plugin it did not offer with an AuthSwitchRequest to the
 account's plugin; rwproxy switches to mysql_native_password the same way (it was ERR 1045).
 
-mysql-connector-python's C extension cannot be run here with ``auth_plugin`` set: with any
-``auth_plugin`` (26.10.0 and 9.4.0 tried, against MariaDB directly too) libmysqlclient never opens the
-TCP connection (errno 2002, empty message). Without ``auth_plugin`` it answers with the greeting's
-plugin, so it never takes this path. The dialogue itself is covered by tests/unit/protocol/test_auth.py.
+Both mysql-connector-python variants: pure Python here; the C extension (libmysqlclient) in a fresh
+interpreter, because its bundled OpenSSL cannot load once the system ``ssl`` module is (pytest's
+asyncio plugin imports it first). The C extension is run without ``ssl_disabled=True``: with it and
+``auth_plugin`` set it never opens the TCP connection (errno 2002, empty message; 26.10.0 and 9.4.0,
+against MariaDB directly too). rwproxy offers no TLS here, so the session is plaintext all the same.
 """
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
 
 import mysql.connector
 import pytest
@@ -18,6 +23,37 @@ from proxy.devcluster import Cluster
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
+
+
+_C_EXTENSION_LOGIN = """
+import _mysql_connector  # first: its bundled OpenSSL must load before the system one
+import json, sys
+import mysql.connector
+args = json.loads(sys.argv[1])
+try:
+    conn = mysql.connector.connect(use_pure=False, **args)
+except mysql.connector.Error as exc:
+    print(json.dumps({"errno": exc.errno}))
+    sys.exit(0)
+assert type(conn).__name__ == "CMySQLConnection", type(conn)
+cur = conn.cursor()
+cur.execute("SELECT 6 * 7")
+print(json.dumps({"row": list(cur.fetchone())}))
+conn.close()
+"""
+
+
+def _c_extension_login(args: dict[str, object]) -> dict[str, object]:
+    args = {k: v for k, v in args.items() if k != "ssl_disabled"}
+    done = subprocess.run(
+        [sys.executable, "-c", _C_EXTENSION_LOGIN, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def _login_args(proxy: ProxyThread, cluster: Cluster, password: str | None = None) -> dict[str, object]:
@@ -49,3 +85,12 @@ def test_connector_pure_caching_sha2_against_default_greeting(proxy: ProxyThread
     with pytest.raises(mysql.connector.Error) as exc:
         mysql.connector.connect(use_pure=True, **_login_args(proxy, cluster, "wrong"))
     assert exc.value.errno == 1045
+
+
+def test_connector_c_extension_caching_sha2_against_default_greeting(
+    proxy: ProxyThread, cluster: Cluster
+) -> None:
+    assert proxy.app.tls_context is None  # plaintext, as with ssl_disabled
+    proxy.app.sha2_cache.clear()
+    assert _c_extension_login(_login_args(proxy, cluster)) == {"row": [42]}
+    assert _c_extension_login(_login_args(proxy, cluster, "wrong")) == {"errno": 1045}

@@ -26,6 +26,7 @@ import re
 __all__ = ["may_mention", "rewrite_connection_id"]
 
 _PREFILTER = re.compile(r"_[Ii][Dd]\s*\(")
+_NAMED = re.compile(r"CONNECTION_ID\s*\(", re.I)  # before tokenizing (``user_id(`` passes the pre-filter)
 
 _TOKEN = re.compile(
     r"""(?P<str>'(?:[^'\\]|\\.|'')*'?|"(?:[^"\\]|\\.|"")*"?)
@@ -76,6 +77,8 @@ class _Item:
 
 def rewrite_connection_id(sql: str, session_id: int) -> str | None:
     """``sql`` with every ``CONNECTION_ID()`` call replaced by ``session_id``; None when it has none."""
+    if _NAMED.search(sql) is None:
+        return None
     # Significant tokens: (kind, start, end, upper-cased word or the symbol).
     toks: list[tuple[str, int, int, str]] = []
     for m in _TOKEN.finditer(sql):

@@ -65,6 +65,11 @@ def test_left_alone(sql: str) -> None:
     assert rewrite_connection_id(sql, 42) is None
 
 
+def test_other_id_functions_are_not_tokenized() -> None:
+    sql = "INSERT INTO t VALUES " + ",".join(f"({i}, user_id({i}))" for i in range(2000))
+    assert may_mention(sql) and rewrite_connection_id(sql, 42) is None
+
+
 def test_prefilter() -> None:
     assert not may_mention("SELECT c FROM sbtest1 WHERE id = 5")
     assert not may_mention("UPDATE t SET user_id = 3")

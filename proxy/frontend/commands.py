@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendConnection, BackendError, Result
-from proxy.frontend import buffering, causal
+from proxy.frontend import buffering, causal, kill, processlist, processlist_schema, session_ids
 from proxy.frontend.prepared import (
     BackendStatement,
     PreparedStatement,
@@ -26,9 +26,10 @@ from proxy.protocol.constants import Command, ErrorCode
 from proxy.protocol.framing import frame
 from proxy.protocol.results import ResponseKind
 from proxy.protocol.statements import replace_stmt_id
+from proxy.router.classifications import PLAIN_SELECT
 from proxy.router.policy import Route, RouteReason, Target, primary_route
 from proxy.router.session_state import Consistency
-from proxy.router.statement import Effect, Kind, StatementInfo
+from proxy.router.statement import Effect, Kind, PrimaryReason, StatementInfo
 
 if TYPE_CHECKING:
     from proxy.frontend.session import ClientSession
@@ -42,6 +43,8 @@ _CURSOR_TYPE_READ_ONLY = 1
 _SHOW = StatementInfo(kind=Kind.SHOW)
 # Read per statement: module constants are ~10x cheaper than Enum.MEMBER lookups.
 _KILL, _LOAD, _SET, _QUERY = Kind.KILL, Kind.LOAD, Kind.SET, ResponseKind.QUERY
+_SHOW_KIND, _PLAIN_SELECT, _may_mention_id = Kind.SHOW, PLAIN_SELECT, session_ids.may_mention
+_PROCESSLIST = PrimaryReason.PROCESSLIST
 
 
 @dataclass(slots=True)
@@ -71,10 +74,17 @@ def _query(session: ClientSession, payload: bytes) -> None:
     sql = body.decode("utf-8", "surrogateescape")
     app = session.app
     info = app.classifier.classify(sql)
+    if info is not _PLAIN_SELECT and _may_mention_id(sql):  # CONNECTION_ID() -> the session id
+        sql, payload, info = session_ids.with_session_id(session, sql, payload, info)
+        body = payload[1:]
     kind = info.kind
     app.stats.kinds[kind] += 1
     if kind is _KILL:
         _kill_statement(session, info, payload)
+        return
+    if kind is _SHOW_KIND and processlist.answer(session, sql):
+        return
+    if info.primary_reason is _PROCESSLIST and processlist_schema.answer(session, sql):
         return
     if kind is _SET and "rwproxy_consistency" in sql.lower():
         _set_consistency(session, sql)
@@ -196,36 +206,19 @@ def _kill_statement(session: ClientSession, info: StatementInfo, payload: bytes)
 
 
 def _kill(session: ClientSession, target_id: int, *, query_only: bool) -> None:
-    """KILL [QUERY] n for rwproxy session ids, allowed on the user's own sessions."""
-    target = session.app.sessions.get(target_id)
-    if target is None:
-        session.reply_error(ErrorCode.ER_NO_SUCH_THREAD, f"Unknown thread id: {target_id}", "HY000")
-        return
-    if target.user != session.user:
-        session.reply_error(
-            ErrorCode.ER_KILL_DENIED_ERROR, f"You are not owner of thread {target_id}", "HY000"
-        )
-        return
-    active = target.active
-    if active is not None and active.busy:
-        session.app.kill_backend_query(active)
-    if query_only:
-        session.reply_ok()
-        return
-    if target is session:
-        session.close()
-        return
-    target.close()
-    session.reply_ok()
+    """KILL [QUERY] n: n is an rwproxy session id (proxy.frontend.kill)."""
+    kill.kill(session, target_id, query_only=query_only)
 
 
 # -- binary protocol (prepared statements) -------------------------------------------------
 
 
 def _stmt_prepare(session: ClientSession, payload: bytes) -> None:
-    sql_bytes = payload[1:]
-    sql = sql_bytes.decode("utf-8", "surrogateescape")
+    sql = payload[1:].decode("utf-8", "surrogateescape")
     info = session.app.classifier.classify(sql)
+    if info is not _PLAIN_SELECT and _may_mention_id(sql):  # CONNECTION_ID() -> the session id
+        sql, payload, info = session_ids.with_session_id(session, sql, payload, info)
+    sql_bytes = payload[1:]
     r = session.route(info, sql)
     node = r.node
     session.app.stats.count_route(r)

@@ -195,6 +195,7 @@ def _authenticator(session: ClientSession) -> ServerAuthenticator:
         rsa=app.rsa,
         sha2_cache=app.sha2_cache,
         client_host=session.peer,
+        greeting_plugin=app.config.proxy.auth_plugin,
     )
 
 

@@ -280,8 +280,13 @@ class ServerAuthenticator:
       when ``tls_active``), or ``0x02`` (public key request → ``SendMore(0x01 + PEM)`` when ``rsa`` is set)
       then the RSA-encrypted password (also accepted without the request). Success adds the user to
       ``sha2_cache`` (which the caller shares between connections).
-    - caching_sha2 with only a native hash known, or any other plugin: ``SendMore`` an auth switch to
-      mysql_native_password with the same salt + NUL, then verify the reply.
+    - caching_sha2_password when the greeting announced another plugin (``greeting_plugin``, the
+      default mysql_native_password greeting), caching_sha2 with only a native hash known, or any other
+      plugin: ``SendMore`` an auth switch to mysql_native_password with the same salt + NUL, then verify
+      the reply. This is what MariaDB does when a client answers with a plugin it did not offer (and
+      what MySQL does when the client's plugin is not the account's); the switch also spares clients
+      that cannot do caching_sha2's full authentication without TLS (mysql-connector-python sends the
+      password in clear, which is refused) a failed login.
     """
 
     def __init__(
@@ -293,6 +298,7 @@ class ServerAuthenticator:
         rsa: RsaKeyPair | None,
         sha2_cache: set[str],
         client_host: str = "%",
+        greeting_plugin: str = NATIVE_PLUGIN,
     ) -> None:
         if len(salt) != SCRAMBLE_LENGTH:
             raise LocalProtocolError(f"salt must be {SCRAMBLE_LENGTH} bytes, got {len(salt)}")
@@ -302,6 +308,7 @@ class ServerAuthenticator:
         self._rsa = rsa
         self._sha2_cache = sha2_cache
         self.client_host = client_host
+        self.greeting_plugin = greeting_plugin
         self._state = _State.INITIAL
         self._username = ""
         self._user: UserCredential | None = None
@@ -324,7 +331,7 @@ class ServerAuthenticator:
         self._user = user
         if client_plugin is None or client_plugin == NATIVE_PLUGIN:
             return self._check_native(auth_response)
-        if client_plugin == CACHING_SHA2_PLUGIN and user.password is not None:
+        if client_plugin == CACHING_SHA2_PLUGIN == self.greeting_plugin and user.password is not None:
             return self._fast_sha2(user.password, auth_response)
         self._state = _State.AWAIT_NATIVE_REPLY
         return SendMore(make_auth_switch_request(NATIVE_PLUGIN, self.salt + b"\x00"))

@@ -67,6 +67,7 @@ class PrimaryReason(enum.Enum):
     KILL = "kills a session or query"
     UNPARSEABLE = "could not be classified safely"
     OTHER = "is not a plain read"
+    PROCESSLIST = "reads the process list (information_schema.PROCESSLIST: rwproxy answers it)"
 
 
 class Effect(enum.Flag):

@@ -44,7 +44,7 @@ RISKY = re.compile(
     |S(?:QL_CALC_FOUND_ROWS\b|ETVAL\b)
     |C(?:ONNECTION_ID\s*\(|URRVAL\b)
     |NEXT(?:VAL\b|\s+VALUE\s+FOR\b)
-    |PREVIOUS\s+VALUE\s+FOR\b""",
+    |P(?:REVIOUS\s+VALUE\s+FOR\b|ROCESSLIST\b)""",
     re.X,
 )
 
@@ -75,6 +75,7 @@ SERVER_SYSVARS = frozenset(
 )
 #: Most important first: the reason reported when several apply.
 REASON_ORDER = (
+    _R.PROCESSLIST,
     _R.SELECT_INTO,
     _R.LOCKING_READ,
     _R.NAMED_LOCK,
@@ -95,10 +96,12 @@ _TOKENS = re.compile(
     |(?P<calc>\bSQL_CALC_FOUND_ROWS\b)
     |@@(?:(?:GLOBAL|SESSION|LOCAL)\s*\.\s*)?(?P<sysvar>[A-Za-z_][A-Za-z0-9_$]*)
     |(?P<uservar>@(?:[A-Za-z0-9_$.]+|\?|``)?)(?P<uassign>\s*:=)?
-    |(?P<walrus>:=)""",
+    |(?P<walrus>:=)
+    |(?P<plist>\bPROCESSLIST\b)""",
     re.I | re.X,
 )
 _BACKTICKED = re.compile(r"`(?:[^`]|``)*`")
+_QUOTED_PROCESSLIST = re.compile(r"`PROCESSLIST`", re.I)
 
 _LOCK_CALL = re.compile(
     rf"""{STR_SQ}|{STR_DQ}|`(?:[^`]|``)*`
@@ -115,9 +118,11 @@ def analyse_tokens(digest: str, kind: Kind, default_reason: PrimaryReason | None
     Lock names are not filled in (they depend on literals): see :func:`lock_names`. A plain
     ``Kind.SELECT`` answers the shared :data:`~proxy.router.classifications.PLAIN_SELECT`.
     """
-    if "`" in digest:
-        digest = _BACKTICKED.sub("``", digest)
     reasons: set[PrimaryReason] = set()
+    if "`" in digest:
+        if _QUOTED_PROCESSLIST.search(digest) is not None:
+            reasons.add(_R.PROCESSLIST)
+        digest = _BACKTICKED.sub("``", digest)
     effects = _E.NONE
     reads_user_vars = False
     for m in _TOKENS.finditer(digest):
@@ -152,6 +157,8 @@ def analyse_tokens(digest: str, kind: Kind, default_reason: PrimaryReason | None
         elif m.group("walrus") is not None:
             reasons.add(_R.USER_VAR_ASSIGN)
             effects |= _E.ASSIGNS_USER_VAR_IN_QUERY
+        elif m.group("plist") is not None:
+            reasons.add(_R.PROCESSLIST)
     reason = next((r for r in REASON_ORDER if r in reasons), default_reason)
     if reason is None and not reads_user_vars and kind is Kind.SELECT:
         return PLAIN_SELECT

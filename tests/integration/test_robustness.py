@@ -246,7 +246,7 @@ def test_primary_connection_lost_inside_a_transaction_is_reported(connect, direc
     conn = connect()
     with conn.cursor() as cur:
         cur.execute("BEGIN")
-        cur.execute("SELECT CONNECTION_ID()")  # runs on the session's primary connection
+        cur.execute("SELECT @@pseudo_thread_id")  # the backend thread (CONNECTION_ID() is the session id)
         backend_thread = cur.fetchone()[0]
         with direct(cluster.primary).cursor() as admin:
             admin.execute(f"KILL CONNECTION {int(backend_thread)}")

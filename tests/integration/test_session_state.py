@@ -77,7 +77,8 @@ def test_get_lock_pins_until_released(connect, server_ids) -> None:
     with conn.cursor() as cur:
         assert one(cur, "SELECT GET_LOCK('rwproxy-pin', 5)") == 1
         assert one(cur, "SELECT @@server_id") == server_ids["primary"]
-        assert one(cur, "SELECT IS_USED_LOCK('rwproxy-pin') = CONNECTION_ID()") == 1
+        # IS_USED_LOCK names the backend thread (CONNECTION_ID() is rwproxy's session id)
+        assert one(cur, "SELECT IS_USED_LOCK('rwproxy-pin') = @@pseudo_thread_id") == 1
         assert one(cur, "SELECT RELEASE_LOCK('rwproxy-pin')") == 1
         assert one(cur, "SELECT @@server_id") != server_ids["primary"]
 

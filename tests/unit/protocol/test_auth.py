@@ -149,8 +149,13 @@ USERS = {
 
 
 def make_auth(
-    *, tls: bool = False, rsa: RsaKeyPair | None = None, cache: set[str] | None = None
+    *,
+    tls: bool = False,
+    rsa: RsaKeyPair | None = None,
+    cache: set[str] | None = None,
+    greeting: str = CACHING_SHA2_PLUGIN,
 ) -> ServerAuthenticator:
+    """An authenticator whose greeting announced ``greeting`` (caching_sha2: MySQL 8's default)."""
     return ServerAuthenticator(
         SALT,
         USERS.get,
@@ -158,6 +163,7 @@ def make_auth(
         rsa=rsa,
         sha2_cache=set() if cache is None else cache,
         client_host="10.0.0.9",
+        greeting_plugin=greeting,
     )
 
 
@@ -293,6 +299,60 @@ def test_auth_switch_to_native(user: str, plugin: str) -> None:
     assert_denied(auth.receive(b"\x00" * 20), user, "YES", AuthFailReason.WRONG_PASSWORD)
 
 
+@pytest.mark.parametrize("tls", [False, True])
+@pytest.mark.parametrize("cached", [False, True])
+def test_sha2_client_against_native_greeting_is_switched(tls: bool, cached: bool) -> None:
+    """Defect: a client that answers the default greeting (mysql_native_password) with a
+    caching_sha2_password scramble got perform-full-authentication, and without TLS a 1045. Now it
+    is switched to mysql_native_password with the same salt, as MariaDB does, cache or not."""
+    auth = make_auth(tls=tls, cache={"plain"} if cached else set(), greeting=NATIVE_PLUGIN)
+    step = auth.start("plain", CACHING_SHA2_PLUGIN, scramble_caching_sha2(b"s3cret", SALT))
+    assert isinstance(step, SendMore)
+    switch = parse_auth_switch_request(step.payload)
+    assert (switch.plugin_name, switch.data) == (NATIVE_PLUGIN, SALT + b"\x00")
+    assert auth.receive(scramble_native_password(b"s3cret", SALT)) == AuthOk(USERS["plain"])
+    auth = make_auth(tls=tls, greeting=NATIVE_PLUGIN)
+    auth.start("plain", CACHING_SHA2_PLUGIN, scramble_caching_sha2(b"s3cret", SALT))
+    step = auth.receive(scramble_native_password(b"wrong", SALT))
+    assert_denied(step, "plain", "YES", AuthFailReason.WRONG_PASSWORD)
+    # A cleartext password (what mysql-connector sends after "perform full authentication") is not a
+    # native scramble: refused, never taken as a password.
+    auth = make_auth(tls=tls, greeting=NATIVE_PLUGIN)
+    auth.start("plain", CACHING_SHA2_PLUGIN, scramble_caching_sha2(b"s3cret", SALT))
+    assert_denied(auth.receive(b"s3cret\x00"), "plain", "YES", AuthFailReason.WRONG_PASSWORD)
+
+
+def test_native_greeting_switch_for_empty_and_hashed_users() -> None:
+    for user, pw in (("empty", b""), ("hashed", b"h4sh")):
+        auth = make_auth(greeting=NATIVE_PLUGIN)
+        step = auth.start(user, CACHING_SHA2_PLUGIN, scramble_caching_sha2(pw, SALT))
+        assert isinstance(step, SendMore)
+        assert parse_auth_switch_request(step.payload).plugin_name == NATIVE_PLUGIN
+        assert auth.receive(scramble_native_password(pw, SALT)) == AuthOk(USERS[user])
+
+
+@pytest.mark.parametrize("greeting", [NATIVE_PLUGIN, CACHING_SHA2_PLUGIN])
+def test_native_client_accepted_under_either_greeting(greeting: str) -> None:
+    """MySQL 8 clients forced to mysql_native_password (and pre-8 clients) under a caching_sha2
+    greeting: the native scramble is verified directly, no switch."""
+    auth = make_auth(greeting=greeting)
+    assert auth.start("plain", NATIVE_PLUGIN, scramble_native_password(b"s3cret", SALT)) == AuthOk(
+        USERS["plain"]
+    )
+
+
+def test_mysql8_change_user_with_sha2_scramble() -> None:
+    """COM_CHANGE_USER from a MySQL 8 client under a caching_sha2 greeting carries a caching_sha2
+    scramble of the original salt: fast path when cached, else full authentication (RSA here)."""
+    cache = {"plain"}
+    step = make_auth(cache=cache).start("plain", CACHING_SHA2_PLUGIN, scramble_caching_sha2(b"s3cret", SALT))
+    assert step == AuthOk(USERS["plain"], (b"\x01\x03",))
+    step = make_auth(greeting=NATIVE_PLUGIN, cache=cache).start(
+        "plain", CACHING_SHA2_PLUGIN, scramble_caching_sha2(b"s3cret", SALT)
+    )
+    assert isinstance(step, SendMore) and step.payload.startswith(b"\xfemysql_native_password\x00")
+
+
 def test_steps_out_of_order() -> None:
     auth = make_auth()
     with pytest.raises(LocalProtocolError):
@@ -413,3 +473,57 @@ def test_pymysql_caching_sha2_switch_for_hashed_user(peer) -> None:  # type: ign
     log = peer(CACHING_SHA2_PLUGIN, make_auth(), "hashed", "h4sh")
     assert log[-1] == AuthOk(USERS["hashed"])
     assert isinstance(log[0], bytes) and log[0].startswith(b"\xfemysql_native_password\x00")
+
+
+# --- real peer: mysql-connector-python (pure) over loopback TCP ----------------------------------------
+
+
+def _connector_login(greeting: str, auth: ServerAuthenticator, plugin: str, password: str) -> list[object]:
+    import mysql.connector
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+    log: list[object] = []
+
+    def accept() -> None:
+        with listener:
+            sock, _ = listener.accept()
+            sock.settimeout(5)
+            _serve(sock, greeting, auth, log)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        conn = mysql.connector.connect(
+            host="127.0.0.1",
+            port=listener.getsockname()[1],
+            user="plain",
+            password=password,
+            auth_plugin=plugin,
+            use_pure=True,
+            ssl_disabled=True,
+            connection_timeout=5,
+        )
+        conn.ping()
+        conn.close()
+    except mysql.connector.Error as exc:
+        log.append(exc.errno)
+    thread.join(5)
+    return log
+
+
+def test_mysql_connector_sha2_against_native_greeting() -> None:
+    """The defect, with the real client: mysql-connector-python with auth_plugin=caching_sha2_password
+    against the default greeting is switched to mysql_native_password and logs in."""
+    log = _connector_login(NATIVE_PLUGIN, make_auth(greeting=NATIVE_PLUGIN), CACHING_SHA2_PLUGIN, "s3cret")
+    assert log[-1] == AuthOk(USERS["plain"])
+    assert isinstance(log[0], bytes) and log[0].startswith(b"\xfemysql_native_password\x00")
+    log = _connector_login(NATIVE_PLUGIN, make_auth(greeting=NATIVE_PLUGIN), CACHING_SHA2_PLUGIN, "nope")
+    assert log[-1] == 1045
+
+
+def test_mysql_connector_sha2_greeting_fast_path() -> None:
+    """A MySQL 8 style greeting (caching_sha2_password) with the user cached: the fast path."""
+    auth = make_auth(cache={"plain"})
+    log = _connector_login(CACHING_SHA2_PLUGIN, auth, CACHING_SHA2_PLUGIN, "s3cret")
+    assert log == [AuthOk(USERS["plain"], (b"\x01\x03",))]

@@ -46,6 +46,7 @@ from prometheus_client.registry import Collector
 
 from proxy import native
 from proxy.admin.drain import DrainError, set_drained
+from proxy.coordination.metrics import CoordinationCollector
 from proxy.failover.metrics import FailoverCollector, drill_summary, failover_status
 from proxy.metrics import MetricsSource, build_registry, node_lag, pool_counts, rwproxy_version
 
@@ -161,6 +162,9 @@ def status(app: AdminSource, *, started: float) -> dict[str, Any]:
     failover = failover_status(getattr(app, "failover", None))
     if failover is not None:
         doc["failover"] = failover
+    coordination = getattr(app, "coordination", None)
+    if coordination is not None:
+        doc["coordination"] = coordination.status()
     aws = getattr(app, "aws", None)
     discovery = aws.status() if aws is not None else None
     if discovery is not None:
@@ -338,6 +342,7 @@ async def start_admin_http(
         registry = build_registry(app)
         registry.register(AdminCollector(app))
         registry.register(FailoverCollector(app))
+        registry.register(CoordinationCollector(app))
     handlers = _Handlers(app, registry, time.monotonic())
     web_app = web.Application()
     web_app.router.add_get("/metrics", handlers.metrics)

@@ -10,6 +10,7 @@ import re
 from typing import Annotated
 
 from pydantic import Strict, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from proxy.config.fields import _between, _fail, _Model, _PositiveSeconds, _show, _split_host_port
 
@@ -50,7 +51,10 @@ class CoordinationConfig(_Model):
                     rest = text[len(scheme) :].rstrip("/")
             if "://" in rest:
                 _fail(f'must be "host:port" or "http(s)://host:port", got {_show(text)}', f"[{i}]")
-            _split_host_port(rest, min_port=1)
+            try:
+                _split_host_port(rest, min_port=1)
+            except PydanticCustomError as exc:
+                _fail(str(exc), f"[{i}]")
         return value
 
     @field_validator("cluster", "instance")

@@ -12,6 +12,7 @@ import pytest
 
 from proxy.demo import demo_config_text
 from proxy.devcluster import Cluster
+from tests.support.etcd import EtcdCluster
 from tests.support.proxy import ProxyThread
 
 
@@ -89,3 +90,10 @@ def direct(cluster: Cluster) -> Iterator[Callable[..., pymysql.Connection]]:
     for c in opened:
         with contextlib.suppress(Exception):
             c.close()
+
+
+@pytest.fixture(scope="session")
+def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
+    """A real 3-member etcd cluster on loopback (free ports, own data dirs), stopped at the end."""
+    with EtcdCluster(tmp_path_factory.mktemp("etcd"), size=3) as etcd:
+        yield etcd

@@ -5,7 +5,6 @@ instance cut off from etcd. failover.mode = "promote", lease 3 s, checks every 0
 
 from __future__ import annotations
 
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,12 +26,6 @@ pytestmark = [
 ]
 
 TTL = 3
-
-
-@pytest.fixture(scope="session")
-def etcd_cluster() -> Iterator[EtcdCluster]:
-    with EtcdCluster(Path(tempfile.mkdtemp(prefix="rwproxy-etcd-")), size=3) as etcd:
-        yield etcd
 
 
 def config(c: Cluster, cluster: str, instance: str, endpoints: list[str]) -> str:

@@ -158,7 +158,8 @@ class Coordinator:
             primary.name,
         )
         await self.publish(primary.name, published.primary, position)
-        await failover.finish_promotion(published.primary, primary.name, position)
+        if failover.mode == "promote":  # rds / observe: the servers are not rwproxy's to repoint
+            await failover.finish_promotion(published.primary, primary.name, position)
 
     # -- status ------------------------------------------------------------------------------
 

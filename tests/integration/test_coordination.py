@@ -6,6 +6,8 @@ instance cut off from etcd. failover.mode = "promote", lease 3 s, checks every 0
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +28,7 @@ pytestmark = [
 ]
 
 TTL = 3
+TOKEN = "coordination-test-token"
 
 
 def config(c: Cluster, cluster: str, instance: str, endpoints: list[str]) -> str:
@@ -35,6 +38,7 @@ def config(c: Cluster, cluster: str, instance: str, endpoints: list[str]) -> str
         "shutdown_grace_seconds = 1",
         "[admin]",
         'http_listen = "{admin}"',
+        f'bearer_token = "{TOKEN}"',
         "[monitor]",
         "interval_seconds = 0.2",
         "connect_timeout_seconds = 0.5",
@@ -149,6 +153,20 @@ def _source_port(c: Cluster, node: ClusterNode) -> int | None:
     return None if st is None else int(st.get("Master_Port") or 0)
 
 
+def _switchover(p: ProxyProcess) -> tuple[int, str]:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{p.admin_port}/switchover",
+        data=b"{}",
+        method="POST",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
 def _failovers(p: ProxyProcess) -> int:
     return int(p.status()["failover"]["failovers"].get("ok", 0))
 
@@ -191,6 +209,15 @@ def test_one_promotion_and_both_route_writes_to_it(instances: Instances) -> None
     assert _writable(c, [r1, r2]) == [new.name]
     assert instances.published() == published
     assert b.metric("rwproxy_coordination_epoch") == 2
+    # A planned switchover: refused on the follower, done (and published, epoch 3) by the leader.
+    code, text = _switchover(b)
+    assert code == 409 and "a leads, not b" in text, text
+    code, text = _switchover(a)
+    assert code == 200, text
+    _wait(lambda: (instances.published() or {}).get("epoch") == 3, 10, "switchover published")
+    moved = c.node(str((instances.published() or {})["primary"]))
+    assert moved is not new and _writable(c, [r1, r2]) == [moved.name]
+    _wait(lambda: _primary_of(b) == moved.name, 10, "b follows the switchover", logs=(b,))
 
 
 def test_leader_killed_during_failover_leaves_one_primary(instances: Instances) -> None:

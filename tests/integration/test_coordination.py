@@ -18,6 +18,8 @@ import pytest
 
 from proxy.demo import server_tables, user_table
 from proxy.devcluster import Cluster, ClusterNode
+from proxy.drill.instances import render_coordination
+from proxy.drill.scenarios import DrillOptions, run_drill
 from tests.support.etcd import EtcdCluster, etcd_available
 from tests.support.flaky_link import FlakyLink
 from tests.support.proxy_process import ProxyProcess
@@ -276,3 +278,29 @@ def test_instance_cut_off_from_etcd_only_observes(instances: Instances) -> None:
         doc = _coord(b)
         assert doc["agrees_with_published"] and doc["published"]["primary"] == new.name
         assert b.metric("rwproxy_coordination_etcd_up") == 1
+
+
+def test_drill_across_two_instances_says_which_one_led(instances: Instances) -> None:
+    c = instances.c
+    a, b = _two_instances(instances)
+    options = DrillOptions(
+        "failover",
+        proxy=f"127.0.0.1:{b.port}",  # the workload goes through the follower
+        user=c.app_user,
+        password=c.app_password,
+        admin=f"127.0.0.1:{b.admin_port}",
+        also_admin=(f"127.0.0.1:{a.admin_port}",),
+        duration=5.0,
+        fault_after=1.0,
+        writers=2,
+        readers=2,
+        quiet=True,
+    )
+    result = run_drill(options, cluster=c)
+    block = result.report["coordination"]
+    assert block["acted"] == ["a"], block
+    by_name = {i["instance"]: i for i in block["instances"]}
+    assert by_name["a"]["led_before"] and by_name["a"]["led_after"] and by_name["a"]["actions"] == 1
+    assert not by_name["b"]["led_before"] and by_name["b"]["actions"] == 0
+    assert result.report["verification"]["lost_acknowledged"] == 0
+    assert "led by           a" in "\n".join(render_coordination(block))

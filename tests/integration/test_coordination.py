@@ -5,6 +5,7 @@ instance cut off from etcd. failover.mode = "promote", lease 3 s, checks every 0
 
 from __future__ import annotations
 
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -246,6 +247,30 @@ def test_leader_killed_during_failover_leaves_one_primary(instances: Instances) 
     assert _writable(c, [r1, r2]) == [new.name]
     assert (instances.published() or {}).get("epoch") == 2
     print(f"\nleader SIGKILLed mid-failover: the other took the lease after {took:.1f} s (TTL {TTL} s)")
+
+
+def test_next_leader_finishes_a_promotion_it_did_not_start(instances: Instances) -> None:
+    """The leader froze half-way: a replica is writable, the others still point at the dead
+    primary, nothing was published. The next leader adopts the writable one and finishes."""
+    c = instances.c
+    a, b = _two_instances(instances)
+    old, r1, r2 = c.primary, *c.replicas
+    assert a.proc is not None
+    a.proc.send_signal(signal.SIGSTOP)  # frozen: no renewals, no steps
+    c.kill_node(old)
+    for statement in ("STOP REPLICA", "RESET REPLICA ALL", "SET GLOBAL read_only = 0"):
+        c.admin_sql(r1, statement)  # what the frozen leader had done: r2 is not repointed
+    a.kill()
+    _wait(lambda: _coord(b)["is_leader"], TTL + 10, "b takes the lease", logs=(b,))
+    _wait(lambda: (instances.published() or {}).get("primary") == r1.name, 10, "b adopts r1", logs=(b,))
+    published = instances.published()
+    assert published is not None and published["epoch"] == 2 and published["from"] == old.name
+    _wait(lambda: _source_port(c, r2) == r1.port, 10, f"{r2.name} repointed to {r1.name}", logs=(b,))
+    assert _writable(c, [r1, r2]) == [r1.name]
+    assert _primary_of(b) == r1.name and _failovers(b) == 0  # adopted, not promoted again
+    assert "adopting" in b.log_text()
+    c.primary = r1
+    _insert(b, c, 1)
 
 
 def test_instance_cut_off_from_etcd_only_observes(instances: Instances) -> None:

@@ -168,6 +168,15 @@ class Config(_Model):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _coordination_needs_a_failover_controller(self) -> Config:
+        if self.coordination.enabled and (self.failover.mode == "off" or not self.monitor.enabled):
+            _fail(
+                'coordinates failover: it needs monitor.enabled = true and failover.mode other than "off"',
+                "coordination.etcd",
+            )
+        return self
+
     def topology(self) -> Topology:
         """The static topology: the ``primary`` server (or the only server) plus replicas.
 

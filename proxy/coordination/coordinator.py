@@ -13,7 +13,8 @@ published (epoch 1); a writable server that is not the published primary, while 
 is gone, is a promotion whose leader died before publishing (or an operator's): it is published
 with epoch + 1 and finished (the other replicas repointed, the old primary fenced when it returns).
 Followers only read the key: their routing follows the servers' read_only state as in
-``failover.mode = "observe"``; /status shows whether they agree with the published primary.
+``failover.mode = "observe"``; /status shows whether they agree with the published primary, and
+a lasting disagreement is logged (WARNING, once per epoch).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Coordinator:
         self._task: asyncio.Task[None] | None = None
         self._adopted: set[tuple[str, int]] = set()  # (primary, epoch) already reconciled as leader
         self._said: set[str] = set()
+        self._mismatch: str | None = None  # follower: (epoch, primary) disagreeing last round
 
     @classmethod
     def from_app(cls, app: ProxyApp) -> Coordinator | None:
@@ -95,6 +97,8 @@ class Coordinator:
                 await self.elector.round()
                 if self.elector.is_leader:
                     await self._reconcile()
+                else:
+                    self._compare_with_published()
             except asyncio.CancelledError:
                 raise
             except NotLeader as exc:
@@ -160,6 +164,27 @@ class Coordinator:
         await self.publish(primary.name, published.primary, position)
         if failover.mode == "promote":  # rds / observe: the servers are not rwproxy's to repoint
             await failover.finish_promotion(published.primary, primary.name, position)
+
+    def _compare_with_published(self) -> None:
+        """A follower that routes writes to another server than the published primary for two
+        rounds in a row says so (once per published epoch): read_only and the leader disagree."""
+        published = self.elector.published
+        primary = self.app.topology.primary
+        if published is None or primary is None or not primary.online or primary.name == published.primary:
+            self._mismatch = None
+            return
+        key = f"disagree:{published.epoch}:{primary.name}"
+        seen_before, self._mismatch = self._mismatch == key, key  # two rounds in a row: not a race
+        if seen_before and key not in self._said:
+            self._said.add(key)
+            log.warning(
+                "coordination: routing writes to %s (read_only = OFF there) but the leader %s "
+                "published %s (epoch %d)",
+                primary.name,
+                published.leader or "?",
+                published.primary,
+                published.epoch,
+            )
 
     # -- status ------------------------------------------------------------------------------
 

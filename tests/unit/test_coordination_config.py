@@ -49,6 +49,11 @@ def test_bad_values_name_the_key(text: str, expected: str) -> None:
     assert expected in _error("[coordination]\n" + text + "\n")
 
 
+def test_coordination_without_a_failover_controller_is_refused() -> None:
+    text = '[failover]\nmode = "off"\n[coordination]\netcd = ["h:1"]\n'
+    assert "coordination.etcd: coordinates failover: it needs monitor.enabled = true" in _error(text)
+
+
 def test_compare_json_uses_etcd_field_names() -> None:
     assert Compare("/k", "CREATE", 0).to_json() == {
         "key": "L2s=",

@@ -122,3 +122,14 @@ async def test_one_member_down_is_not_an_outage(
         await a.guard("promote x")
     finally:
         etcd_cluster.resume(0)
+
+
+async def test_resign_hands_over_at_once(electors: Callable[[str], Elector]) -> None:
+    a, b = electors("a"), electors("b")
+    await a.round()
+    await b.round()
+    assert a.is_leader and not b.is_leader
+    await a.resign()  # clean shutdown: the lease is revoked, the leader key goes with it
+    assert not a.is_leader
+    await b.round()  # no TTL to wait for
+    assert b.is_leader and b.leader_name == "b"

@@ -53,6 +53,7 @@ class Published:
     from_: str | None = None
     position: str = ""
     leader: str = ""
+    at: float = 0.0  # time.time() of the publication (anti-flapping across instances)
     mod_revision: int = 0
 
     @classmethod
@@ -65,6 +66,7 @@ class Published:
                 from_=doc.get("from"),
                 position=str(doc.get("position") or ""),
                 leader=str(doc.get("leader") or ""),
+                at=float(doc.get("at") or 0.0),
                 mod_revision=kv.mod_revision,
             )
         except (ValueError, KeyError, TypeError):
@@ -72,15 +74,7 @@ class Published:
             return None
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "primary": self.primary,
-                "epoch": self.epoch,
-                "from": self.from_,
-                "position": self.position,
-                "leader": self.leader,
-            }
-        )
+        return json.dumps(self.as_dict())
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +83,7 @@ class Published:
             "from": self.from_,
             "position": self.position,
             "leader": self.leader,
+            "at": self.at,
         }
 
 
@@ -243,6 +238,7 @@ class Elector:
                 from_=from_,
                 position=position,
                 leader=self.instance,
+                at=time.time(),
             )
             known = current.mod_revision if current else 0
             compare = [*self._ours(), Compare(self.primary_key, "MOD", known)]

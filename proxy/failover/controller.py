@@ -172,7 +172,7 @@ class FailoverController:
                 logging.ERROR,
             )
             return
-        refused = coordination_refuses(self.app)
+        refused = coordination_refuses(self.app, min_interval=self.cfg.min_interval_seconds)
         if refused is not None:
             self._say_once(
                 f"coordination:{primary.name}",

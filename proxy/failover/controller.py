@@ -241,8 +241,8 @@ class FailoverController:
         position = await self.admin.promote(node.host, node.port, flavor, self.cfg.catchup_timeout_seconds)
         _step(report, f"promoted {node.name} (applied its relay log, read_only = OFF) at {position or '-'}")
         self._promoted_at[old] = (node.name, position)
-        await coordination_publish(self.app, report, node.name, old, position)
         self.monitor.promoted(node.name, f"promoted by rwproxy in place of {old}")
+        await coordination_publish(self.app, report, node.name, old, position)
         for other in topology.nodes:
             if other.name in (old, node.name):
                 continue
@@ -376,9 +376,9 @@ class FailoverController:
                 promoted_at = await self.admin.promote(
                     target.host, target.port, tflavor, self.cfg.catchup_timeout_seconds
                 )
-                await coordination_publish(self.app, report, target.name, old.name, promoted_at)
                 self.monitor.promoted(target.name, f"switchover from {old.name}")
                 _step(report, f"promoted {target.name} at {promoted_at or '-'}")
+                await coordination_publish(self.app, report, target.name, old.name, promoted_at)
                 for other in topology.nodes:
                     if other.name == target.name:
                         continue

@@ -46,7 +46,6 @@ from prometheus_client.registry import Collector
 
 from proxy import native
 from proxy.admin.drain import DrainError, set_drained
-from proxy.coordination.metrics import CoordinationCollector
 from proxy.failover.metrics import FailoverCollector, drill_summary, failover_status
 from proxy.metrics import MetricsSource, build_registry, node_lag, pool_counts, rwproxy_version
 
@@ -342,6 +341,8 @@ async def start_admin_http(
         registry = build_registry(app)
         registry.register(AdminCollector(app))
         registry.register(FailoverCollector(app))
+        from proxy.coordination.metrics import CoordinationCollector
+
         registry.register(CoordinationCollector(app))
     handlers = _Handlers(app, registry, time.monotonic())
     web_app = web.Application()

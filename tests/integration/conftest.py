@@ -14,7 +14,7 @@ import pytest
 
 from proxy.demo import demo_config_text
 from proxy.devcluster import Cluster
-from tests.support.etcd import EtcdCluster
+from tests.support.etcd import EtcdCluster, etcd_available
 from tests.support.proxy import ProxyThread
 
 
@@ -99,6 +99,8 @@ def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdClust
     """A real 3-member etcd cluster on loopback (free ports, own data dirs), stopped at the end.
     Data dirs on tmpfs when there is one: etcd fsyncs every write, and a shared disk under load
     makes that slower than the tests' request timeout."""
+    if not etcd_available():
+        pytest.skip("etcd is not installed (apt-get install etcd-server)")
     shm = Path("/dev/shm")
     base = Path(tempfile.mkdtemp(prefix="rwproxy-etcd-", dir=shm)) if shm.is_dir() else None
     with EtcdCluster(base or tmp_path_factory.mktemp("etcd"), size=3) as etcd:

@@ -23,7 +23,7 @@ import pytest
 
 from proxy.config import Config
 from proxy.devcluster import Cluster
-from tests.support.etcd import EtcdCluster
+from tests.support.etcd import EtcdCluster, etcd_available
 from tests.support.promql import dashboard_expressions, exposed_series, label_names, metric_names
 from tests.support.proxy import ProxyThread
 
@@ -37,7 +37,7 @@ SHIPPED = ROOT / "deploy" / "rwproxy" / "rwproxy.toml"
 TARGET_LABELS = {"job", "instance", "le", "quantile"}
 
 
-def shipped_config_for(cluster: Cluster, etcd: EtcdCluster) -> Config:
+def shipped_config_for(cluster: Cluster, etcd: EtcdCluster | None) -> Config:
     data: dict[str, Any] = tomllib.loads(SHIPPED.read_text())
     data["proxy"]["listen"] = ["127.0.0.1:0"]
     data["admin"]["http_listen"] = "127.0.0.1:0"
@@ -51,15 +51,18 @@ def shipped_config_for(cluster: Cluster, etcd: EtcdCluster) -> Config:
     data["monitor"].update(user=cluster.monitor_user, password=cluster.monitor_password)
     # The shared session cluster: nothing is promoted here; coordination runs on the test etcd.
     data["failover"] = {"mode": "observe"}
-    if "coordination" in data:
+    if "coordination" in data and etcd is not None:
         data["coordination"]["etcd"] = etcd.endpoints
+    elif etcd is None:
+        data.pop("coordination", None)  # no etcd installed here
     return Config.model_validate(data, context={"base_dir": SHIPPED.parent})
 
 
 @pytest.fixture(scope="module")
-def shipped_proxy(cluster: Cluster, etcd_cluster: EtcdCluster) -> Iterator[ProxyThread]:
+def shipped_proxy(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[ProxyThread]:
     cluster.heal()
-    with ProxyThread(shipped_config_for(cluster, etcd_cluster)) as p:
+    etcd = request.getfixturevalue("etcd_cluster") if etcd_available() else None
+    with ProxyThread(shipped_config_for(cluster, etcd)) as p:
         yield p
 
 

@@ -18,6 +18,7 @@ from proxy.admin.digests import DigestTable
 from proxy.backend.connection import BackendConnection, BackendError
 from proxy.backend.pool import BackendCredentials, Pool
 from proxy.config import Config, UserConfig
+from proxy.coordination import Coordinator
 from proxy.discovery.wiring import AwsParts
 from proxy.failover.controller import FailoverController, SwitchoverError
 from proxy.latency import LatencyHistogram
@@ -143,6 +144,8 @@ class ProxyApp:
             if self.monitor is not None and config.failover.mode != "off"
             else None
         )
+        # Several instances agree through etcd ([coordination]): only the leader promotes/fences.
+        self.coordination: Coordinator | None = Coordinator.from_app(self) if self.failover else None
 
     async def switchover(self, to: str | None = None) -> dict[str, Any]:
         """Planned switchover to ``to`` (else the least-lagged ONLINE replica); the report."""
@@ -260,6 +263,8 @@ class ProxyApp:
         await self.aws.start()  # credentials read, first RDS discovery done (servers handed to the monitor)
         if self.monitor is not None:
             await self.monitor.start()  # the first snapshot is in place before clients come
+        if self.coordination is not None:
+            await self.coordination.start()
         if self.failover is not None:
             await self.failover.start()
         await self.probe_backend()
@@ -323,6 +328,8 @@ class ProxyApp:
         await asyncio.sleep(0)
         if self.failover is not None:
             await self.failover.stop()
+        if self.coordination is not None:
+            await self.coordination.stop()
         await self.aws.stop()
         if self.monitor is not None:
             await self.monitor.stop()

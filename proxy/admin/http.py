@@ -171,6 +171,9 @@ def status(app: AdminSource, *, started: float) -> dict[str, Any]:
     failover = failover_status(getattr(app, "failover", None))
     if failover is not None:
         doc["failover"] = failover
+    coordination = getattr(app, "coordination", None)
+    if coordination is not None:
+        doc["coordination"] = coordination.status()
     aws = getattr(app, "aws", None)
     discovery = aws.status() if aws is not None else None
     if discovery is not None:
@@ -356,6 +359,9 @@ async def start_admin_http(
         registry = build_registry(app)
         registry.register(AdminCollector(app))
         registry.register(FailoverCollector(app))
+        from proxy.coordination.metrics import CoordinationCollector
+
+        registry.register(CoordinationCollector(app))
     handlers = _Handlers(app, registry, time.monotonic())
     web_app = web.Application()
     web_app.router.add_get("/metrics", handlers.metrics)

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from proxy.config.aws_sections import AwsConfig, TopologyConfig
+from proxy.config.coordination import CoordinationConfig
 from proxy.config.failover import FailoverConfig
 from proxy.config.fields import _SECRET_KEYS
 from proxy.config.model import Config
@@ -65,6 +66,7 @@ RESTART_ONLY: dict[str, frozenset[str]] = {
 RESTART_ONLY["failover"] = frozenset(FailoverConfig.model_fields)
 RESTART_ONLY["topology_source"] = frozenset(TopologyConfig.model_fields)
 RESTART_ONLY["aws"] = frozenset(AwsConfig.model_fields)
+RESTART_ONLY["coordination"] = frozenset(CoordinationConfig.model_fields)
 _SECTIONS = (
     "proxy",
     "backend",
@@ -75,6 +77,7 @@ _SECTIONS = (
     "failover",
     "topology_source",
     "aws",
+    "coordination",
 )
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field, Strict, ValidationInfo, field_validator, model_validator
 
 from proxy.config.aws_sections import AwsConfig, TopologyConfig
+from proxy.config.coordination import CoordinationConfig
 from proxy.config.dump import _plain
 from proxy.config.failover import FailoverConfig
 from proxy.config.fields import _fail, _Model, _show
@@ -55,6 +56,7 @@ class Config(_Model):
     failover: FailoverConfig = FailoverConfig()
     aws: AwsConfig = AwsConfig()
     logging: LoggingConfig = LoggingConfig()
+    coordination: CoordinationConfig = CoordinationConfig()
 
     @field_validator("users")
     @classmethod
@@ -164,6 +166,15 @@ class Config(_Model):
                     f'mode = "{self.failover.mode}" needs the monitor (monitor.enabled = true)',
                     "failover.mode",
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _coordination_needs_a_failover_controller(self) -> Config:
+        if self.coordination.enabled and (self.failover.mode == "off" or not self.monitor.enabled):
+            _fail(
+                'coordinates failover: it needs monitor.enabled = true and failover.mode other than "off"',
+                "coordination.etcd",
+            )
         return self
 
     def topology(self) -> Topology:

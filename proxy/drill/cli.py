@@ -49,6 +49,13 @@ def add_drill_parser(sub: Any) -> None:
     p.add_argument("--database", "-D", help="schema for the drill tables (default rwproxy_drill)")
     p.add_argument("--admin", help="the proxy's admin HTTP host:port (detection time, switchover)")
     p.add_argument(
+        "--also-admin",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="another rwproxy instance's admin HTTP (repeatable): the report says which instance led",
+    )
+    p.add_argument(
         "--admin-token",
         default=os.environ.get("RWPROXY_ADMIN_TOKEN"),
         help="the proxy's [admin] bearer_token, for POST /switchover (default: $RWPROXY_ADMIN_TOKEN)",
@@ -84,6 +91,7 @@ def run_drill_command(args: argparse.Namespace) -> int:
 
     from proxy.devcluster import ClusterError, attach
     from proxy.drill.faults import Unsupported
+    from proxy.drill.instances import render_coordination
     from proxy.drill.report import render_text
     from proxy.drill.scenarios import DrillError, DrillOptions, run_drill
 
@@ -126,6 +134,7 @@ def run_drill_command(args: argparse.Namespace) -> int:
         restore=args.restore,
         verify_dsn=args.verify_dsn,
         quiet=args.quiet,
+        also_admin=tuple(args.also_admin),
     )
     try:
         result = run_drill(options, cluster=cluster)
@@ -135,7 +144,7 @@ def run_drill_command(args: argparse.Namespace) -> int:
     except DrillError as exc:
         print(f"rwproxy drill: {exc}", file=sys.stderr)
         return 2
-    text = render_text(result.report)
+    text = "\n".join([render_text(result.report), *render_coordination(result.report.get("coordination"))])
     doc = json.dumps(result.report, indent=2)
     if args.json == "-":
         print(text, file=sys.stderr)

@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 import pymysql
 
 from proxy.devcluster.base import Cluster, ClusterNode
+from proxy.drill import instances
 from proxy.drill.events import SCENARIOS, ReadEvent, StatusSample, WriteEvent
 from proxy.drill.faults import (
     DelayReplica,
@@ -72,6 +73,7 @@ class DrillOptions:
     statement_timeout: float = 15.0
     pause: float = 0.005
     quiet: bool = False
+    also_admin: tuple[str, ...] = ()  # other instances' admin HTTP: the report says which one led
 
     def validate(self) -> None:
         if self.scenario not in SCENARIOS:
@@ -87,6 +89,8 @@ class DrillOptions:
         _split_address(self.proxy, "--proxy")
         if self.admin:
             _split_address(self.admin, "--admin")
+        for other in self.also_admin:
+            _split_address(other, "--also-admin")
 
 
 @dataclass
@@ -288,6 +292,8 @@ class _Drill:
         started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         workload = Workload(self.connect, self.table, o.writers, o.readers, o.pause)
         watcher = StatusWatcher(o.admin, workload.t0) if o.admin else None
+        admins = [a for a in (o.admin, *o.also_admin) if a]
+        instances_before = instances.snapshot(admins)
         if watcher is not None:
             watcher.start()
         workload.start()
@@ -363,6 +369,9 @@ class _Drill:
             semi_sync=_semi_sync(watcher),
         )
         report = build_report(inputs)
+        led = instances.summarize(instances_before, instances.snapshot(admins))
+        if led is not None:
+            report["coordination"] = led
         d = report["detection"]
         if o.scenario in ("failover", "switchover") and d is not None and not d.get("new_primary"):
             self.notes.append(

@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from proxy.coordination.hooks import coordination_guard, coordination_publish, coordination_refuses
 from proxy.failover import sql
 from proxy.failover.actions import ActionError, Admin
 from proxy.failover.buffer import WriteBuffer
@@ -118,7 +119,12 @@ class FailoverController:
         topology = self.app.topology
         if self.mode in ("promote", "rds") and not self.in_progress:
             await self._check_primary(topology)
-        if self.mode == "promote" and self._promoted_at and not self.in_progress:
+        if (
+            self.mode == "promote"
+            and self._promoted_at
+            and not self.in_progress
+            and coordination_refuses(self.app) is None
+        ):
             await self._fence(topology)
         now = time.monotonic()
         if now - self._semi_sync_at >= SEMI_SYNC_EVERY:
@@ -164,6 +170,14 @@ class FailoverController:
                 f"failover.min_interval_seconds = {self.cfg.min_interval_seconds:g} s ago: "
                 "not failing over again",
                 logging.ERROR,
+            )
+            return
+        refused = coordination_refuses(self.app, min_interval=self.cfg.min_interval_seconds)
+        if refused is not None:
+            self._say_once(
+                f"coordination:{primary.name}",
+                f"failover: primary {primary.name} is down ({why}); not failing over: {refused}",
+                logging.WARNING,
             )
             return
         if self.mode == "rds":
@@ -223,10 +237,12 @@ class FailoverController:
         _step(report, why)
         node = topology.by_name[chosen.name]
         flavor = await self._flavor(node)
+        await coordination_guard(self.app, f"promote {node.name}")
         position = await self.admin.promote(node.host, node.port, flavor, self.cfg.catchup_timeout_seconds)
         _step(report, f"promoted {node.name} (applied its relay log, read_only = OFF) at {position or '-'}")
         self._promoted_at[old] = (node.name, position)
         self.monitor.promoted(node.name, f"promoted by rwproxy in place of {old}")
+        await coordination_publish(self.app, report, node.name, old, position)
         for other in topology.nodes:
             if other.name in (old, node.name):
                 continue
@@ -243,6 +259,7 @@ class FailoverController:
 
     async def _repoint(self, replica: Node, primary: Node, *, old_primary: bool) -> None:
         cfg = self.cfg
+        await coordination_guard(self.app, f"repoint {replica.name}")
         flavor = await self._flavor(replica)
         statements: list[str | tuple[str, tuple[Any, ...]]] = []
         if old_primary:
@@ -283,6 +300,7 @@ class FailoverController:
                 continue
             flavor = await self._flavor(node)
             try:
+                await coordination_guard(self.app, f"fence {old}")
                 await self.admin.run(node.host, node.port, sql.read_only(flavor, True))
                 written = await self.admin.scalar(node.host, node.port, sql.written_position_sql(flavor))
             except ActionError as exc:
@@ -321,6 +339,9 @@ class FailoverController:
             )
         if self.in_progress:
             raise SwitchoverError("a failover or switchover is already running")
+        refused = coordination_refuses(self.app)
+        if refused is not None:
+            raise SwitchoverError(f"switchover refused: {refused}")
         async with self._lock:
             topology = self.app.topology
             old = topology.primary
@@ -336,6 +357,7 @@ class FailoverController:
                 open_txns = await self._drain(old.name)
                 _step(report, f"new writes buffered; {open_txns} transaction(s) still open after the drain")
                 flavor = await self._flavor(old)
+                await coordination_guard(self.app, f"switchover: {old.name} read_only = ON")
                 await self.admin.run(old.host, old.port, sql.read_only(flavor, True))
                 demoted = True
                 position = str(
@@ -350,11 +372,13 @@ class FailoverController:
                         f"{target.name} did not catch up within {self.cfg.catchup_timeout_seconds:g} s"
                     )
                 _step(report, f"{target.name} applied everything")
+                await coordination_guard(self.app, f"switchover: promote {target.name}")
                 promoted_at = await self.admin.promote(
                     target.host, target.port, tflavor, self.cfg.catchup_timeout_seconds
                 )
                 self.monitor.promoted(target.name, f"switchover from {old.name}")
                 _step(report, f"promoted {target.name} at {promoted_at or '-'}")
+                await coordination_publish(self.app, report, target.name, old.name, promoted_at)
                 for other in topology.nodes:
                     if other.name == target.name:
                         continue
@@ -434,6 +458,7 @@ class FailoverController:
                     )
                     from proxy.discovery.rds_actions import RdsActionError
 
+                    await coordination_guard(self.app, f"FailoverDBCluster {cluster}")
                     try:
                         await actions.failover_db_cluster(cluster)
                     except RdsActionError as exc:
@@ -469,6 +494,26 @@ class FailoverController:
         if primary is not None and primary.online:
             flavor = self.monitor.flavor_of(primary.name)
             self.stats.semi_sync = await read_semi_sync(self.admin, primary, flavor)
+
+    # -- coordination (proxy.coordination: another leader's promotion) ----------------------
+
+    def adopt_promotion(self, old: str, new: str, position: str) -> None:
+        """A promotion another leader made: fence ``old`` here when it comes back."""
+        self._promoted_at.setdefault(old, (new, position))
+
+    async def finish_promotion(self, old: str, new: str, position: str) -> None:
+        """Another leader promoted ``new`` in place of ``old``: repoint the reachable replicas."""
+        async with self._lock:
+            self.adopt_promotion(old, new, position)
+            report: dict[str, Any] = {"steps": []}
+            for other in self.app.topology.nodes:
+                health = self.monitor.health_of(other.name)
+                if other.name not in (old, new) and health is not None and not health.failing:
+                    try:
+                        await self._repoint(other, self.app.topology.by_name[new], old_primary=False)
+                        _step(report, f"repointed {other.name} to {new} (finishing the promotion)")
+                    except (ActionError, KeyError) as exc:
+                        _step(report, f"could not repoint {other.name} to {new}: {exc}")
 
     # -- helpers -----------------------------------------------------------------------------
 

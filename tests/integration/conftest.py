@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pymysql
@@ -12,6 +14,7 @@ import pytest
 
 from proxy.demo import demo_config_text
 from proxy.devcluster import Cluster
+from tests.support.etcd import EtcdCluster, etcd_available
 from tests.support.proxy import ProxyThread
 
 
@@ -89,3 +92,16 @@ def direct(cluster: Cluster) -> Iterator[Callable[..., pymysql.Connection]]:
     for c in opened:
         with contextlib.suppress(Exception):
             c.close()
+
+
+@pytest.fixture(scope="session")
+def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
+    """A real 3-member etcd cluster on loopback (free ports, own data dirs), stopped at the end.
+    Data dirs on tmpfs when there is one: etcd fsyncs every write, and a shared disk under load
+    makes that slower than the tests' request timeout."""
+    if not etcd_available():
+        pytest.skip("etcd is not installed (apt-get install etcd-server)")
+    shm = Path("/dev/shm")
+    base = Path(tempfile.mkdtemp(prefix="rwproxy-etcd-", dir=shm)) if shm.is_dir() else None
+    with EtcdCluster(base or tmp_path_factory.mktemp("etcd"), size=3) as etcd:
+        yield etcd

@@ -24,6 +24,7 @@ import yaml
 
 from proxy.config import Config
 from proxy.devcluster import Cluster
+from tests.support.etcd import EtcdCluster, etcd_available
 from tests.support.promql import dashboard_expressions, exposed_series, label_names, metric_names
 from tests.support.proxy import ProxyThread
 
@@ -47,24 +48,32 @@ def alert_expressions() -> list[tuple[str, str]]:
     return [(f"alert {r['alert']}", r["expr"]) for g in doc["groups"] for r in g["rules"]]
 
 
-def shipped_config_for(cluster: Cluster) -> Config:
+def shipped_config_for(cluster: Cluster, etcd: EtcdCluster | None) -> Config:
     data: dict[str, Any] = tomllib.loads(SHIPPED.read_text())
     data["proxy"]["listen"] = ["127.0.0.1:0"]
     data["admin"]["http_listen"] = "127.0.0.1:0"
     (user,) = data["users"]
     user.update(name=cluster.app_user, password=cluster.app_password, default_database="rwtest")
     replicas = iter(cluster.replicas)
-    for server in data["servers"]:
-        node = cluster.primary if server["role"] == "primary" else next(replicas)
+    for i, server in enumerate(data["servers"]):  # role = "auto": the first one starts as the primary
+        primary = server["role"] == "primary" or (server["role"] == "auto" and i == 0)
+        node = cluster.primary if primary else next(replicas)
         server.update(host=node.host, port=node.port)
     data["monitor"].update(user=cluster.monitor_user, password=cluster.monitor_password)
+    # The shared session cluster: nothing is promoted here; coordination runs on the test etcd.
+    data["failover"] = {"mode": "observe"}
+    if "coordination" in data and etcd is not None:
+        data["coordination"]["etcd"] = etcd.endpoints
+    elif etcd is None:
+        data.pop("coordination", None)  # no etcd installed here
     return Config.model_validate(data, context={"base_dir": SHIPPED.parent})
 
 
 @pytest.fixture(scope="module")
-def shipped_proxy(cluster: Cluster) -> Iterator[ProxyThread]:
+def shipped_proxy(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[ProxyThread]:
     cluster.heal()
-    with ProxyThread(shipped_config_for(cluster)) as p:
+    etcd = request.getfixturevalue("etcd_cluster") if etcd_available() else None
+    with ProxyThread(shipped_config_for(cluster, etcd)) as p:
         yield p
 
 

@@ -83,6 +83,7 @@ def test_example_documents_every_key() -> None:
     lines = text.splitlines()
     sections = {"proxy", "users", "backend", "servers", "routing", "monitor", "admin", "rules", "failover"}
     sections |= {"topology_source", "aws", "logging"}  # [topology] (field topology_source), [aws]
+    sections |= {"coordination"}
     for key in _model_keys(Config) - sections:
         pattern = re.compile(rf"^#?\s*{key}\s*=")
         where = [i for i, line in enumerate(lines) if pattern.match(line)]

@@ -187,14 +187,29 @@ def grants(sql: str, user: str) -> str:
     return " ".join(re.findall(rf"GRANT (.+?) TO '{re.escape(user)}'@", sql, re.IGNORECASE)).upper()
 
 
+def initial_primary(compose: dict[str, Any], config: Config) -> str:
+    """The server that starts as the primary: role = "primary", else (role = "auto", the monitor
+    follows read_only) the only MySQL service whose option file says read_only = OFF."""
+    fixed = [s.host for s in config.servers if s.role == "primary"]
+    if fixed:
+        (primary,) = fixed
+        return primary
+    mysql = mysql_services(compose)
+    (primary,) = [
+        s.host for s in config.servers if cnf(mysql[s.host]).get("read_only", "OFF").upper() in {"OFF", "0"}
+    ]
+    return primary
+
+
 def test_mysql_nodes_are_the_configured_servers(compose: dict[str, Any], config: Config) -> None:
     mysql = mysql_services(compose)
     assert len(mysql) == 3 and all(s["image"] == "mysql:8.4" for s in mysql.values())
     assert {s.host for s in config.servers} == set(mysql), "servers[].host must be the compose services"
+    primary = initial_primary(compose, config)
     for server in config.servers:
         assert server.port == MYSQL_PORT, server.name
         read_only = cnf(mysql[server.host]).get("read_only", "OFF").upper()
-        want = "OFF" if server.role == "primary" else "ON"
+        want = "OFF" if server.host == primary else "ON"
         assert read_only in ({want, "0"} if want == "OFF" else {want, "1"}), server.name
 
 
@@ -206,11 +221,11 @@ def test_mysql_nodes_replicate_with_gtids(compose: dict[str, Any], config: Confi
         c = cnf(s)
         assert c["gtid_mode"].upper() == "ON" and c["enforce_gtid_consistency"].upper() == "ON", name
         assert "log_bin" in c, name
-    (primary,) = [s.host for s in config.servers if s.role == "primary"]
+    primary = initial_primary(compose, config)
     primary_sql = init_sql(mysql[primary])
     users = created_users(primary_sql)
     for server in config.servers:
-        if server.role == "primary":
+        if server.host == primary:
             continue
         service = mysql[server.host]
         assert service["depends_on"][primary] == {"condition": "service_healthy"}, server.host
@@ -229,7 +244,7 @@ def test_mysql_nodes_replicate_with_gtids(compose: dict[str, Any], config: Confi
 
 
 def test_users_and_passwords_match_the_init_sql(compose: dict[str, Any], config: Config) -> None:
-    (primary,) = [s.host for s in config.servers if s.role == "primary"]
+    primary = initial_primary(compose, config)
     sql = init_sql(mysql_services(compose)[primary])
     users = created_users(sql)
     for user in config.users:
@@ -241,6 +256,15 @@ def test_users_and_passwords_match_the_init_sql(compose: dict[str, Any], config:
     assert monitor.user is not None and users.get(monitor.user) == monitor.password
     monitor_grants = grants(sql, monitor.user)
     assert "REPLICATION CLIENT" in monitor_grants and "PROCESS" in monitor_grants
+    failover = config.failover
+    if failover.mode == "promote":
+        assert failover.user is not None and users.get(failover.user) == failover.password
+        failover_grants = grants(sql, failover.user)
+        for privilege in ("REPLICATION_SLAVE_ADMIN", "SYSTEM_VARIABLES_ADMIN", "REPLICATION CLIENT"):
+            assert privilege in failover_grants, privilege
+        assert failover.replication_user is not None
+        assert users.get(failover.replication_user) == failover.replication_password
+        assert "REPLICATION SLAVE" in grants(sql, failover.replication_user)
 
 
 def published(service: dict[str, Any]) -> dict[int, str]:
@@ -276,9 +300,46 @@ def test_prometheus_scrapes_rwproxy(compose: dict[str, Any], config: Config) -> 
     (job,) = [j for j in scrape if j["job_name"] == "rwproxy"]
     assert job.get("metrics_path", "/metrics") == "/metrics"
     targets = [t for sc in job["static_configs"] for t in sc["targets"]]
-    assert targets == [f"rwproxy:{admin_port(config)}"]
-    shared = set(prom["networks"]) & set(compose["services"]["rwproxy"]["networks"])
-    assert shared, "prometheus and rwproxy share no network"
+    assert targets == [f"{name}:{admin_port(config)}" for name in rwproxy_services(compose)]
+    for name in rwproxy_services(compose):
+        shared = set(prom["networks"]) & set(compose["services"][name]["networks"])
+        assert shared, f"prometheus and {name} share no network"
+
+
+def rwproxy_services(compose: dict[str, Any]) -> list[str]:
+    return [n for n, s in compose["services"].items() if s.get("image") == "rwproxy:local"]
+
+
+def test_two_instances_agree_through_etcd(compose: dict[str, Any], config: Config) -> None:
+    coordination = config.coordination
+    assert coordination.enabled and config.failover.mode == "promote"
+    services = compose["services"]
+    hosts = {e.split("://")[-1].rsplit(":", 1)[0] for e in coordination.etcd}
+    ports = {int(e.rsplit(":", 1)[1]) for e in coordination.etcd}
+    assert hosts == {"etcd"} and ports == {2379}
+    etcd = services["etcd"]
+    assert "--listen-client-urls=http://0.0.0.0:2379" in etcd["command"]
+    assert set(etcd["networks"]) & set(services["rwproxy"]["networks"])
+    names = rwproxy_services(compose)
+    assert len(names) == 2
+    published_ports = [published(services[n]) for n in names]
+    assert all(set(p) == {listen_port(config), admin_port(config)} for p in published_ports)
+    assert len({p[listen_port(config)] for p in published_ports}) == 2, "host ports must differ"
+    for name in names:
+        assert services[name]["depends_on"]["etcd"] == {"condition": "service_healthy"}, name
+        assert bind_mounts(services[name])[CONFIG_IN_IMAGE] == TOML.resolve(), name
+    assert len({services[n]["hostname"] for n in names}) == 2, "instance names must differ"
+    # Kubernetes: the "etcd" Service in front of a 3-member StatefulSet, two rwproxy pods.
+    svc = load_yaml(K8S / "etcd-service.yaml")
+    sts = load_yaml(K8S / "etcd-statefulset.yaml")
+    assert svc["metadata"]["name"] == "etcd" and sts["spec"]["serviceName"] == "etcd"
+    assert {p["port"] for p in svc["spec"]["ports"]} == {2379, 2380}
+    assert sts["spec"]["replicas"] == 3
+    assert svc["spec"]["selector"].items() <= sts["spec"]["template"]["metadata"]["labels"].items()
+    (etcd_pod,) = sts["spec"]["template"]["spec"]["containers"]
+    initial = next(a for a in etcd_pod["command"] if a.startswith("--initial-cluster="))
+    assert initial.count("=http://") == sts["spec"]["replicas"]
+    assert k8s_objects()["Deployment"]["spec"]["replicas"] == 2
 
 
 def test_grafana_provisioning(compose: dict[str, Any]) -> None:
@@ -378,6 +439,8 @@ def k8s_objects() -> dict[str, dict[str, Any]]:
     out = {}
     for path in sorted(K8S.glob("*.yaml")):
         doc = load_yaml(path)
+        if doc.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/name") == "etcd":
+            continue  # etcd-*.yaml: checked in test_two_instances_agree_through_etcd
         out[doc["kind"]] = doc
     return out
 

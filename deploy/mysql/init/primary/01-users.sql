@@ -18,6 +18,11 @@ GRANT ALL PRIVILEGES ON app.* TO 'app'@'%';
 CREATE USER 'rwproxy_monitor'@'%' IDENTIFIED BY 'monitor-secret';
 GRANT REPLICATION CLIENT, PROCESS ON *.* TO 'rwproxy_monitor'@'%';
 
+-- rwproxy's failover account ([failover] user): promotes a replica, repoints the others, fences
+-- an old primary (read_only / super_read_only), reads GTID positions.
+CREATE USER 'rwproxy_failover'@'%' IDENTIFIED BY 'failover-secret';
+GRANT REPLICATION_SLAVE_ADMIN, SYSTEM_VARIABLES_ADMIN, REPLICATION CLIENT, RELOAD, PROCESS ON *.* TO 'rwproxy_failover'@'%';
+
 -- The replicas' replication account.
 CREATE USER 'repl'@'%' IDENTIFIED BY 'repl-secret';
 GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';

@@ -40,7 +40,7 @@ unit: venv
 bench: system-deps venv
 	$(PY) bench/run_sysbench.py
 
-# The metrics test scrapes rwproxy with a real Prometheus.
+# The metrics test scrapes rwproxy with a real Prometheus; the coordination tests run a real etcd.
 test-deps:
 	@if ! command -v prometheus >/dev/null 2>&1 && [ ! -x /usr/bin/prometheus ]; then \
 	  if [ "$$(id -u)" != 0 ]; then \
@@ -48,6 +48,13 @@ test-deps:
 	    exit 1; \
 	  fi; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
+	fi
+	@if ! command -v etcd >/dev/null 2>&1 && [ ! -x /usr/bin/etcd ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "the coordination tests need etcd: run as root, or: sudo apt-get install -y etcd-server"; \
+	    exit 1; \
+	  fi; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server; \
 	fi
 
 build-deps: venv

@@ -16,7 +16,12 @@ Hysteresis, so that a server does not flap with its checks:
   state as it is, except that ``failures_to_offline`` failures among the last
   ``2 * failures_to_offline`` checks shun an ONLINE server (CHECK_FAILURES): a server failing every
   other check is not left serving, and does not change state on every check either.
-* Back to ONLINE only after ``successes_to_online`` consecutive good checks (default 2).
+* Back to ONLINE only after ``successes_to_online`` consecutive good checks (default 2), and only
+  while fewer than ``failures_to_offline`` of the last ``2 * failures_to_offline`` checks failed
+  (the flap window). The window survives OFFLINE and SHUNNED (it is cleared only on entering
+  ONLINE), so a server whose checks fail intermittently cannot go OFFLINE -> ONLINE -> SHUNNED:
+  after an outage of ``failures_to_offline`` or more failed checks, recovery takes
+  ``failures_to_offline + 1`` good checks (4 by default) instead of ``successes_to_online``.
 * Lag: a replica is shunned when its lag exceeds ``max_replication_lag`` and counts as good again only
   at or below ``lag_recovery_fraction * max_replication_lag`` (default 80 %: with a 10 s limit, shun
   above 10 s, come back at 8 s or less).
@@ -243,16 +248,24 @@ class ServerHealth:
         self.consecutive_good += 1
         if online:
             return None
-        if first or self.consecutive_good >= p.successes_to_online:
-            n = self.consecutive_good
-            detail = "first check good" if first else f"{n} good checks in a row"
-            return self._move(NodeState.ONLINE, None, detail, result.at)
-        return None
+        if first:
+            return self._move(NodeState.ONLINE, None, "first check good", result.at)
+        if self.consecutive_good < p.successes_to_online:
+            return None
+        failed = sum(self._recent)
+        if failed >= p.failures_to_offline:  # still flapping: stay out, say until when
+            self.detail = (
+                f"{self.consecutive_good} good checks in a row, but {failed} of the last "
+                f"{len(self._recent)} checks failed (back ONLINE once fewer than {p.failures_to_offline} did)"
+            )
+            return None
+        return self._move(NodeState.ONLINE, None, f"{self.consecutive_good} good checks in a row", result.at)
 
     def force_online(self, detail: str, at: float) -> Transition | None:
         """Trust the server now (the failover controller just promoted it and checked it)."""
         self.consecutive_good = max(self.consecutive_good, self.policy.successes_to_online)
         self.read_only = False
+        self._recent.clear()
         return self._move(NodeState.ONLINE, None, detail, at)
 
     @property
@@ -264,8 +277,10 @@ class ServerHealth:
         self.detail = detail
         if state is self.state and reason is self.reason:
             return None
-        if state is NodeState.OFFLINE or state is NodeState.ONLINE:
-            self._recent.clear()  # a fresh start: old failures do not count twice
+        if state is NodeState.ONLINE:
+            # A fresh start: old failures do not count twice. Kept through OFFLINE and SHUNNED: the
+            # failures of an outage still count when the server asks to come back.
+            self._recent.clear()
         t = Transition(self.name, self.state, self.reason, state, reason, detail, at)
         self.state, self.reason, self.since = state, reason, at
         return t

@@ -106,6 +106,21 @@ CASES: list[tuple[str, list[ProbeResult], list[str]]] = [
         ["OFF", "OFF", "SH:lag_unknown"],
     ),
     (
+        "after an outage: back ONLINE only once fewer than 3 of the last 6 checks failed",
+        [G, F, F, F, G, G, G, G],
+        ["ON", "ON", "ON", "OFF", "OFF", "OFF", "OFF", "ON"],
+    ),
+    (
+        "the window survives OFFLINE: no OFFLINE -> ONLINE -> SHUNNED on intermittent checks",
+        [G, F, F, F, G, G, F, G, G, F],
+        ["ON", "ON", "ON", "OFF", "OFF", "OFF", "OFF", "OFF", "ON", "ON"],
+    ),
+    (
+        "leaving SHUNNED (check_failures) waits for the window too",
+        [G, F, F, G, F, G, G, G],
+        ["ON"] * 4 + ["SH:check_failures"] * 3 + ["ON"],
+    ),
+    (
         "intermittent failures shun (3 of the last 6 checks)",
         [G, F, G, F, G, F, G, G],
         ["ON", "ON", "ON", "ON", "ON", "SH:check_failures", "SH:check_failures", "ON"],
@@ -276,6 +291,76 @@ def test_alternating_checks_change_state_at_most_twice(
     changes = sum(1 for a, b in itertools.pairwise(states) if a != b)
     if policy.failures_to_offline > 1 and policy.successes_to_online > 1:
         assert changes <= 2, states
+
+
+# Irregular fail/success streaks (a flapping network path is not strictly alternating).
+_streaks = st.lists(st.tuples(st.booleans(), st.integers(1, 8)), max_size=25)
+
+
+def _flatten(streaks: list[tuple[bool, int]]) -> list[ProbeResult]:
+    return [F if failed else G for failed, n in streaks for _ in range(n)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(_streaks, _policies)
+def test_irregular_streaks_never_come_back_online_while_flapping(
+    streaks: list[tuple[bool, int]], policy: HealthPolicy
+) -> None:
+    """Whatever the streaks: ONLINE is entered (after the first check) only with the last
+    ``successes_to_online`` checks good and fewer than ``failures_to_offline`` of the last
+    ``2 * failures_to_offline`` failed; OFFLINE does not reset that; and between two entries into
+    ONLINE at least ``failures_to_offline`` checks failed (leaving ONLINE costs that many)."""
+    seq = _flatten(streaks)
+    f, window = policy.failures_to_offline, policy.flap_window
+    h = ServerHealth("db2", policy)
+    failed_since_online: int | None = None
+    for i, r in enumerate(seq):
+        before = h.state
+        h.observe(dataclasses.replace(r, at=float(i)))
+        if failed_since_online is not None and not r.ok:
+            failed_since_online += 1
+        if h.state is NodeState.ONLINE and before is not NodeState.ONLINE and i > 0:
+            recent = seq[max(0, i + 1 - window) : i + 1]
+            assert sum(not x.ok for x in recent) < f, (i, seq)
+            assert all(x.ok for x in seq[i + 1 - policy.successes_to_online : i + 1]), (i, seq)
+            if failed_since_online is not None:
+                assert failed_since_online >= f, (i, seq)
+        if h.state is NodeState.ONLINE and before is not NodeState.ONLINE:
+            failed_since_online = 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(_streaks, st.integers(2, 5), st.integers(2, 4))
+def test_irregular_streaks_change_state_at_most_twice_per_outage(
+    streaks: list[tuple[bool, int]], failures: int, successes: int
+) -> None:
+    """A healthy replica with intermittent failed checks: state changes (after the first check) never
+    outnumber twice the failed checks divided by ``failures_to_offline``: every round trip out of
+    ONLINE and back costs at least that many failures, whatever the pattern."""
+    policy = HealthPolicy(failures_to_offline=failures, successes_to_online=successes)
+    seq = [G, *_flatten(streaks)]
+    states, _ = run(seq, policy)
+    changes = sum(1 for a, b in itertools.pairwise(states) if a != b)
+    failed = sum(not r.ok for r in seq)
+    # out: ONLINE -> SHUNNED (-> OFFLINE) needs >= f failures; back: one change.
+    assert changes <= 3 * (failed // failures) + (1 if failed % failures else 0), (states, seq)
+
+
+def test_recovery_after_a_clean_outage_takes_failures_plus_one_good_checks() -> None:
+    """Measured in checks (the monitor's unit): before the fix 2 (successes_to_online), now
+    failures_to_offline + 1 for an outage of failures_to_offline or more failed checks."""
+    for f in (1, 2, 3, 5):
+        for outage in (f, f + 1, 10):
+            policy = HealthPolicy(failures_to_offline=f, successes_to_online=2)
+            h = ServerHealth("db2", policy)
+            for r in [G] + [F] * outage:
+                h.observe(r)
+            assert h.state is NodeState.OFFLINE
+            good = 0
+            while h.state is not NodeState.ONLINE:
+                h.observe(G)
+                good += 1
+            assert good == max(2, f + 1), (f, outage, good)
 
 
 # --------------------------------------------------------------------------------------------------

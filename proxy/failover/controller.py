@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from proxy.failover import sql
 from proxy.failover.actions import ActionError, Admin
-from proxy.failover.buffer import WriteBuffer
+from proxy.failover.buffer import WriteBuffer, drain_sessions
 from proxy.failover.decision import Candidate, ReplicaView, choose_candidate, may_rejoin, primary_is_dead
-from proxy.failover.semisync import read_semi_sync
+from proxy.failover.semisync import SemiSyncRoles, read_semi_sync
 from proxy.topology.model import Node, Topology
 from proxy.topology.probe import Flavor
 
@@ -70,6 +70,8 @@ class FailoverController:
         self._promoted_at: dict[str, tuple[str, str]] = {}  # old primary -> (new primary, position)
         self._said: set[str] = set()  # log-once keys
         self._semi_sync_at = 0.0
+        self._semi_sync_fast_until = 0.0  # after a role change: read it every tick for a while
+        self.semi = SemiSyncRoles(self.admin)  # carries semi-sync across role changes
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -121,7 +123,8 @@ class FailoverController:
         if self.mode == "promote" and self._promoted_at and not self.in_progress:
             await self._fence(topology)
         now = time.monotonic()
-        if now - self._semi_sync_at >= SEMI_SYNC_EVERY:
+        every = 0.0 if now < self._semi_sync_fast_until else SEMI_SYNC_EVERY
+        if now - self._semi_sync_at >= every and not self.in_progress:
             self._semi_sync_at = now
             await self._read_semi_sync(topology)
 
@@ -194,6 +197,7 @@ class FailoverController:
             finally:
                 self.buffer.release()
                 report["seconds"] = round(time.monotonic() - started, 3)
+                self._semi_sync_changed(report)
                 self.stats.last_duration_seconds = report["seconds"]
                 self.stats.last = report
             log.info("failover: %s in %.3f s", report["result"], report["seconds"])
@@ -225,6 +229,7 @@ class FailoverController:
         flavor = await self._flavor(node)
         position = await self.admin.promote(node.host, node.port, flavor, self.cfg.catchup_timeout_seconds)
         _step(report, f"promoted {node.name} (applied its relay log, read_only = OFF) at {position or '-'}")
+        await self.semi.promoted(node, flavor)
         self._promoted_at[old] = (node.name, position)
         self.monitor.promoted(node.name, f"promoted by rwproxy in place of {old}")
         for other in topology.nodes:
@@ -244,6 +249,7 @@ class FailoverController:
     async def _repoint(self, replica: Node, primary: Node, *, old_primary: bool) -> None:
         cfg = self.cfg
         flavor = await self._flavor(replica)
+        await self.semi.follow(replica, flavor)  # before the repoint restarts its IO thread
         statements: list[str | tuple[str, tuple[Any, ...]]] = []
         if old_primary:
             statements += sql.read_only(flavor, True)
@@ -304,6 +310,7 @@ class FailoverController:
                 self.stats.fenced[old] = str(exc)
                 continue
             log.info("failover: %s rejoined as a replica of %s: %s", old, new, why)
+            self._semi_sync_changed(None)
             self.stats.fenced.pop(old, None)
             del self._promoted_at[old]
 
@@ -333,9 +340,10 @@ class FailoverController:
             self.buffer.hold(f"switchover from {old.name} to {target.name} in progress")
             demoted = False
             try:
-                open_txns = await self._drain(old.name)
+                open_txns = await drain_sessions(self.app.sessions, old.name, self.cfg.drain_timeout_seconds)
                 _step(report, f"new writes buffered; {open_txns} transaction(s) still open after the drain")
                 flavor = await self._flavor(old)
+                await self.semi.read_from(old, flavor)
                 await self.admin.run(old.host, old.port, sql.read_only(flavor, True))
                 demoted = True
                 position = str(
@@ -353,6 +361,7 @@ class FailoverController:
                 promoted_at = await self.admin.promote(
                     target.host, target.port, tflavor, self.cfg.catchup_timeout_seconds
                 )
+                await self.semi.promoted(target, tflavor)
                 self.monitor.promoted(target.name, f"switchover from {old.name}")
                 _step(report, f"promoted {target.name} at {promoted_at or '-'}")
                 for other in topology.nodes:
@@ -383,6 +392,7 @@ class FailoverController:
             finally:
                 self.buffer.release()
                 report["write_pause_seconds"] = round(time.monotonic() - started, 3)
+                self._semi_sync_changed(report)
                 self.stats.last_duration_seconds = report["write_pause_seconds"]
                 self.stats.last = report
             log.info("switchover: %s, writes paused %.3f s", report["result"], report["write_pause_seconds"])
@@ -404,16 +414,6 @@ class FailoverController:
         if not online:
             raise SwitchoverError("no ONLINE replica to switch over to")
         return min(online, key=lambda n: n.lag_seconds if n.lag_seconds is not None else float("inf"))
-
-    async def _drain(self, primary: str) -> int:
-        """Wait until no session is inside a transaction or running a statement on ``primary``
-        (buffered ones excepted), at most drain_timeout_seconds; returns how many were left."""
-        deadline = time.monotonic() + self.cfg.drain_timeout_seconds
-        while True:
-            left = sum(1 for s in self.app.sessions.values() if _holds(s, primary))
-            if left == 0 or time.monotonic() >= deadline:
-                return left
-            await asyncio.sleep(0.005)
 
     # -- rds ---------------------------------------------------------------------------------
 
@@ -469,6 +469,16 @@ class FailoverController:
         if primary is not None and primary.online:
             flavor = self.monitor.flavor_of(primary.name)
             self.stats.semi_sync = await read_semi_sync(self.admin, primary, flavor)
+            self.semi.remember(self.stats.semi_sync)
+
+    def _semi_sync_changed(self, report: dict[str, Any] | None) -> None:
+        """After a role change: the semi-sync changes made go in the report, and the new primary's
+        state is read every tick for 15 s (its replicas reconnect as semi-sync clients)."""
+        steps = self.semi.take_steps()
+        if report is not None:
+            report["semi_sync_changes"] = steps
+        self._semi_sync_fast_until = time.monotonic() + 15.0
+        self._wake.set()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -482,16 +492,6 @@ class FailoverController:
         if key not in self._said:
             self._said.add(key)
             log.log(level, message)
-
-
-def _holds(session: Any, primary: str) -> bool:
-    if getattr(session, "buffered", False):
-        return False
-    if session.state.in_transaction:
-        return True
-    inflight = session.inflight
-    node = inflight.route.node if inflight is not None else None
-    return bool(session.busy and node is not None and node.name == primary)
 
 
 def _step(report: dict[str, Any], text: str) -> None:

@@ -231,6 +231,7 @@ class FailoverController:
         _step(report, f"promoted {node.name} (applied its relay log, read_only = OFF) at {position or '-'}")
         await self.semi.promoted(node, flavor)
         self._promoted_at[old] = (node.name, position)
+        self.monitor.repointing([n.name for n in topology.nodes if n.name not in (old, node.name)], node.name)
         self.monitor.promoted(node.name, f"promoted by rwproxy in place of {old}")
         for other in topology.nodes:
             if other.name in (old, node.name):
@@ -243,6 +244,7 @@ class FailoverController:
                 await self._repoint(other, node, old_primary=False)
                 _step(report, f"repointed {other.name} to {node.name}")
             except ActionError as exc:
+                self.monitor.repointing([other.name], None)
                 _step(report, f"could not repoint {other.name}: {exc}")
         return node.name
 
@@ -362,6 +364,8 @@ class FailoverController:
                     target.host, target.port, tflavor, self.cfg.catchup_timeout_seconds
                 )
                 await self.semi.promoted(target, tflavor)
+                others = [n.name for n in topology.nodes if n.name != target.name]
+                self.monitor.repointing(others, target.name, demoted=old.name)
                 self.monitor.promoted(target.name, f"switchover from {old.name}")
                 _step(report, f"promoted {target.name} at {promoted_at or '-'}")
                 for other in topology.nodes:
@@ -371,6 +375,7 @@ class FailoverController:
                         await self._repoint(other, target, old_primary=other.name == old.name)
                         _step(report, f"repointed {other.name} to {target.name}")
                     except ActionError as exc:
+                        self.monitor.repointing([other.name], None)
                         _step(report, f"could not repoint {other.name}: {exc}")
                 await self._wait_primary(target.name)
                 self.stats.switchovers["ok"] += 1

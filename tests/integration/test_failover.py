@@ -446,3 +446,89 @@ def test_switchover_buffers_prepared_statements_too(fresh_cluster: Cluster) -> N
         rows = {int(r[0]) for r in c.sql(new, "SELECT seq FROM rwtest.drill")}
         assert set(acked) <= rows
         assert p.app.failover is not None and p.app.failover.buffer.stats.buffered >= 1  # it did wait
+
+
+@dataclass
+class UsableReplicaWatch:
+    """Polls the proxy's topology every ~2 ms in a thread and keeps every snapshot in which no
+    replica could serve a read: no ONLINE replica with weight left other than the primary and
+    ``dead`` (the killed server)."""
+
+    p: ProxyThread
+    dead: str | None = None
+    gaps: list[tuple[float, int, list[tuple[str, str, str, str | None]]]] = field(default_factory=list)
+    polls: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> UsableReplicaWatch:
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+    def _run(self) -> None:
+        seen = -1
+        while not self.stop.is_set():
+            t = self.p.app.topology
+            self.polls += 1
+            if t.version != seen:
+                seen = t.version
+                primary = t.primary.name if t.primary is not None else None
+                usable = [n for n in t.eligible_replicas() if n.name not in (primary, self.dead)]
+                if not usable:
+                    nodes = [(n.name, n.role.value, n.state.value, n.reason) for n in t.nodes]
+                    self.gaps.append((time.monotonic(), t.version, nodes))
+            time.sleep(0.002)
+
+
+def _all_replicas_online(p: ProxyThread) -> bool:
+    t = p.app.topology
+    return t.primary is not None and len(t.eligible_replicas()) == len(t.nodes) - 1
+
+
+def test_failover_leaves_a_usable_replica_at_every_moment(fresh_cluster: Cluster) -> None:
+    """SIGKILL of the primary under writes: from the kill until well after the promotion, every
+    snapshot the proxy routes with has a replica that can serve reads (the survivor keeps serving
+    while it is repointed; before the primary's failure is recorded no replica is shunned for the
+    IO thread the failure broke)."""
+    c = fresh_cluster
+    _prepare(c)
+    old = c.primary
+    with ProxyThread(config(c, "promote")) as p:
+        writer = Writer(p, c).start()
+        _wait(lambda: len(writer.acked) > 20 and _all_replicas_online(p), 10, "writes flowing")
+        with UsableReplicaWatch(p, dead=old.name) as watch:
+            c.kill_node(old)
+            assert p.app.failover is not None
+            _wait(lambda: p.app.failover.stats.failovers["ok"] == 1, 15, "failed over")
+            time.sleep(2.0)  # the survivor's repoint and its checks after it
+        writer.finish()
+        new = p.app.topology.primary
+        assert new is not None and new.name != old.name
+        survivor = next(n for n in p.app.topology.replicas if n.name != old.name)
+        assert survivor.online, survivor
+        assert _source_port(c, c.node(survivor.name)) == c.node(new.name).port
+        assert watch.polls > 100, watch.polls
+        assert watch.gaps == [], f"{len(watch.gaps)} snapshots without a usable replica: {watch.gaps[:3]}"
+
+
+def test_switchover_leaves_a_usable_replica_at_every_moment(fresh_cluster: Cluster) -> None:
+    """A planned switchover: the other replica and the demoted primary are repointed; at every
+    moment one of them serves reads."""
+    c = fresh_cluster
+    _prepare(c)
+    old = c.primary
+    with ProxyThread(config(c, "promote")) as p:
+        writer = Writer(p, c).start()
+        _wait(lambda: len(writer.acked) > 20 and _all_replicas_online(p), 10, "writes flowing")
+        with UsableReplicaWatch(p) as watch:
+            report = p.run(p.app.switchover(None))
+            time.sleep(2.0)
+        writer.finish()
+        assert report["result"] == "ok", report
+        assert writer.errors == [], writer.errors
+        assert p.app.topology.by_name[old.name].online
+        assert watch.gaps == [], f"{len(watch.gaps)} snapshots without a usable replica: {watch.gaps[:3]}"

@@ -414,6 +414,83 @@ def test_build_nodes_failover_to_the_online_writable_server() -> None:
     assert nodes[0].lag_seconds is None
 
 
+def _at(r: ProbeResult, at: float) -> ProbeResult:
+    return dataclasses.replace(r, at=at)
+
+
+def test_a_replica_that_lost_the_primary_is_judged_after_the_primary() -> None:
+    """The primary is killed: a replica's check sees its IO thread lost it before the primary's own
+    check fails. Until the primary has been checked since, the replica keeps serving (else both
+    replicas would be shunned and reads sent to the dead primary); a good primary check after that
+    shuns it (the IO thread broke for another reason), a failed one keeps it serving."""
+    policy = HealthPolicy()
+    primary, r1, r2 = (ServerHealth(n, policy) for n in ("a", "b", "c"))
+    primary.observe(_at(WRITABLE, 1.0), started=0.99)
+    for h in (r1, r2):
+        h.observe(_at(lag(0.5), 1.0))
+    for h in (r1, r2):  # the primary dies at 1.5; both replicas notice first
+        h.observe(_at(IO_STOPPED, 2.0), started=1.99)
+        assert h.state is NodeState.SHUNNED and h.io_lost_at == 2.0
+
+    def nodes() -> list[tuple[str, str, str, str | None]]:
+        views = [ServerView(h.name, "h", 1, 1, h) for h in (primary, r1, r2)]
+        return _summary(build_nodes(views, "a", 10.0))
+
+    assert nodes()[1:] == [("b", "replica", "online", None), ("c", "replica", "online", None)]
+    views = [ServerView(h.name, "h", 1, 1, h) for h in (primary, r1, r2)]
+    assert build_nodes(views, "a", 10.0)[1].lag_seconds == 0.5  # the last known lag
+    primary.observe(ProbeResult.failed("(2003) refused", 2.1), started=2.05)  # it is dead
+    assert nodes()[1:] == [("b", "replica", "online", None), ("c", "replica", "online", None)]
+    alive = ServerHealth("a", policy)
+    alive.observe(_at(WRITABLE, 1.0), started=0.99)
+    alive.observe(_at(WRITABLE, 2.1), started=2.05)  # checked after the loss, and it answers
+    views = [ServerView(h.name, "h", 1, 1, h) for h in (alive, r1, r2)]
+    assert [n.state for n in build_nodes(views, "a", 10.0)[1:]] == [NodeState.SHUNNED] * 2
+
+
+def test_a_replica_being_repointed_keeps_serving_reads() -> None:
+    """After a promotion the controller repoints the other replica: STOP REPLICA, then the IO
+    thread connecting, then two good checks. Meanwhile it serves with its last known lag, for a
+    bounded number of checks and only towards the announced new primary."""
+    policy = HealthPolicy()
+    new, r = ServerHealth("b", policy), ServerHealth("c", policy)
+    new.observe(_at(WRITABLE, 1.0))
+    r.observe(_at(lag(1.5), 1.0))
+    r.expect_repoint("b", 5)
+    views = [ServerView(h.name, "h", 1, 1, h) for h in (new, r)]
+    states = []
+    for i, check in enumerate([SQL_STOPPED, IO_STOPPED, NULL, lag(0.2), lag(0.1), lag(0.1)]):
+        r.observe(_at(check, 2.0 + i))
+        node = build_nodes(views, "b", 10.0)[1]
+        states.append(node.state)
+        if i < 3:
+            assert node.lag_seconds == 1.5, i  # the last known lag while replication restarts
+    assert states == [NodeState.ONLINE] * 6
+    assert r.state is NodeState.ONLINE and r.repoint_checks_left == 0  # the grace ended on its own
+    # Not towards another server, not past the bound, not for lag over the limit.
+    other = ServerHealth("c", policy)
+    other.observe(_at(lag(0.5), 1.0))
+    other.expect_repoint("z", 5)
+    other.observe(_at(SQL_STOPPED, 2.0))
+    assert (
+        build_nodes([ServerView("b", "h", 1, 1, new), ServerView("c", "h", 1, 1, other)], "b", 10.0)[1].state
+        is NodeState.SHUNNED
+    )
+    other.expect_repoint("b", 2)
+    other.observe(_at(SQL_STOPPED, 3.0))
+    online = build_nodes([ServerView("b", "h", 1, 1, new), ServerView("c", "h", 1, 1, other)], "b", 10.0)
+    assert online[1].state is NodeState.ONLINE
+    other.observe(_at(SQL_STOPPED, 4.0))  # the second check of two: the grace is used up
+    late = build_nodes([ServerView("b", "h", 1, 1, new), ServerView("c", "h", 1, 1, other)], "b", 10.0)
+    assert late[1].state is NodeState.SHUNNED
+    other.expect_repoint("b", 5)
+    other.observe(_at(lag(30), 5.0))
+    assert (
+        build_nodes([ServerView("b", "h", 1, 1, new), ServerView("c", "h", 1, 1, other)], "b", 10.0)[1].state
+        is NodeState.SHUNNED
+    )
+
+
 def test_build_nodes_configured_primary_wins() -> None:
     nodes = build_nodes([_view("a", G, role=Role.PRIMARY), _view("b", WRITABLE)], "b")
     assert _summary(nodes) == [

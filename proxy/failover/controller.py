@@ -339,13 +339,13 @@ class FailoverController:
             started = time.monotonic()
             report: dict[str, Any] = {"kind": "switchover", "from": old.name, "to": target.name, "steps": []}
             log.info("switchover: %s -> %s", old.name, target.name)
+            await self.semi.read_from(old, await self._flavor(old))  # before writes wait
             self.buffer.hold(f"switchover from {old.name} to {target.name} in progress")
             demoted = False
             try:
                 open_txns = await drain_sessions(self.app.sessions, old.name, self.cfg.drain_timeout_seconds)
                 _step(report, f"new writes buffered; {open_txns} transaction(s) still open after the drain")
                 flavor = await self._flavor(old)
-                await self.semi.read_from(old, flavor)
                 await self.admin.run(old.host, old.port, sql.read_only(flavor, True))
                 demoted = True
                 position = str(

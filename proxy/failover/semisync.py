@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,86 +128,96 @@ class SemiSyncRoles:
     async def promoted(self, node: Node, flavor: Flavor | None) -> None:
         """``node`` is the new primary: master side on as the old primary had it."""
         known = self.known
-        current = await self._sides(node, flavor)
-        if current is None:
-            return
-        master, replica = current
-        if known is None and replica:  # never read the old primary: its replicas' side says it
-            known = SemiSyncSettings(True)
-        if known is None or not known.enabled:
+        if known is not None and not known.enabled:
             return
         prefix, _ = semi_sync_variables(flavor)
-        statements: list[str | tuple[str, tuple[Any, ...]]] = []
-        if known.timeout_ms is not None:
-            statements.append((f"SET GLOBAL {prefix}_timeout = %s", (int(known.timeout_ms),)))
-        if known.wait_point in WAIT_POINTS:
-            statements.append((f"SET GLOBAL {prefix}_wait_point = %s", (known.wait_point,)))
-        if not master:
-            statements.append(f"SET GLOBAL {prefix}_enabled = 1")
-        if not statements:
-            return
-        shown = ", ".join(
-            x
-            for x in (
-                f"timeout {known.timeout_ms} ms" if known.timeout_ms is not None else "",
-                f"wait point {known.wait_point}" if known.wait_point else "",
+
+        def plan(master: bool, replica: bool) -> list[str | tuple[str, tuple[Any, ...]]]:
+            settings = known
+            if settings is None and replica:  # never read the old primary: its replicas' side says it
+                settings = SemiSyncSettings(True)
+            if settings is None or not settings.enabled:
+                return []
+            out: list[str | tuple[str, tuple[Any, ...]]] = []
+            if settings.timeout_ms is not None:
+                out.append((f"SET GLOBAL {prefix}_timeout = %s", (int(settings.timeout_ms),)))
+            if settings.wait_point in WAIT_POINTS:
+                out.append((f"SET GLOBAL {prefix}_wait_point = %s", (settings.wait_point,)))
+            if not master:
+                out.append(f"SET GLOBAL {prefix}_enabled = 1")
+            return out
+
+        done = await self._apply(node, flavor, plan)
+        if done is not None and f"SET GLOBAL {prefix}_enabled = 1" in done[1]:
+            shown = ", ".join(
+                x
+                for x in (
+                    f"timeout {known.timeout_ms} ms" if known and known.timeout_ms is not None else "",
+                    f"wait point {known.wait_point}" if known and known.wait_point else "",
+                )
+                if x
             )
-            if x
-        )
-        if await self._run(node, statements) and not master:
-            self._changed(
-                node.name, "primary", "enabled", f"as the old primary had it ({shown or 'defaults'})"
-            )
+            why = f"as the old primary had it ({shown or 'defaults'})"
+            self._changed(node.name, "primary", "enabled", why)
 
     async def follow(self, node: Node, flavor: Flavor | None) -> None:
         """``node`` is about to be repointed to the new primary (the repoint restarts its IO thread):
         master side off, replica side on, when the old primary had semi-sync on."""
         if self.known is None or not self.known.enabled:
             return
-        current = await self._sides(node, flavor)
-        if current is None:
-            return
-        master, replica = current
         prefix, replica_var = semi_sync_variables(flavor)
-        statements: list[str | tuple[str, tuple[Any, ...]]] = []
-        if master:
-            statements.append(f"SET GLOBAL {prefix}_enabled = 0")
-        if not replica:
-            statements.append(f"SET GLOBAL {replica_var} = 1")
-        if not statements or not await self._run(node, statements):
+
+        def plan(master: bool, replica: bool) -> list[str | tuple[str, tuple[Any, ...]]]:
+            out: list[str | tuple[str, tuple[Any, ...]]] = []
+            if master:
+                out.append(f"SET GLOBAL {prefix}_enabled = 0")
+            if not replica:
+                out.append(f"SET GLOBAL {replica_var} = 1")
+            return out
+
+        done = await self._apply(node, flavor, plan)
+        if done is None:
             return
+        (master, replica), _ = done
         if master:
-            self._changed(
-                node.name, "primary", "disabled", "a replica now: its applier must not wait for acks"
-            )
+            why = "a replica now: its applier must not wait for acks"
+            self._changed(node.name, "primary", "disabled", why)
         if not replica:
             self._changed(node.name, "replica", "enabled", "acknowledges the new primary's writes")
 
-    async def _sides(self, node: Node, flavor: Flavor | None) -> tuple[bool, bool] | None:
+    async def _apply(
+        self,
+        node: Node,
+        flavor: Flavor | None,
+        plan: Callable[[bool, bool], list[str | tuple[str, tuple[Any, ...]]]],
+    ) -> tuple[tuple[bool, bool], list[str | tuple[str, tuple[Any, ...]]]] | None:
+        """On one connection: read (master side on, replica side on), run ``plan(...)``'s
+        statements. Returns (what was read, the statements) when all ran, else None (logged once)."""
         prefix, replica_var = semi_sync_variables(flavor)
         try:
             conn = await self.admin._connect(node.host, node.port)
         except ActionError as exc:
-            self._warn(node.name, f"cannot read its semi-sync state: {exc}")
+            self._warn(node.name, f"cannot reach it: {exc}")
             return None
         try:
             async with conn.cursor() as cur:
-                await cur.execute(f"SELECT @@GLOBAL.{prefix}_enabled, @@GLOBAL.{replica_var}")
-                row = await cur.fetchone()
-            return bool(int(row[0])), bool(int(row[1]))
+                try:
+                    await cur.execute(f"SELECT @@GLOBAL.{prefix}_enabled, @@GLOBAL.{replica_var}")
+                    row = await cur.fetchone()
+                    sides = bool(int(row[0])), bool(int(row[1]))
+                except Exception as exc:
+                    self._warn(node.name, f"no semi-sync variables ({describe_error(exc)}): left as it is")
+                    return None
+                statements = plan(*sides)
+                for st in statements:
+                    text, args = (st, ()) if isinstance(st, str) else st
+                    await cur.execute(text, args or None)
+            return sides, statements
         except Exception as exc:
-            self._warn(node.name, f"no semi-sync variables ({describe_error(exc)}): left as it is")
+            self._warn(node.name, f"semi-sync change failed: {describe_error(exc)}")
             return None
         finally:
             close_quietly(conn)
-
-    async def _run(self, node: Node, statements: list[str | tuple[str, tuple[Any, ...]]]) -> bool:
-        try:
-            await self.admin.run(node.host, node.port, statements)
-            return True
-        except ActionError as exc:
-            self._warn(node.name, f"semi-sync change failed: {exc}")
-            return False
 
     def _changed(self, server: str, side: str, action: str, why: str) -> None:
         self.changes[(server, side, action)] += 1

@@ -242,7 +242,10 @@ class ServerHealth:
         if result.lag_seconds is not None:
             self.last_known_lag = result.lag_seconds
         lost = result.io_running is False and result.sql_running is True
-        self.io_lost_at = (self.io_lost_at or result.at) if lost else None
+        if not lost:
+            self.io_lost_at = None
+        elif self.io_lost_at is None:
+            self.io_lost_at = result.at
         self.gtid_position = result.gtid_position
         self.gtid_waits = result.gtid_waits
         self.io_running, self.sql_running = result.io_running, result.sql_running
@@ -269,6 +272,7 @@ class ServerHealth:
             return self._move(NodeState.ONLINE, None, "first check good", result.at)
         if self.consecutive_good < p.successes_to_online:
             return None
+        self.repoint_checks_left = 0  # good again on its own: a repoint grace ends
         failed = sum(self._recent)
         if failed >= p.failures_to_offline:  # still flapping: stay out, say until when
             self.detail = (

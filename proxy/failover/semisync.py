@@ -48,11 +48,13 @@ class SemiSyncSettings:
     wait_point: str | None = None
 
 
+_OLD_NAMES = ("rpl_semi_sync_master", "rpl_semi_sync_slave_enabled")  # MariaDB, MySQL before 8.0.26
+_NEW_NAMES = ("rpl_semi_sync_source", "rpl_semi_sync_replica_enabled")  # MySQL 8.0.26+ plugins
+
+
 def semi_sync_variables(flavor: Flavor | None) -> tuple[str, str]:
-    """(master-side prefix, replica-side enabled variable) for the flavour."""
-    if flavor is Flavor.MARIADB:
-        return "rpl_semi_sync_master", "rpl_semi_sync_slave_enabled"
-    return "rpl_semi_sync_source", "rpl_semi_sync_replica_enabled"
+    """(master-side prefix, replica-side enabled variable) for the flavour (the first to try)."""
+    return _OLD_NAMES if flavor in (Flavor.MARIADB, Flavor.MYSQL_LEGACY) else _NEW_NAMES
 
 
 async def read_semi_sync(admin: Admin, primary: Node, flavor: Flavor | None) -> dict[str, Any]:
@@ -130,9 +132,8 @@ class SemiSyncRoles:
         known = self.known
         if known is not None and not known.enabled:
             return
-        prefix, _ = semi_sync_variables(flavor)
 
-        def plan(master: bool, replica: bool) -> list[str | tuple[str, tuple[Any, ...]]]:
+        def plan(master: bool, replica: bool, prefix: str, _: str) -> list[str | tuple[str, tuple[Any, ...]]]:
             settings = known
             if settings is None and replica:  # never read the old primary: its replicas' side says it
                 settings = SemiSyncSettings(True)
@@ -148,7 +149,7 @@ class SemiSyncRoles:
             return out
 
         done = await self._apply(node, flavor, plan)
-        if done is not None and f"SET GLOBAL {prefix}_enabled = 1" in done[1]:
+        if done is not None and any(str(st).endswith("_enabled = 1") for st in done[1]):
             shown = ", ".join(
                 x
                 for x in (
@@ -165,9 +166,10 @@ class SemiSyncRoles:
         master side off, replica side on, when the old primary had semi-sync on."""
         if self.known is None or not self.known.enabled:
             return
-        prefix, replica_var = semi_sync_variables(flavor)
 
-        def plan(master: bool, replica: bool) -> list[str | tuple[str, tuple[Any, ...]]]:
+        def plan(
+            master: bool, replica: bool, prefix: str, replica_var: str
+        ) -> list[str | tuple[str, tuple[Any, ...]]]:
             out: list[str | tuple[str, tuple[Any, ...]]] = []
             if master:
                 out.append(f"SET GLOBAL {prefix}_enabled = 0")
@@ -189,11 +191,13 @@ class SemiSyncRoles:
         self,
         node: Node,
         flavor: Flavor | None,
-        plan: Callable[[bool, bool], list[str | tuple[str, tuple[Any, ...]]]],
+        plan: Callable[[bool, bool, str, str], list[str | tuple[str, tuple[Any, ...]]]],
     ) -> tuple[tuple[bool, bool], list[str | tuple[str, tuple[Any, ...]]]] | None:
-        """On one connection: read (master side on, replica side on), run ``plan(...)``'s
+        """On one connection: read (master side on, replica side on) under the flavour's variable
+        names (else the other naming), run ``plan(master, replica, prefix, replica_var)``'s
         statements. Returns (what was read, the statements) when all ran, else None (logged once)."""
-        prefix, replica_var = semi_sync_variables(flavor)
+        first = semi_sync_variables(flavor)
+        names = [first, _NEW_NAMES if first is _OLD_NAMES else _OLD_NAMES]
         try:
             conn = await self.admin._connect(node.host, node.port)
         except ActionError as exc:
@@ -201,14 +205,20 @@ class SemiSyncRoles:
             return None
         try:
             async with conn.cursor() as cur:
-                try:
-                    await cur.execute(f"SELECT @@GLOBAL.{prefix}_enabled, @@GLOBAL.{replica_var}")
-                    row = await cur.fetchone()
-                    sides = bool(int(row[0])), bool(int(row[1]))
-                except Exception as exc:
-                    self._warn(node.name, f"no semi-sync variables ({describe_error(exc)}): left as it is")
+                sides: tuple[bool, bool] | None = None
+                error = ""
+                for prefix, replica_var in names:
+                    try:
+                        await cur.execute(f"SELECT @@GLOBAL.{prefix}_enabled, @@GLOBAL.{replica_var}")
+                        row = await cur.fetchone()
+                        sides = bool(int(row[0])), bool(int(row[1]))
+                        break
+                    except Exception as exc:
+                        error = describe_error(exc)
+                if sides is None:
+                    self._warn(node.name, f"no semi-sync variables ({error}): left as it is")
                     return None
-                statements = plan(*sides)
+                statements = plan(*sides, prefix, replica_var)
                 for st in statements:
                     text, args = (st, ()) if isinstance(st, str) else st
                     await cur.execute(text, args or None)

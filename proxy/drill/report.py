@@ -63,6 +63,8 @@ class ReportInputs:
     notes: list[str] = field(default_factory=list)
     # The primary's semi-sync state when the drill started (/status failover.semi_sync), or None.
     semi_sync: dict[str, Any] | None = None
+    # ... and when it ended (after the role change: the new primary's), or None.
+    semi_sync_after: dict[str, Any] | None = None
 
 
 def _r(x: float | None) -> float | None:
@@ -252,6 +254,7 @@ def build_report(i: ReportInputs) -> dict[str, Any]:
         "primary_before": i.primary_before,
         "primary_after": i.primary_after,
         "semi_sync": i.semi_sync,
+        "semi_sync_after": i.semi_sync_after,
         "notes": list(i.notes),
     }
 
@@ -267,6 +270,20 @@ def semi_sync_text(semi: Mapping[str, Any] | None) -> str:
     if not clients:
         return "on but no replica acknowledging at the start: RPO > 0 (writes wait, then go async)"
     return f"on, {clients} replica(s) acknowledging at the start: RPO 0 expected"
+
+
+def semi_sync_after_text(semi: Mapping[str, Any] | None) -> str:
+    """The same at the end of the drill: after a failover or switchover RPO is 0 again only if the
+    new primary runs semi-sync with an acknowledging replica."""
+    if not semi or semi.get("enabled") is None:
+        return "unknown at the end"
+    who = f"{semi['primary']}: " if semi.get("primary") else ""
+    if not semi["enabled"]:
+        return f"{who}off at the end: RPO > 0"
+    clients = semi.get("clients")
+    if not clients:
+        return f"{who}on but no replica acknowledging at the end: RPO > 0"
+    return f"{who}on, {clients} replica(s) acknowledging at the end: RPO 0"
 
 
 # --- text -------------------------------------------------------------------------------------------
@@ -318,6 +335,8 @@ def render_text(r: Mapping[str, Any]) -> str:
             lines.append(f"max lag seen     {lags}")
     if r["scenario"] in ("failover", "switchover"):
         lines.append(f"semi-sync        {semi_sync_text(r.get('semi_sync'))}")
+        if r.get("semi_sync_after") is not None:
+            lines.append(f"                 {semi_sync_after_text(r.get('semi_sync_after'))}")
     lines.append(f"primary before   {_server(r.get('primary_before'))}")
     lines.append(f"primary after    {_server(r.get('primary_after'))}")
     lines.append("")

@@ -366,7 +366,8 @@ class _Drill:
             primary_after=primary_after,
             settings=self.settings(),
             notes=self.notes,
-            semi_sync=_semi_sync(watcher),
+            semi_sync=_semi_sync(watcher.first_doc if watcher is not None else None),
+            semi_sync_after=_semi_sync(watcher.last_doc if watcher is not None else None),
         )
         report = build_report(inputs)
         led = instances.summarize(instances_before, instances.snapshot(admins))
@@ -459,8 +460,7 @@ def run_drill(
     return _Drill(o, cluster, progress).run()
 
 
-def _semi_sync(watcher: StatusWatcher | None) -> dict[str, Any] | None:
-    doc = watcher.first_doc if watcher is not None else None
+def _semi_sync(doc: dict[str, Any] | None) -> dict[str, Any] | None:
     failover = doc.get("failover") if doc else None
     semi = failover.get("semi_sync") if isinstance(failover, dict) else None
     return dict(semi) if isinstance(semi, dict) and semi else None

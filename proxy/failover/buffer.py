@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["BufferStats", "WriteBuffer"]
+__all__ = ["BufferStats", "WriteBuffer", "drain_sessions"]
 
 
 @dataclass(slots=True)
@@ -72,3 +73,24 @@ class WriteBuffer:
                     await asyncio.wait_for(changed.wait(), min(remaining, 0.05))
         finally:
             stats.waiting -= 1
+
+
+async def drain_sessions(sessions: Mapping[Any, Any], primary: str, timeout: float) -> int:
+    """Wait until no session is inside a transaction or running a statement on ``primary``
+    (buffered ones excepted), at most ``timeout`` seconds; returns how many were left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = sum(1 for s in sessions.values() if _holds(s, primary))
+        if left == 0 or time.monotonic() >= deadline:
+            return left
+        await asyncio.sleep(0.005)
+
+
+def _holds(session: Any, primary: str) -> bool:
+    if getattr(session, "buffered", False):
+        return False
+    if session.state.in_transaction:
+        return True
+    inflight = session.inflight
+    node = inflight.route.node if inflight is not None else None
+    return bool(session.busy and node is not None and node.name == primary)

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from proxy.coordination.hooks import coordination_guard, coordination_publish, coordination_refuses
 from proxy.failover import sql
 from proxy.failover.actions import ActionError, Admin
-from proxy.failover.buffer import WriteBuffer
+from proxy.failover.buffer import WriteBuffer, drain_sessions
 from proxy.failover.decision import Candidate, ReplicaView, choose_candidate, may_rejoin, primary_is_dead
-from proxy.failover.semisync import read_semi_sync
+from proxy.failover.semisync import SemiSyncRoles, read_semi_sync
 from proxy.topology.model import Node, Topology
 from proxy.topology.probe import Flavor
 
@@ -71,6 +71,8 @@ class FailoverController:
         self._promoted_at: dict[str, tuple[str, str]] = {}  # old primary -> (new primary, position)
         self._said: set[str] = set()  # log-once keys
         self._semi_sync_at = 0.0
+        self._semi_sync_fast_until = 0.0  # after a role change: read it every tick for a while
+        self.semi = SemiSyncRoles(self.admin)  # carries semi-sync across role changes
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -127,7 +129,8 @@ class FailoverController:
         ):
             await self._fence(topology)
         now = time.monotonic()
-        if now - self._semi_sync_at >= SEMI_SYNC_EVERY:
+        every = 0.0 if now < self._semi_sync_fast_until else SEMI_SYNC_EVERY
+        if now - self._semi_sync_at >= every and not self.in_progress:
             self._semi_sync_at = now
             await self._read_semi_sync(topology)
 
@@ -208,6 +211,7 @@ class FailoverController:
             finally:
                 self.buffer.release()
                 report["seconds"] = round(time.monotonic() - started, 3)
+                self._semi_sync_changed(report)
                 self.stats.last_duration_seconds = report["seconds"]
                 self.stats.last = report
             log.info("failover: %s in %.3f s", report["result"], report["seconds"])
@@ -240,7 +244,9 @@ class FailoverController:
         await coordination_guard(self.app, f"promote {node.name}")
         position = await self.admin.promote(node.host, node.port, flavor, self.cfg.catchup_timeout_seconds)
         _step(report, f"promoted {node.name} (applied its relay log, read_only = OFF) at {position or '-'}")
+        await self.semi.promoted(node, flavor)
         self._promoted_at[old] = (node.name, position)
+        self.monitor.repointing([n.name for n in topology.nodes if n.name not in (old, node.name)], node.name)
         self.monitor.promoted(node.name, f"promoted by rwproxy in place of {old}")
         await coordination_publish(self.app, report, node.name, old, position)
         for other in topology.nodes:
@@ -254,6 +260,7 @@ class FailoverController:
                 await self._repoint(other, node, old_primary=False)
                 _step(report, f"repointed {other.name} to {node.name}")
             except ActionError as exc:
+                self.monitor.repointing([other.name], None)
                 _step(report, f"could not repoint {other.name}: {exc}")
         return node.name
 
@@ -261,6 +268,7 @@ class FailoverController:
         cfg = self.cfg
         await coordination_guard(self.app, f"repoint {replica.name}")
         flavor = await self._flavor(replica)
+        await self.semi.follow(replica, flavor)  # before the repoint restarts its IO thread
         statements: list[str | tuple[str, tuple[Any, ...]]] = []
         if old_primary:
             statements += sql.read_only(flavor, True)
@@ -322,6 +330,7 @@ class FailoverController:
                 self.stats.fenced[old] = str(exc)
                 continue
             log.info("failover: %s rejoined as a replica of %s: %s", old, new, why)
+            self._semi_sync_changed(None)
             self.stats.fenced.pop(old, None)
             del self._promoted_at[old]
 
@@ -351,10 +360,11 @@ class FailoverController:
             started = time.monotonic()
             report: dict[str, Any] = {"kind": "switchover", "from": old.name, "to": target.name, "steps": []}
             log.info("switchover: %s -> %s", old.name, target.name)
+            await self.semi.read_from(old, await self._flavor(old))  # before writes wait
             self.buffer.hold(f"switchover from {old.name} to {target.name} in progress")
             demoted = False
             try:
-                open_txns = await self._drain(old.name)
+                open_txns = await drain_sessions(self.app.sessions, old.name, self.cfg.drain_timeout_seconds)
                 _step(report, f"new writes buffered; {open_txns} transaction(s) still open after the drain")
                 flavor = await self._flavor(old)
                 await coordination_guard(self.app, f"switchover: {old.name} read_only = ON")
@@ -376,6 +386,9 @@ class FailoverController:
                 promoted_at = await self.admin.promote(
                     target.host, target.port, tflavor, self.cfg.catchup_timeout_seconds
                 )
+                await self.semi.promoted(target, tflavor)
+                others = [n.name for n in topology.nodes if n.name != target.name]
+                self.monitor.repointing(others, target.name, demoted=old.name)
                 self.monitor.promoted(target.name, f"switchover from {old.name}")
                 _step(report, f"promoted {target.name} at {promoted_at or '-'}")
                 await coordination_publish(self.app, report, target.name, old.name, promoted_at)
@@ -386,6 +399,7 @@ class FailoverController:
                         await self._repoint(other, target, old_primary=other.name == old.name)
                         _step(report, f"repointed {other.name} to {target.name}")
                     except ActionError as exc:
+                        self.monitor.repointing([other.name], None)
                         _step(report, f"could not repoint {other.name}: {exc}")
                 await self._wait_primary(target.name)
                 self.stats.switchovers["ok"] += 1
@@ -407,6 +421,7 @@ class FailoverController:
             finally:
                 self.buffer.release()
                 report["write_pause_seconds"] = round(time.monotonic() - started, 3)
+                self._semi_sync_changed(report)
                 self.stats.last_duration_seconds = report["write_pause_seconds"]
                 self.stats.last = report
             log.info("switchover: %s, writes paused %.3f s", report["result"], report["write_pause_seconds"])
@@ -428,16 +443,6 @@ class FailoverController:
         if not online:
             raise SwitchoverError("no ONLINE replica to switch over to")
         return min(online, key=lambda n: n.lag_seconds if n.lag_seconds is not None else float("inf"))
-
-    async def _drain(self, primary: str) -> int:
-        """Wait until no session is inside a transaction or running a statement on ``primary``
-        (buffered ones excepted), at most drain_timeout_seconds; returns how many were left."""
-        deadline = time.monotonic() + self.cfg.drain_timeout_seconds
-        while True:
-            left = sum(1 for s in self.app.sessions.values() if _holds(s, primary))
-            if left == 0 or time.monotonic() >= deadline:
-                return left
-            await asyncio.sleep(0.005)
 
     # -- rds ---------------------------------------------------------------------------------
 
@@ -494,6 +499,16 @@ class FailoverController:
         if primary is not None and primary.online:
             flavor = self.monitor.flavor_of(primary.name)
             self.stats.semi_sync = await read_semi_sync(self.admin, primary, flavor)
+            self.semi.remember(self.stats.semi_sync)
+
+    def _semi_sync_changed(self, report: dict[str, Any] | None) -> None:
+        """After a role change: the semi-sync changes made go in the report, and the new primary's
+        state is read every tick for 15 s (its replicas reconnect as semi-sync clients)."""
+        steps = self.semi.take_steps()
+        if report is not None:
+            report["semi_sync_changes"] = steps
+        self._semi_sync_fast_until = time.monotonic() + 15.0
+        self._wake.set()
 
     # -- coordination (proxy.coordination: another leader's promotion) ----------------------
 
@@ -527,16 +542,6 @@ class FailoverController:
         if key not in self._said:
             self._said.add(key)
             log.log(level, message)
-
-
-def _holds(session: Any, primary: str) -> bool:
-    if getattr(session, "buffered", False):
-        return False
-    if session.state.in_transaction:
-        return True
-    inflight = session.inflight
-    node = inflight.route.node if inflight is not None else None
-    return bool(session.busy and node is not None and node.name == primary)
 
 
 def _step(report: dict[str, Any], text: str) -> None:

@@ -52,6 +52,14 @@ class FailoverCollector(Collector):
             "rwproxy_primary_semi_sync_clients",
             "Replicas acknowledging the primary's semi-sync writes (-1: semi-sync off or unknown)",
         )
+        changes = CounterMetricFamily(
+            "rwproxy_semi_sync_changes",
+            "Semi-sync settings changed by rwproxy at a role change, by server, side (primary: "
+            "master/source side, replica) and action (enabled/disabled)",
+            labels=["server", "side", "action"],
+        )
+        for (server, side, action), n in sorted(fc.semi.changes.items()) if fc else ():
+            changes.add_metric([server, side, action], n)
         for result in ("ok", "failed"):
             failovers.add_metric([result], fc.stats.failovers[result] if fc else 0)
             switchovers.add_metric([result], fc.stats.switchovers[result] if fc else 0)
@@ -76,6 +84,7 @@ class FailoverCollector(Collector):
             in_progress,
             fenced,
             semi,
+            changes,
             *self._drills(),
         ]
 

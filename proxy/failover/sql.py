@@ -91,8 +91,9 @@ def prepare_rejoin(flavor: Flavor | None) -> list[str]:
 
 
 def semi_sync_sql(flavor: Flavor | None) -> tuple[str, str]:
-    """(variable query, status query) for the primary's semi-sync state: enabled, acking clients."""
-    if _mariadb(flavor):
+    """(variable query, status query) for the primary's semi-sync state: enabled, acking clients.
+    MariaDB and MySQL before 8.0.26 (``MYSQL_LEGACY``) name them master/slave."""
+    if _mariadb(flavor) or flavor is Flavor.MYSQL_LEGACY:
         return (
             "SELECT @@GLOBAL.rpl_semi_sync_master_enabled",
             "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'",

@@ -16,7 +16,12 @@ Hysteresis, so that a server does not flap with its checks:
   state as it is, except that ``failures_to_offline`` failures among the last
   ``2 * failures_to_offline`` checks shun an ONLINE server (CHECK_FAILURES): a server failing every
   other check is not left serving, and does not change state on every check either.
-* Back to ONLINE only after ``successes_to_online`` consecutive good checks (default 2).
+* Back to ONLINE only after ``successes_to_online`` consecutive good checks (default 2), and only
+  while fewer than ``failures_to_offline`` of the last ``2 * failures_to_offline`` checks failed
+  (the flap window). The window survives OFFLINE and SHUNNED (it is cleared only on entering
+  ONLINE), so a server whose checks fail intermittently cannot go OFFLINE -> ONLINE -> SHUNNED:
+  after an outage of ``failures_to_offline`` or more failed checks, recovery takes
+  ``failures_to_offline + 1`` good checks (4 by default) instead of ``successes_to_online``.
 * Lag: a replica is shunned when its lag exceeds ``max_replication_lag`` and counts as good again only
   at or below ``lag_recovery_fraction * max_replication_lag`` (default 80 %: with a 10 s limit, shun
   above 10 s, come back at 8 s or less).
@@ -182,6 +187,14 @@ class ServerHealth:
         self.gtid_waits = True  # see ProbeResult.gtid_waits
         self.io_running: bool | None = None  # replication threads at the last successful check
         self.sql_running: bool | None = None
+        self.last_known_lag: float | None = None  # the last lag that was not NULL
+        self.last_check_started: float | None = None  # start of the last check (``observe(started=)``)
+        # ``at`` of the first check of the current run showing the IO thread down, SQL thread up.
+        self.io_lost_at: float | None = None
+        # The failover controller is repointing this server to ``repointing_to`` (``expect_repoint``):
+        # replication stopped / NULL lag / not replicating meanwhile is the repoint, not a fault.
+        self.repointing_to: str | None = None
+        self.repoint_checks_left = 0
         self.last_error: str | None = None
         self.checks = 0
         self.failures = 0
@@ -196,11 +209,15 @@ class ServerHealth:
             return self.configured_role
         return Role.PRIMARY if self.read_only is False else Role.REPLICA
 
-    def observe(self, result: ProbeResult) -> Transition | None:
-        """Feed one check; returns the transition when state or reason changed."""
+    def observe(self, result: ProbeResult, started: float | None = None) -> Transition | None:
+        """Feed one check (``started``: when it began, default ``result.at``); returns the
+        transition when state or reason changed."""
         p = self.policy
         first = self.reason is ShunReason.NOT_CHECKED
         self.checks += 1
+        self.last_check_started = result.at if started is None else started
+        if self.repoint_checks_left > 0:
+            self.repoint_checks_left -= 1
         self._recent.append(not result.ok)
         if not result.ok:
             self.failures += 1
@@ -222,6 +239,13 @@ class ServerHealth:
         if result.read_only is not None:
             self.read_only = result.read_only
         self.lag_seconds = result.lag_seconds
+        if result.lag_seconds is not None:
+            self.last_known_lag = result.lag_seconds
+        lost = result.io_running is False and result.sql_running is True
+        if not lost:
+            self.io_lost_at = None
+        elif self.io_lost_at is None:
+            self.io_lost_at = result.at
         self.gtid_position = result.gtid_position
         self.gtid_waits = result.gtid_waits
         self.io_running, self.sql_running = result.io_running, result.sql_running
@@ -242,17 +266,34 @@ class ServerHealth:
             return self._move(NodeState.SHUNNED, reason, detail, result.at)
         self.consecutive_good += 1
         if online:
+            self.repoint_checks_left = 0  # repointed and replicating: the grace is over
             return None
-        if first or self.consecutive_good >= p.successes_to_online:
-            n = self.consecutive_good
-            detail = "first check good" if first else f"{n} good checks in a row"
-            return self._move(NodeState.ONLINE, None, detail, result.at)
-        return None
+        if first:
+            return self._move(NodeState.ONLINE, None, "first check good", result.at)
+        if self.consecutive_good < p.successes_to_online:
+            return None
+        self.repoint_checks_left = 0  # good again on its own: a repoint grace ends
+        failed = sum(self._recent)
+        if failed >= p.failures_to_offline:  # still flapping: stay out, say until when
+            self.detail = (
+                f"{self.consecutive_good} good checks in a row, but {failed} of the last "
+                f"{len(self._recent)} checks failed (back ONLINE once fewer than {p.failures_to_offline} did)"
+            )
+            return None
+        return self._move(NodeState.ONLINE, None, f"{self.consecutive_good} good checks in a row", result.at)
+
+    def expect_repoint(self, new_primary: str | None, checks: int) -> None:
+        """The failover controller is about to repoint this server to ``new_primary`` (None: it gave
+        up): for up to ``checks`` checks, or until it is ONLINE again, ``build_nodes`` keeps it
+        serving reads with its last known lag while its replication restarts."""
+        self.repointing_to = new_primary
+        self.repoint_checks_left = checks if new_primary is not None else 0
 
     def force_online(self, detail: str, at: float) -> Transition | None:
         """Trust the server now (the failover controller just promoted it and checked it)."""
         self.consecutive_good = max(self.consecutive_good, self.policy.successes_to_online)
         self.read_only = False
+        self._recent.clear()
         return self._move(NodeState.ONLINE, None, detail, at)
 
     @property
@@ -264,8 +305,10 @@ class ServerHealth:
         self.detail = detail
         if state is self.state and reason is self.reason:
             return None
-        if state is NodeState.OFFLINE or state is NodeState.ONLINE:
-            self._recent.clear()  # a fresh start: old failures do not count twice
+        if state is NodeState.ONLINE:
+            # A fresh start: old failures do not count twice. Kept through OFFLINE and SHUNNED: the
+            # failures of an outage still count when the server asks to come back.
+            self._recent.clear()
         t = Transition(self.name, self.state, self.reason, state, reason, detail, at)
         self.state, self.reason, self.since = state, reason, at
         return t
@@ -322,9 +365,14 @@ def build_nodes(
     servers there is no primary at all (each is SHUNNED, SPLIT_BRAIN): writes are refused, never
     sent to a guess.
 
-    While the primary is failing (its last check failed or it is OFFLINE), a replica shunned only
-    because its IO thread lost that primary (SQL thread running) keeps serving reads: it has
-    everything it could get, and no one can write anywhere meanwhile.
+    A replica shunned only because its IO thread lost the primary (SQL thread running) keeps
+    serving reads, with its last known lag, while the primary is failing (its last check failed or
+    it is OFFLINE: the replica has everything it could get, and no one can write anywhere
+    meanwhile), and also while the primary has not been checked since the replica lost it (the
+    primary's failure is recorded before the replicas are judged by what the failure causes; the
+    monitor checks the primary at once). A replica the failover controller is repointing to the
+    primary (``ServerHealth.expect_repoint``) keeps serving the same way while its replication
+    restarts (stopped threads, NULL lag, not yet replicating), for a bounded number of checks.
     """
     configured = [s for s in servers if s.health.configured_role is Role.PRIMARY]
     writable = [s for s in servers if s.health.configured_role is None and s.health.read_only is False]
@@ -339,7 +387,7 @@ def build_nodes(
         primary = pick[0] if pick else None
         if refuse_split_brain and len(online) > 1:
             return _split_brain(servers, {s.name for s in online}, max_lag)
-    primary_failing = primary is not None and primary.health.failing
+    primary_health = primary.health if primary is not None else None
     nodes = []
     for s in servers:
         h = s.health
@@ -353,8 +401,9 @@ def build_nodes(
             role = h.configured_role or Role.REPLICA
             if h.configured_role is None and h.read_only is False and state is NodeState.ONLINE:
                 state, reason = NodeState.SHUNNED, ShunReason.WRITABLE_NOT_PRIMARY
-            elif primary_failing and _lost_only_the_primary(h):
+            elif _usable_meanwhile(h, primary.name if primary else None, primary_health, max_lag):
                 state, reason = NodeState.ONLINE, None
+                lag = h.last_known_lag if h.last_known_lag is not None else 0.0
         read_weight = None
         if role is Role.REPLICA and max_lag is not None and lag is not None:
             read_weight = s.weight * lag_factor(lag, max_lag)
@@ -387,15 +436,28 @@ def _position(text: str | None) -> GtidPosition | None:
         return None
 
 
-def _lost_only_the_primary(h: ServerHealth) -> bool:
-    """Shunned only because replication from the (failing) primary broke: IO thread down, SQL up."""
-    return (
-        h.state is NodeState.SHUNNED
-        and h.reason in (ShunReason.REPLICATION_STOPPED, ShunReason.LAG_UNKNOWN)
-        and h.io_running is False
-        and h.sql_running is True
-        and not h.failing
-    )
+_MOVING = (ShunReason.REPLICATION_STOPPED, ShunReason.LAG_UNKNOWN)
+
+
+def _usable_meanwhile(
+    h: ServerHealth, primary: str | None, p: ServerHealth | None, max_lag: float | None
+) -> bool:
+    """Shunned only by replication state that a primary failure or a repoint causes, and it is that
+    (see ``build_nodes``): keep serving reads."""
+    if h.state is not NodeState.SHUNNED or h.failing:
+        return False
+    if h.last_known_lag is not None and max_lag is not None and h.last_known_lag > max_lag:
+        return False
+    if h.repoint_checks_left > 0 and h.repointing_to is not None and h.repointing_to == primary:
+        return h.reason in _MOVING or h.reason is ShunReason.NOT_REPLICATING
+    if h.reason not in _MOVING or not (h.io_running is False and h.sql_running is True):
+        return False
+    if p is None:
+        return False
+    if p.failing:
+        return True
+    # The primary has not been checked since this replica lost it: its failure may not be recorded.
+    return h.io_lost_at is not None and (p.last_check_started is None or p.last_check_started < h.io_lost_at)
 
 
 def _split_brain(

@@ -238,6 +238,26 @@ class Monitor:
         for slot in self._order:
             slot.wake.set()
 
+    def repointing(
+        self, names: Sequence[str], new_primary: str | None, *, demoted: str | None = None
+    ) -> None:
+        """The failover controller is about to repoint ``names`` to ``new_primary`` (None: it gave
+        up on them): those serving reads now, and ``demoted`` (the old primary of a switchover: it
+        has everything up to the switch), keep serving with their last known lag while their
+        replication restarts (at most successes_to_online + failures_to_offline + 2 checks)."""
+        published = self.topology.by_name if self.topology is not None else {}
+        checks = self.policy.successes_to_online + self.policy.failures_to_offline + 2
+        for name in names:
+            slot, node = self._slots.get(name), published.get(name)
+            serving = (node is not None and node.online) or name == demoted
+            if slot is not None and (new_primary is None or serving):
+                slot.health.expect_repoint(new_primary, checks)
+
+    def _check_primary_now(self) -> None:
+        primary = self.topology.primary if self.topology is not None else None
+        if primary is not None:
+            self.request_probe(primary.name)
+
     def promoted(self, name: str, detail: str) -> None:
         """The failover controller made ``name`` writable and checked it: publish it as the primary
         now instead of after successes_to_online checks; every server is checked again at once."""
@@ -325,7 +345,7 @@ class Monitor:
                 slot.wake.clear()
                 try:
                     result = await self._check(slot)
-                    self._record(slot, result, self._clock() - started)
+                    self._record(slot, result, started)
                 except Exception:  # a bug here must not stop monitoring this server
                     log.exception("monitor: check of %s failed unexpectedly", slot.server.name)
                 delay = started + interval - self._clock()
@@ -368,9 +388,13 @@ class Monitor:
             slot.conn = None
         return result
 
-    def _record(self, slot: _Slot, result: ProbeResult, duration: float) -> None:
+    def _record(self, slot: _Slot, result: ProbeResult, started: float) -> None:
         h = slot.health
-        h.observe(result)
+        duration = self._clock() - started
+        lost_before = h.io_lost_at
+        h.observe(result, started=started)
+        if h.io_lost_at is not None and lost_before is None:
+            self._check_primary_now()  # judge the replica only once the primary's fate is known
         st = slot.stats
         st.checks, st.failures = h.checks, h.failures
         st.consecutive_failures = h.consecutive_failures

@@ -17,6 +17,7 @@ from proxy.demo import demo_config_text
 from proxy.devcluster import Cluster, attach, write_state
 from proxy.devcluster.local import _pid_alive
 from proxy.drill.events import IN_DOUBT, OK
+from proxy.drill.report import render_text
 from proxy.drill.scenarios import DrillOptions, DrillResult, run_drill
 from tests.support.proxy import ProxyThread
 
@@ -141,6 +142,11 @@ def test_failover_drill(fresh_cluster: Cluster) -> None:
     report = result.report
     # The proxy read semi-sync on the primary: the report says RPO 0 is expected.
     assert report["semi_sync"]["enabled"] is True and report["semi_sync"]["clients"] >= 1, report["semi_sync"]
+    # ... and again after the failover, on the new primary: RPO 0 again.
+    after = report["semi_sync_after"]
+    assert after["primary"] != old_primary.name and after["enabled"] is True, after
+    assert after["clients"] >= 1, after
+    assert "RPO 0" in render_text(report).split("semi-sync", 1)[1].splitlines()[1]
     assert "error" not in report["fault"], report["fault"]
     assert report["fault"]["target"] == old_primary.name
     assert not c.is_running(old_primary)
@@ -163,6 +169,7 @@ def test_switchover_drill(fresh_cluster: Cluster) -> None:
     """A planned switchover under the drill's workload: no client-visible error, a short write
     pause, and the primary moved."""
     c = fresh_cluster
+    c.set_semi_sync(True, timeout_ms=5000)
     token = "drill-token"
     text = demo_config_text(c, 0, check_interval=0.2, failover_mode="promote", admin_token=token)
     with ProxyThread(text) as p:
@@ -176,6 +183,10 @@ def test_switchover_drill(fresh_cluster: Cluster) -> None:
         assert report["writes"]["errors"] == 0 and report["writes"]["in_doubt"] == 0
         assert report["primary_after"]["node"] != old_primary.name
         assert report["verification"]["lost_acknowledged"] == 0
+        # Semi-sync moved with the role: the new primary has both replicas acknowledging at the end.
+        after = report["semi_sync_after"]
+        assert after["primary"] == report["primary_after"]["node"], after
+        assert after["enabled"] is True and after["clients"] == 2, after
         c.primary = c.node(report["primary_after"]["node"])
         _check_counts_against_table(result, _table_rows(c, result))
         # The drill told the proxy how it went: its rwproxy_drill_* metrics.
@@ -183,6 +194,11 @@ def test_switchover_drill(fresh_cluster: Cluster) -> None:
         assert stored["lost_acknowledged"] == 0 and stored["read_availability"] == 1.0, stored
         samples = scrape_text(f"{p.app.admin_http.host}:{p.app.admin_http.port}")
         assert 'rwproxy_drill_lost_acknowledged_writes{scenario="switchover"} 0.0' in samples
+        new, old = report["primary_after"]["node"], old_primary.name
+        changes = "rwproxy_semi_sync_changes_total{action=%s,server=%s,side=%s} 1.0"
+        assert changes % ('"enabled"', f'"{new}"', '"primary"') in samples
+        assert changes % ('"disabled"', f'"{old}"', '"primary"') in samples
+        assert changes % ('"enabled"', f'"{old}"', '"replica"') in samples
 
 
 def scrape_text(admin: str) -> str:

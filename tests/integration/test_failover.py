@@ -174,6 +174,87 @@ def test_promote_under_write_load_with_semi_sync(fresh_cluster: Cluster) -> None
         with connect(p, c) as conn, conn.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM rwtest.drill")
             assert cur.fetchone()[0] >= len(writer.acked)
+        # Semi-sync moved with the primary role: RPO 0 again, not only on /status.
+        _wait(lambda: _semi_sync(c, new)["clients"] == 1, 10, f"{other.name} acknowledges {new.name}")
+        assert _semi_sync(c, new)["master"] == 1 and _semi_sync(c, new)["timeout"] == 30000
+        assert _semi_sync(c, other) == {**_semi_sync(c, other), "master": 0, "replica": 1}
+        # The old primary restarts (semi-sync off: SET GLOBAL does not persist) and rejoins as a
+        # semi-sync replica of the new primary.
+        c.start_node(old)
+        _wait(lambda: _source_port(c, old) == new.port, 15, "old primary replicates from the new one")
+        _wait(lambda: _semi_sync(c, new)["clients"] == 2, 10, f"{old.name} acknowledges {new.name}")
+        assert _semi_sync(c, old)["master"] == 0 and _semi_sync(c, old)["replica"] == 1
+        changes = app.failover.semi.changes
+        assert changes[(new.name, "primary", "enabled")] == 1, changes
+        assert changes[(old.name, "replica", "enabled")] == 1, changes
+        _wait(lambda: (app.failover.stats.semi_sync or {}).get("clients") == 2, 10, "/status shows RPO 0")
+        assert app.failover.stats.semi_sync["primary"] == new.name
+
+
+def _semi_sync(c: Cluster, node: ClusterNode) -> dict[str, Any]:
+    """One server's semi-sync: master side on, replica side on, master timeout, acknowledging clients."""
+    row = c.admin_sql(
+        node,
+        "SELECT @@rpl_semi_sync_master_enabled, @@rpl_semi_sync_slave_enabled, "
+        "@@rpl_semi_sync_master_timeout, @@rpl_semi_sync_master_wait_point",
+    )[0]
+    clients = c.admin_sql(node, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'")
+    return {
+        "master": int(row[0]),
+        "replica": int(row[1]),
+        "timeout": int(row[2]),
+        "wait_point": str(row[3]),
+        "clients": int(clients[0][1]) if clients else 0,
+    }
+
+
+def test_switchover_carries_semi_sync_and_the_demoted_primary_reads_fresh(fresh_cluster: Cluster) -> None:
+    """After a switchover the new primary runs semi-sync with the old one's settings and counts both
+    replicas as clients; the demoted primary has its master side off, so its applier does not wait
+    for acknowledgements and reads through the proxy stay as fresh as normal lag."""
+    c = fresh_cluster
+    _prepare(c)
+    old = c.primary
+    c.set_semi_sync(True, timeout_ms=5000)
+    c.admin_sql(old, "SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'")
+    with ProxyThread(config(c, "promote")) as p:
+        writer = Writer(p, c).start()
+        _wait(lambda: len(writer.acked) > 50, 10, "writes flowing")
+        report = p.run(p.app.switchover(None))
+        assert report["result"] == "ok", report
+        switched = time.monotonic()
+        new = c.node(report["to"])
+        c.primary = new
+        # Reads through the proxy (eventual: the replicas, the demoted primary among them as soon as
+        # it is ONLINE) for 3 s: none may miss a write acknowledged more than 1 s before it started.
+        stale: list[tuple[int, int]] = []
+        reads = 0
+        with connect(p, c) as conn, conn.cursor() as cur:
+            while time.monotonic() < switched + 3.0:
+                started = time.monotonic()
+                due = max((seq for seq, at in list(writer.acked) if at < started - 1.0), default=0)
+                cur.execute("SELECT COALESCE(MAX(seq), 0) FROM rwtest.drill")
+                seen = int(cur.fetchone()[0])
+                reads += 1
+                if seen < due:
+                    stale.append((seen, due))
+                time.sleep(0.01)
+        writer.finish()
+        assert writer.errors == [], writer.errors
+        assert p.app.topology.by_name[old.name].online, "the demoted primary never served reads"
+        assert stale == [], f"{len(stale)} of {reads} reads more than 1 s stale: {stale[:5]}"
+        others = [n for n in c.nodes if n is not new]
+        _wait(lambda: _semi_sync(c, new)["clients"] == 2, 10, f"both replicas acknowledge {new.name}")
+        assert _semi_sync(c, new)["master"] == 1
+        assert (_semi_sync(c, new)["timeout"], _semi_sync(c, new)["wait_point"]) == (5000, "AFTER_SYNC")
+        for n in others:
+            assert (_semi_sync(c, n)["master"], _semi_sync(c, n)["replica"]) == (0, 1), n.name
+        assert p.app.failover is not None
+        changes = p.app.failover.semi.changes
+        assert changes[(new.name, "primary", "enabled")] == 1, changes
+        assert changes[(old.name, "primary", "disabled")] == 1, changes
+        assert any("semi-sync" in step for step in report["semi_sync_changes"]), report
+        _wait(lambda: (p.app.failover.stats.semi_sync or {}).get("clients") == 2, 10, "/status: RPO 0")
 
 
 def test_old_primary_is_fenced_and_rejoins(fresh_cluster: Cluster) -> None:
@@ -365,3 +446,89 @@ def test_switchover_buffers_prepared_statements_too(fresh_cluster: Cluster) -> N
         rows = {int(r[0]) for r in c.sql(new, "SELECT seq FROM rwtest.drill")}
         assert set(acked) <= rows
         assert p.app.failover is not None and p.app.failover.buffer.stats.buffered >= 1  # it did wait
+
+
+@dataclass
+class UsableReplicaWatch:
+    """Polls the proxy's topology every ~2 ms in a thread and keeps every snapshot in which no
+    replica could serve a read: no ONLINE replica with weight left other than the primary and
+    ``dead`` (the killed server)."""
+
+    p: ProxyThread
+    dead: str | None = None
+    gaps: list[tuple[float, int, list[tuple[str, str, str, str | None]]]] = field(default_factory=list)
+    polls: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> UsableReplicaWatch:
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+    def _run(self) -> None:
+        seen = -1
+        while not self.stop.is_set():
+            t = self.p.app.topology
+            self.polls += 1
+            if t.version != seen:
+                seen = t.version
+                primary = t.primary.name if t.primary is not None else None
+                usable = [n for n in t.eligible_replicas() if n.name not in (primary, self.dead)]
+                if not usable:
+                    nodes = [(n.name, n.role.value, n.state.value, n.reason) for n in t.nodes]
+                    self.gaps.append((time.monotonic(), t.version, nodes))
+            time.sleep(0.002)
+
+
+def _all_replicas_online(p: ProxyThread) -> bool:
+    t = p.app.topology
+    return t.primary is not None and len(t.eligible_replicas()) == len(t.nodes) - 1
+
+
+def test_failover_leaves_a_usable_replica_at_every_moment(fresh_cluster: Cluster) -> None:
+    """SIGKILL of the primary under writes: from the kill until well after the promotion, every
+    snapshot the proxy routes with has a replica that can serve reads (the survivor keeps serving
+    while it is repointed; before the primary's failure is recorded no replica is shunned for the
+    IO thread the failure broke)."""
+    c = fresh_cluster
+    _prepare(c)
+    old = c.primary
+    with ProxyThread(config(c, "promote")) as p:
+        writer = Writer(p, c).start()
+        _wait(lambda: len(writer.acked) > 20 and _all_replicas_online(p), 10, "writes flowing")
+        with UsableReplicaWatch(p, dead=old.name) as watch:
+            c.kill_node(old)
+            assert p.app.failover is not None
+            _wait(lambda: p.app.failover.stats.failovers["ok"] == 1, 15, "failed over")
+            time.sleep(2.0)  # the survivor's repoint and its checks after it
+        writer.finish()
+        new = p.app.topology.primary
+        assert new is not None and new.name != old.name
+        survivor = next(n for n in p.app.topology.replicas if n.name != old.name)
+        assert survivor.online, survivor
+        assert _source_port(c, c.node(survivor.name)) == c.node(new.name).port
+        assert watch.polls > 100, watch.polls
+        assert watch.gaps == [], f"{len(watch.gaps)} snapshots without a usable replica: {watch.gaps[:3]}"
+
+
+def test_switchover_leaves_a_usable_replica_at_every_moment(fresh_cluster: Cluster) -> None:
+    """A planned switchover: the other replica and the demoted primary are repointed; at every
+    moment one of them serves reads."""
+    c = fresh_cluster
+    _prepare(c)
+    old = c.primary
+    with ProxyThread(config(c, "promote")) as p:
+        writer = Writer(p, c).start()
+        _wait(lambda: len(writer.acked) > 20 and _all_replicas_online(p), 10, "writes flowing")
+        with UsableReplicaWatch(p) as watch:
+            report = p.run(p.app.switchover(None))
+            time.sleep(2.0)
+        writer.finish()
+        assert report["result"] == "ok", report
+        assert writer.errors == [], writer.errors
+        assert p.app.topology.by_name[old.name].online
+        assert watch.gaps == [], f"{len(watch.gaps)} snapshots without a usable replica: {watch.gaps[:3]}"

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from proxy.config import MonitorConfig, ServerConfig
-from proxy.devcluster import Cluster
+from proxy.devcluster import Cluster, ClusterNode
 from proxy.topology.model import NodeState, Topology
 from proxy.topology.monitor import Monitor
 from tests.support.flaky_link import FlakyLink
@@ -20,31 +20,70 @@ pytestmark = pytest.mark.cluster
 INTERVAL = 0.2
 
 
+def _monitor(
+    c: Cluster, target: ClusterNode, link: FlakyLink, events: list[tuple[float, Topology]]
+) -> Monitor:
+    servers = [
+        ServerConfig(name=n.name, host=n.host, port=link.port if n is target else n.port, role="auto")
+        for n in c.nodes
+    ]
+    settings = MonitorConfig(
+        user=c.monitor_user,
+        password=c.monitor_password,
+        interval_seconds=INTERVAL,
+        connect_timeout_seconds=0.5,
+        check_timeout_seconds=0.5,
+        failures_to_offline=3,
+        successes_to_online=2,
+    )
+    return Monitor(
+        servers,
+        settings,
+        user=c.monitor_user,
+        password=c.monitor_password,
+        on_topology=lambda t: events.append((time.monotonic(), t)),
+    )
+
+
+async def test_recovery_from_a_clean_outage(healthy_cluster: Cluster) -> None:
+    """A replica cut for 2 s (well over 3 failed checks) comes back ONLINE after
+    failures_to_offline + 1 = 4 good checks (it was successes_to_online = 2 before the flap window
+    survived OFFLINE). Prints the time from link up to ONLINE (``pytest -s``)."""
+    c = healthy_cluster
+    target = c.replicas[0]
+    events: list[tuple[float, Topology]] = []
+    with FlakyLink((target.host, target.port)) as link:
+        monitor = _monitor(c, target, link, events)
+        await monitor.start()
+        try:
+            link.down()
+            await asyncio.sleep(2.0)
+            assert monitor.topology is not None
+            assert monitor.topology.by_name[target.name].state is NodeState.OFFLINE
+            stats = monitor.stats[target.name]
+            checks, failures = stats.checks, stats.failures
+            up = time.monotonic()
+            link.up()
+            while time.monotonic() < up + 10 and not monitor.topology.by_name[target.name].online:
+                await asyncio.sleep(0.01)
+            back = time.monotonic() - up
+            assert monitor.topology.by_name[target.name].online
+            good = (stats.checks - checks) - (stats.failures - failures)
+            print(
+                f"\nclean 2 s outage, checks every {INTERVAL} s: link up -> ONLINE in "
+                f"{back * 1000:.0f} ms, {good} good checks"
+            )
+            assert good == 4, good  # failures_to_offline + 1
+        finally:
+            await monitor.stop()
+
+
 async def test_flapping_checks_do_not_flap_the_state(healthy_cluster: Cluster) -> None:
     c = healthy_cluster
     target = c.replicas[0]
     events: list[tuple[float, Topology]] = []
     with FlakyLink((target.host, target.port)) as link:
-        servers = [
-            ServerConfig(name=n.name, host=n.host, port=link.port if n is target else n.port, role="auto")
-            for n in c.nodes
-        ]
-        settings = MonitorConfig(
-            user=c.monitor_user,
-            password=c.monitor_password,
-            interval_seconds=INTERVAL,
-            connect_timeout_seconds=0.5,
-            check_timeout_seconds=0.5,
-            failures_to_offline=3,
-            successes_to_online=2,
-        )
-        monitor = Monitor(
-            servers,
-            settings,
-            user=c.monitor_user,
-            password=c.monitor_password,
-            on_topology=lambda t: events.append((time.monotonic(), t)),
-        )
+        monitor = _monitor(c, target, link, events)
         await monitor.start()
         try:
             assert monitor.topology is not None and monitor.topology.by_name[target.name].online

@@ -202,6 +202,17 @@ def test_semi_sync_line() -> None:
     assert semi_sync_text(None).startswith("unknown")
 
 
+def test_semi_sync_after_the_role_change_line() -> None:
+    from proxy.drill.report import semi_sync_after_text
+
+    assert semi_sync_after_text({"primary": "db2", "enabled": True, "clients": 1}) == (
+        "db2: on, 1 replica(s) acknowledging at the end: RPO 0"
+    )
+    assert "RPO > 0" in semi_sync_after_text({"primary": "db2", "enabled": False, "clients": 0})
+    assert "no replica acknowledging" in semi_sync_after_text({"enabled": True, "clients": 0})
+    assert semi_sync_after_text(None) == "unknown at the end"
+
+
 def test_drill_summary_is_validated() -> None:
     import pytest
 

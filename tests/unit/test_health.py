@@ -106,6 +106,21 @@ CASES: list[tuple[str, list[ProbeResult], list[str]]] = [
         ["OFF", "OFF", "SH:lag_unknown"],
     ),
     (
+        "after an outage: back ONLINE only once fewer than 3 of the last 6 checks failed",
+        [G, F, F, F, G, G, G, G],
+        ["ON", "ON", "ON", "OFF", "OFF", "OFF", "OFF", "ON"],
+    ),
+    (
+        "the window survives OFFLINE: no OFFLINE -> ONLINE -> SHUNNED on intermittent checks",
+        [G, F, F, F, G, G, F, G, G, F],
+        ["ON", "ON", "ON", "OFF", "OFF", "OFF", "OFF", "OFF", "ON", "ON"],
+    ),
+    (
+        "leaving SHUNNED (check_failures) waits for the window too",
+        [G, F, F, G, F, G, G, G],
+        ["ON"] * 4 + ["SH:check_failures"] * 3 + ["ON"],
+    ),
+    (
         "intermittent failures shun (3 of the last 6 checks)",
         [G, F, G, F, G, F, G, G],
         ["ON", "ON", "ON", "ON", "ON", "SH:check_failures", "SH:check_failures", "ON"],
@@ -278,6 +293,76 @@ def test_alternating_checks_change_state_at_most_twice(
         assert changes <= 2, states
 
 
+# Irregular fail/success streaks (a flapping network path is not strictly alternating).
+_streaks = st.lists(st.tuples(st.booleans(), st.integers(1, 8)), max_size=25)
+
+
+def _flatten(streaks: list[tuple[bool, int]]) -> list[ProbeResult]:
+    return [F if failed else G for failed, n in streaks for _ in range(n)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(_streaks, _policies)
+def test_irregular_streaks_never_come_back_online_while_flapping(
+    streaks: list[tuple[bool, int]], policy: HealthPolicy
+) -> None:
+    """Whatever the streaks: ONLINE is entered (after the first check) only with the last
+    ``successes_to_online`` checks good and fewer than ``failures_to_offline`` of the last
+    ``2 * failures_to_offline`` failed; OFFLINE does not reset that; and between two entries into
+    ONLINE at least ``failures_to_offline`` checks failed (leaving ONLINE costs that many)."""
+    seq = _flatten(streaks)
+    f, window = policy.failures_to_offline, policy.flap_window
+    h = ServerHealth("db2", policy)
+    failed_since_online: int | None = None
+    for i, r in enumerate(seq):
+        before = h.state
+        h.observe(dataclasses.replace(r, at=float(i)))
+        if failed_since_online is not None and not r.ok:
+            failed_since_online += 1
+        if h.state is NodeState.ONLINE and before is not NodeState.ONLINE and i > 0:
+            recent = seq[max(0, i + 1 - window) : i + 1]
+            assert sum(not x.ok for x in recent) < f, (i, seq)
+            assert all(x.ok for x in seq[i + 1 - policy.successes_to_online : i + 1]), (i, seq)
+            if failed_since_online is not None:
+                assert failed_since_online >= f, (i, seq)
+        if h.state is NodeState.ONLINE and before is not NodeState.ONLINE:
+            failed_since_online = 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(_streaks, st.integers(2, 5), st.integers(2, 4))
+def test_irregular_streaks_change_state_at_most_twice_per_outage(
+    streaks: list[tuple[bool, int]], failures: int, successes: int
+) -> None:
+    """A healthy replica with intermittent failed checks: state changes (after the first check) never
+    outnumber twice the failed checks divided by ``failures_to_offline``: every round trip out of
+    ONLINE and back costs at least that many failures, whatever the pattern."""
+    policy = HealthPolicy(failures_to_offline=failures, successes_to_online=successes)
+    seq = [G, *_flatten(streaks)]
+    states, _ = run(seq, policy)
+    changes = sum(1 for a, b in itertools.pairwise(states) if a != b)
+    failed = sum(not r.ok for r in seq)
+    # out: ONLINE -> SHUNNED (-> OFFLINE) needs >= f failures; back: one change.
+    assert changes <= 3 * (failed // failures) + (1 if failed % failures else 0), (states, seq)
+
+
+def test_recovery_after_a_clean_outage_takes_failures_plus_one_good_checks() -> None:
+    """Measured in checks (the monitor's unit): before the fix 2 (successes_to_online), now
+    failures_to_offline + 1 for an outage of failures_to_offline or more failed checks."""
+    for f in (1, 2, 3, 5):
+        for outage in (f, f + 1, 10):
+            policy = HealthPolicy(failures_to_offline=f, successes_to_online=2)
+            h = ServerHealth("db2", policy)
+            for r in [G] + [F] * outage:
+                h.observe(r)
+            assert h.state is NodeState.OFFLINE
+            good = 0
+            while h.state is not NodeState.ONLINE:
+                h.observe(G)
+                good += 1
+            assert good == max(2, f + 1), (f, outage, good)
+
+
 # --------------------------------------------------------------------------------------------------
 # Primary election: build_nodes
 
@@ -327,6 +412,83 @@ def test_build_nodes_failover_to_the_online_writable_server() -> None:
     nodes = build_nodes([dead, _view("b", IO_STOPPED)], "a")
     assert _summary(nodes)[0] == ("a", "primary", "offline", "unreachable")
     assert nodes[0].lag_seconds is None
+
+
+def _at(r: ProbeResult, at: float) -> ProbeResult:
+    return dataclasses.replace(r, at=at)
+
+
+def test_a_replica_that_lost_the_primary_is_judged_after_the_primary() -> None:
+    """The primary is killed: a replica's check sees its IO thread lost it before the primary's own
+    check fails. Until the primary has been checked since, the replica keeps serving (else both
+    replicas would be shunned and reads sent to the dead primary); a good primary check after that
+    shuns it (the IO thread broke for another reason), a failed one keeps it serving."""
+    policy = HealthPolicy()
+    primary, r1, r2 = (ServerHealth(n, policy) for n in ("a", "b", "c"))
+    primary.observe(_at(WRITABLE, 1.0), started=0.99)
+    for h in (r1, r2):
+        h.observe(_at(lag(0.5), 1.0))
+    for h in (r1, r2):  # the primary dies at 1.5; both replicas notice first
+        h.observe(_at(IO_STOPPED, 2.0), started=1.99)
+        assert h.state is NodeState.SHUNNED and h.io_lost_at == 2.0
+
+    def nodes() -> list[tuple[str, str, str, str | None]]:
+        views = [ServerView(h.name, "h", 1, 1, h) for h in (primary, r1, r2)]
+        return _summary(build_nodes(views, "a", 10.0))
+
+    assert nodes()[1:] == [("b", "replica", "online", None), ("c", "replica", "online", None)]
+    views = [ServerView(h.name, "h", 1, 1, h) for h in (primary, r1, r2)]
+    assert build_nodes(views, "a", 10.0)[1].lag_seconds == 0.5  # the last known lag
+    primary.observe(ProbeResult.failed("(2003) refused", 2.1), started=2.05)  # it is dead
+    assert nodes()[1:] == [("b", "replica", "online", None), ("c", "replica", "online", None)]
+    alive = ServerHealth("a", policy)
+    alive.observe(_at(WRITABLE, 1.0), started=0.99)
+    alive.observe(_at(WRITABLE, 2.1), started=2.05)  # checked after the loss, and it answers
+    views = [ServerView(h.name, "h", 1, 1, h) for h in (alive, r1, r2)]
+    assert [n.state for n in build_nodes(views, "a", 10.0)[1:]] == [NodeState.SHUNNED] * 2
+
+
+def test_a_replica_being_repointed_keeps_serving_reads() -> None:
+    """After a promotion the controller repoints the other replica: STOP REPLICA, then the IO
+    thread connecting, then two good checks. Meanwhile it serves with its last known lag, for a
+    bounded number of checks and only towards the announced new primary."""
+    policy = HealthPolicy()
+    new, r = ServerHealth("b", policy), ServerHealth("c", policy)
+    new.observe(_at(WRITABLE, 1.0))
+    r.observe(_at(lag(1.5), 1.0))
+    r.expect_repoint("b", 5)
+    views = [ServerView(h.name, "h", 1, 1, h) for h in (new, r)]
+    states = []
+    for i, check in enumerate([SQL_STOPPED, IO_STOPPED, NULL, lag(0.2), lag(0.1), lag(0.1)]):
+        r.observe(_at(check, 2.0 + i))
+        node = build_nodes(views, "b", 10.0)[1]
+        states.append(node.state)
+        if i < 3:
+            assert node.lag_seconds == 1.5, i  # the last known lag while replication restarts
+    assert states == [NodeState.ONLINE] * 6
+    assert r.state is NodeState.ONLINE and r.repoint_checks_left == 0  # the grace ended on its own
+    # Not towards another server, not past the bound, not for lag over the limit.
+    other = ServerHealth("c", policy)
+    other.observe(_at(lag(0.5), 1.0))
+    other.expect_repoint("z", 5)
+    other.observe(_at(SQL_STOPPED, 2.0))
+    assert (
+        build_nodes([ServerView("b", "h", 1, 1, new), ServerView("c", "h", 1, 1, other)], "b", 10.0)[1].state
+        is NodeState.SHUNNED
+    )
+    other.expect_repoint("b", 2)
+    other.observe(_at(SQL_STOPPED, 3.0))
+    online = build_nodes([ServerView("b", "h", 1, 1, new), ServerView("c", "h", 1, 1, other)], "b", 10.0)
+    assert online[1].state is NodeState.ONLINE
+    other.observe(_at(SQL_STOPPED, 4.0))  # the second check of two: the grace is used up
+    late = build_nodes([ServerView("b", "h", 1, 1, new), ServerView("c", "h", 1, 1, other)], "b", 10.0)
+    assert late[1].state is NodeState.SHUNNED
+    other.expect_repoint("b", 5)
+    other.observe(_at(lag(30), 5.0))
+    assert (
+        build_nodes([ServerView("b", "h", 1, 1, new), ServerView("c", "h", 1, 1, other)], "b", 10.0)[1].state
+        is NodeState.SHUNNED
+    )
 
 
 def test_build_nodes_configured_primary_wins() -> None:

@@ -371,7 +371,13 @@ PINS: list[Case] = [
         "unreplayable-set-sql-mode",
         READ,
         PIN.UNREPLAYABLE_SET,
-        (ran("SET sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')"),),
+        (ran("SET sql_mode = app_mode(@@sql_mode)"),),  # a stored function: may have side effects
+    ),
+    # Evaluated once on the primary and captured (proxy.router.set_replay): reads stay on replicas.
+    _read(
+        "evaluated-set-sql-mode",
+        READ,
+        setup=(ran("SET sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')"),),
     ),
     _read("replayable-set-sql-mode", READ, setup=(ran("SET sql_mode = 'ANSI'"),)),
     _read("set-global-no-pin", READ, setup=(ran("SET GLOBAL max_connections = 10"),)),

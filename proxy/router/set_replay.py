@@ -1,0 +1,174 @@
+"""How a session ``SET`` that succeeded on the primary reaches the session's other backend connections.
+
+Three answers (:class:`SetPlan`), decided per assignment (see :mod:`proxy.router.set_values`):
+
+* TEXT: every assignment is a session variable or user variable set to a constant: the statement is
+  replayed as the client wrote it (no extra work on the primary).
+* CAPTURE: some assignment has a value that depends on the server (``CONCAT(@@sql_mode, ...)``,
+  ``DEFAULT``, ``@@x``, a ``?`` parameter, ``NOW()`` ...), or the statement also sets ``autocommit``
+  or a GLOBAL variable (parts that must not be repeated). rwproxy reads the resulting values of the
+  session variables it set back from the primary (:func:`readback_query`, one ``SELECT @@SESSION.x,
+  ...`` without tables, right after the SET on the same connection) and records them as constants
+  (:func:`captured_statement`). Constant user-variable items are replayed as text; user variables
+  given other values make only the reads that mention user variables go to the primary.
+  ``autocommit`` parts are never replayed: autocommit is tracked from the server's status flags.
+* PIN: a value with side effects or table reads (unknown/stored functions, ``RAND()``, ``SLEEP``,
+  ``(SELECT ... FROM t)``, ...): the session stays on the primary (PinReason.UNREPLAYABLE_SET).
+
+Evaluating once on the primary (rather than running the statement again on each server, as
+MaxScale does) is what makes a replica connection equal a direct session: ``@@sql_mode`` and
+``DEFAULT`` mean the primary's global values, which a replica with other defaults does not have.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from proxy.router.digest import digest_text
+from proxy.router.set_statements import Assignment, set_assignments
+from proxy.router.set_values import ValueKind, value_kind
+from proxy.router.statement import Effect, PrimaryReason, StatementInfo
+
+__all__ = ["SetPlan", "SetPlanKind", "captured_statement", "plan_set", "readback_query"]
+
+
+class SetPlanKind(enum.Enum):
+    TEXT = "replay the statement text"
+    CAPTURE = "read the resulting values back from the primary and replay them as constants"
+    PIN = "cannot be replayed: keep the session on the primary"
+
+
+@dataclass(frozen=True, slots=True)
+class SetPlan:
+    kind: SetPlanKind
+    readback: tuple[str, ...] = ()  # CAPTURE: session system variables to read back, in SET order
+    user_sql: bytes | None = None  # CAPTURE: the constant user-variable assignments, as a SET
+    user_vars_unknown: bool = False  # CAPTURE: a user variable got a value only the primary has
+
+
+_TEXT = SetPlan(SetPlanKind.TEXT)
+_PIN = SetPlan(SetPlanKind.PIN)
+
+_LEAD_SET = re.compile(
+    r"(?:\s+|/\*(?![!+]).*?\*/|#[^\n]*(?:\n|\Z)|--[ \t][^\n]*(?:\n|\Z))*SET\b", re.I | re.S
+)
+_NAME = re.compile(r"[a-z0-9_]+\Z")
+# What SET NAMES / CHARACTER SET change, connection charset before its collation.
+_CHARSET_VARS = (
+    "character_set_client",
+    "character_set_results",
+    "character_set_connection",
+    "collation_connection",
+)
+# DEFAULT for these means "no fixed value" on every server (the clock, the next insert id ...):
+# replayed as written, never captured (a captured clock would stop it).
+_DEFAULT_IS_DYNAMIC = frozenset(
+    {"timestamp", "rand_seed1", "rand_seed2", "insert_id", "last_insert_id", "identity"}
+)
+
+
+def plan_set(info: StatementInfo, sql: bytes) -> SetPlan:
+    """How to replay the SET ``sql`` (classified as ``info``) that succeeded on the primary."""
+    if info.primary_reason is not PrimaryReason.SESSION_COMMAND:
+        return _PIN  # e.g. SET @x = GET_LOCK(...)
+    code = sql.decode("utf-8", "surrogateescape")
+    lead = _LEAD_SET.match(code)
+    items = set_assignments(code, lead.end()) if lead is not None else None
+    if items is None:  # SET [SESSION] TRANSACTION ..., SET ROLE ...: constants, or not understood
+        return _TEXT if _text_replayable(info, code) else _PIN
+    return _plan_items(items)
+
+
+def _plan_items(items: list[Assignment]) -> SetPlan:
+    readback: list[str] = []
+    user_items: list[str] = []
+    user_unknown = False
+    capture = False
+    for item in items:
+        target = item.target
+        if target in ("global", "autocommit"):
+            capture = True  # those parts must not be repeated: replay only the session's own part
+            continue
+        if target == "user":
+            if value_kind(item.value) is ValueKind.CONSTANT:
+                user_items.append(item.text)
+            else:
+                user_unknown = capture = True
+            continue
+        if target == "names":
+            if not _charset_constant(item.value):
+                capture = True
+            readback.extend(_CHARSET_VARS)
+            continue
+        if _NAME.match(item.name) is None:
+            return _PIN  # structured (key_cache.x) or odd names: not read back
+        kind = value_kind(item.value)
+        if kind is ValueKind.UNSAFE:
+            return _PIN
+        if kind is ValueKind.EVALUATE and not (
+            item.name in _DEFAULT_IS_DYNAMIC and item.value.strip().rstrip(";").strip().upper() == "DEFAULT"
+        ):
+            capture = True
+        readback.append(item.name)
+    if not capture:
+        return _TEXT
+    ordered = tuple(dict.fromkeys(n for n in readback if not n.startswith("collation_"))) + tuple(
+        dict.fromkeys(n for n in readback if n.startswith("collation_"))
+    )
+    user_sql = ("SET " + ", ".join(user_items)).encode("utf-8", "surrogateescape") if user_items else None
+    return SetPlan(SetPlanKind.CAPTURE, ordered, user_sql, user_unknown)
+
+
+def _charset_constant(value: str) -> bool:
+    """``utf8mb4``, ``'utf8mb4' COLLATE 'utf8mb4_bin'``: constants; ``DEFAULT`` or expressions are not."""
+    upper = value.upper()
+    return not re.search(r"\bDEFAULT\b|[@(?]", upper)
+
+
+def _text_replayable(info: StatementInfo, code: str) -> bool:
+    """The other SET forms: replayable as text when their values are constants and no autocommit or
+    GLOBAL part rides along."""
+    if info.effects & (Effect.SETS_AUTOCOMMIT | Effect.SETS_GLOBAL):
+        return False
+    return _NOT_REPLAYABLE.search(digest_text(code)) is None
+
+
+_NOT_REPLAYABLE = re.compile(
+    r"\(|\bSELECT\b|\bCURRENT_|\bLOCALTIME|\bUTC_|@@|\bDEFAULT\b",
+    re.IGNORECASE,
+)
+
+
+def readback_query(names: Sequence[str]) -> bytes:
+    """``SELECT @@SESSION.a, @@SESSION.b``: the values a SET left (no tables: keeps the SET's warnings)."""
+    return ("SELECT " + ", ".join(f"@@SESSION.{n}" for n in names)).encode()
+
+
+# Column types whose text value is a number (MYSQL_TYPE_DECIMAL, TINY, SHORT, LONG, FLOAT, DOUBLE,
+# LONGLONG, INT24, YEAR, NEWDECIMAL): replayed unquoted (a quoted number is ERROR 1232 for them).
+_NUMERIC_TYPES = frozenset({0, 1, 2, 3, 4, 5, 8, 9, 13, 246})
+_NUMBER = re.compile(rb"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\Z")
+_PLAIN = re.compile(rb"[\x20-\x5b\x5d-\x7e]*\Z")  # printable ASCII without backslash
+
+
+def captured_statement(names: Sequence[str], values: Sequence[tuple[int, bytes | None]]) -> bytes | None:
+    """``SET @@SESSION.a = <value>, ...`` from the read-back ``(column type, text value)`` pairs, or
+    None when a value cannot be written as a literal that means the same in every sql_mode and
+    character set (non-ASCII or backslashes): the caller pins the session instead."""
+    if len(names) != len(values) or not names:
+        return None
+    parts: list[bytes] = []
+    for name, (column_type, value) in zip(names, values, strict=True):
+        if value is None:
+            literal = b"NULL"
+        elif column_type in _NUMERIC_TYPES and _NUMBER.match(value):
+            literal = value
+        elif _PLAIN.match(value):
+            literal = b"'" + value.replace(b"'", b"''") + b"'"
+        else:
+            return None
+        parts.append(b"@@SESSION." + name.encode() + b" = " + literal)
+    return b"SET " + b", ".join(parts)

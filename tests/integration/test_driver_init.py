@@ -1,0 +1,160 @@
+"""Connect-time SETs of real drivers keep read splitting on, and leave every backend connection of
+the session with the session variables a direct session to the primary has (tests/fixtures/driver_init.py)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import pymysql
+import pytest
+
+from proxy.devcluster import Cluster
+from proxy.router.token_analysis import SERVER_SYSVARS
+from tests.fixtures.driver_init import DRIVERS, DriverInit
+
+pytestmark = pytest.mark.cluster
+
+READS = 6  # reads per session: with two replicas, all of them landing on the primary is no accident
+
+
+def _accepted(conn: pymysql.Connection, statements: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Run ``statements`` on ``conn``: (the ones the server accepted, the ones it refused)."""
+    ok: list[str] = []
+    refused: list[str] = []
+    with conn.cursor() as cur:
+        for sql in statements:
+            try:
+                cur.execute(sql)
+                ok.append(sql)
+            except pymysql.err.MySQLError:
+                refused.append(sql)
+    return ok, refused
+
+
+def _values(conn: pymysql.Connection, names: tuple[str, ...]) -> tuple[int, tuple[object, ...]]:
+    """(@@server_id, the session values of ``names``) in one read."""
+    columns = "".join(f", @@SESSION.{n}" for n in names)
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT @@server_id{columns}")
+        row = cur.fetchone()
+    assert row is not None
+    return int(row[0]), tuple(row[1:])
+
+
+@pytest.fixture
+def direct_primary(cluster: Cluster) -> Iterator[Callable[[], pymysql.Connection]]:
+    opened: list[pymysql.Connection] = []
+
+    def make() -> pymysql.Connection:
+        conn = pymysql.connect(**cluster.dsn(cluster.primary), autocommit=True, connect_timeout=10)
+        opened.append(conn)
+        return conn
+
+    yield make
+    for c in opened:
+        with contextlib.suppress(Exception):
+            c.close()
+
+
+def _check_driver(driver: DriverInit, connect, direct_primary, server_ids) -> list[str]:
+    """Run the driver's init through rwproxy and directly; compare; the statements MariaDB refused."""
+    direct = direct_primary()
+    accepted, refused = _accepted(direct, driver.statements)
+    assert set(refused) <= set(driver.mysql_only), f"{driver.name}: MariaDB refused {refused}"
+    _, want = _values(direct, driver.checks)
+
+    want_by_name = dict(zip(driver.checks, want, strict=True))
+
+    proxied = connect()
+    _, failed = _accepted(proxied, tuple(accepted))
+    assert failed == [], f"{driver.name}: refused through rwproxy: {failed}"
+    # @@tx_read_only & co. are writer probes: rwproxy sends them to the primary on purpose.
+    on_replica = tuple(n for n in driver.checks if n not in SERVER_SYSVARS)
+    probes = tuple(n for n in driver.checks if n in SERVER_SYSVARS)
+    for _ in range(READS):
+        server_id, got = _values(proxied, on_replica)
+        assert server_id != server_ids["primary"], f"{driver.name}: the read went to the primary"
+        assert dict(zip(on_replica, got, strict=True)) == {n: want_by_name[n] for n in on_replica}, (
+            driver.name
+        )
+    if probes:
+        _, got = _values(proxied, probes)
+        assert dict(zip(probes, got, strict=True)) == {n: want_by_name[n] for n in probes}, driver.name
+    return refused
+
+
+@pytest.mark.parametrize("driver", DRIVERS, ids=[d.name for d in DRIVERS])
+def test_driver_init_keeps_reads_on_replicas_with_the_primarys_session(
+    driver: DriverInit, connect, direct_primary, server_ids
+) -> None:
+    refused = _check_driver(driver, connect, direct_primary, server_ids)
+    assert refused == list(driver.mysql_only)
+
+
+def test_replica_with_other_global_defaults_gets_the_primarys_values(
+    cluster: Cluster, connect, direct_primary, server_ids
+) -> None:
+    """The reason values are evaluated on the primary: ``@@sql_mode`` and DEFAULT on a fresh replica
+    connection are the replica's globals; running the SET again there would give other values."""
+    rails = next(d for d in DRIVERS if d.name == "rails-mysql2-5.2")
+    saved = {
+        r.name: cluster.admin_sql(r, "SELECT @@GLOBAL.sql_mode, @@GLOBAL.sql_select_limit")[0]
+        for r in cluster.replicas
+    }
+    try:
+        for r in cluster.replicas:
+            cluster.admin_sql(r, "SET GLOBAL sql_mode = 'ANSI_QUOTES', GLOBAL sql_select_limit = 77")
+        _check_driver(rails, connect, direct_primary, server_ids)
+        limit = DriverInit(
+            "select-limit-default", "", ("SET SQL_SELECT_LIMIT=DEFAULT",), ("sql_select_limit",)
+        )
+        _check_driver(limit, connect, direct_primary, server_ids)
+    finally:
+        for r in cluster.replicas:
+            mode, sel = saved[r.name]
+            cluster.admin_sql(r, "SET GLOBAL sql_mode = %s, GLOBAL sql_select_limit = %s", (mode, sel))
+
+
+def test_read_back_keeps_the_sets_warnings(connect, direct_primary) -> None:
+    sql = "SET @@SESSION.wait_timeout = 99999999999, sql_mode = CONCAT(@@sql_mode, '')"
+    want = []
+    direct = direct_primary()
+    with direct.cursor() as cur:
+        cur.execute(sql)
+        cur.execute("SHOW WARNINGS")
+        want = list(cur.fetchall())
+    assert want, "the server should warn about the truncated wait_timeout"
+    with connect().cursor() as cur:
+        cur.execute(sql)
+        cur.execute("SHOW WARNINGS")
+        assert list(cur.fetchall()) == want
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET sql_mode = (SELECT 'ANSI' FROM information_schema.tables LIMIT 1)",  # reads a table
+        "SET sql_mode = IF(RAND() < 2, 'ANSI', '')",  # RAND() advances the session's seed
+    ],
+)
+def test_unreplayable_set_still_pins(sql: str, connect, server_ids) -> None:
+    conn = connect()
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        for _ in range(3):
+            cur.execute("SELECT @@server_id, @@sql_mode")
+            server_id, mode = cur.fetchone()
+            assert server_id == server_ids["primary"]
+            assert mode == "ANSI" or "ANSI" in mode.split(",")
+
+
+def test_user_variable_from_an_expression_reads_on_the_primary(connect, server_ids) -> None:
+    conn = connect()
+    with conn.cursor() as cur:
+        cur.execute("SET @started = NOW(6), sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')")
+        cur.execute("SELECT @started IS NOT NULL, @@server_id")
+        assert cur.fetchone() == (1, server_ids["primary"])
+        cur.execute("SELECT @@server_id, FIND_IN_SET('ANSI_QUOTES', @@sql_mode) > 0")
+        server_id, quoted = cur.fetchone()
+        assert server_id != server_ids["primary"] and quoted == 1

@@ -169,6 +169,8 @@ class SessionState:
 
     def _apply_set(self, info: StatementInfo, sql: bytes | None) -> None:
         plan = plan_set(info, sql) if sql is not None else None
+        if plan is not None and plan.kind is SetPlanKind.ONCE:
+            return
         if plan is not None and plan.kind is SetPlanKind.TEXT:
             self._record_set(info, sql)  # type: ignore[arg-type]  # plan is None when sql is
             return

@@ -1,6 +1,7 @@
 """How a session ``SET`` that succeeded on the primary reaches the session's other backend connections.
 
-Three answers (:class:`SetPlan`), decided per assignment (see :mod:`proxy.router.set_values`):
+Three answers (:class:`SetPlan`), decided per assignment (see :mod:`proxy.router.set_values`), and
+a fourth, ONCE, for ``SET TRANSACTION ...`` without a scope (the next transaction only: not replayed):
 
 * TEXT: every assignment is a session variable or user variable set to a constant: the statement is
   replayed as the client wrote it (no extra work on the primary).
@@ -36,6 +37,7 @@ __all__ = ["SetPlan", "SetPlanKind", "captured_statement", "plan_set", "readback
 
 
 class SetPlanKind(enum.Enum):
+    ONCE = "applies to the next transaction only (SET TRANSACTION ...): runs on the primary, not replayed"
     TEXT = "replay the statement text"
     CAPTURE = "read the resulting values back from the primary and replay them as constants"
     PIN = "cannot be replayed: keep the session on the primary"
@@ -49,6 +51,7 @@ class SetPlan:
     user_vars_unknown: bool = False  # CAPTURE: a user variable got a value only the primary has
 
 
+_ONCE = SetPlan(SetPlanKind.ONCE)
 _TEXT = SetPlan(SetPlanKind.TEXT)
 _PIN = SetPlan(SetPlanKind.PIN)
 
@@ -74,6 +77,10 @@ def plan_set(info: StatementInfo, sql: bytes) -> SetPlan:
     """How to replay the SET ``sql`` (classified as ``info``) that succeeded on the primary."""
     if info.primary_reason is not PrimaryReason.SESSION_COMMAND:
         return _PIN  # e.g. SET @x = GET_LOCK(...)
+    if info.names == ("transaction",):
+        # SET TRANSACTION without a scope: for the session's next transaction only, which starts on
+        # the primary. Replaying it would hand it to some later statement on another connection.
+        return _ONCE
     code = sql.decode("utf-8", "surrogateescape")
     lead = _LEAD_SET.match(code)
     items = set_assignments(code, lead.end()) if lead is not None else None

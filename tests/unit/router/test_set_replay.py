@@ -11,7 +11,7 @@ from proxy.router.set_replay import SetPlanKind, captured_statement, plan_set, r
 from proxy.router.set_values import ValueKind, value_kind
 from tests.fixtures.driver_init import DRIVERS
 
-TEXT, CAPTURE, PIN = SetPlanKind.TEXT, SetPlanKind.CAPTURE, SetPlanKind.PIN
+TEXT, CAPTURE, PIN, ONCE = SetPlanKind.TEXT, SetPlanKind.CAPTURE, SetPlanKind.PIN, SetPlanKind.ONCE
 C, E, U = ValueKind.CONSTANT, ValueKind.EVALUATE, ValueKind.UNSAFE
 CHARSET = ("character_set_client", "character_set_results", "character_set_connection")
 
@@ -94,6 +94,7 @@ PLANS = [
     ("SET sql_mode = (SELECT m FROM t)", PIN, ()),
     ("SET sql_mode = 'ANSI', time_zone = RAND()", PIN, ()),
     ("SET @x = GET_LOCK('a', 1)", PIN, ()),
+    ("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", ONCE, ()),  # the next transaction only
 ]
 
 
@@ -161,6 +162,13 @@ def test_capture_then_record_replaces_the_log_entry() -> None:
     state.capture = None
     state.apply(classify("SET sql_mode = 'TRADITIONAL'"), b"SET sql_mode = 'TRADITIONAL'", True)
     assert [e.payload for e in state.replay_after(0)] == [b"SET sql_mode = 'TRADITIONAL'"]  # superseded
+
+
+def test_next_transaction_only_set_is_not_replayed() -> None:
+    state = SessionState()
+    sql = "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"
+    state.apply(classify(sql), sql.encode(), True)
+    assert state.replay_after(0) == [] and state.pin() is None
 
 
 def test_unreadable_values_pin() -> None:

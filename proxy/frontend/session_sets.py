@@ -3,6 +3,11 @@
 the same connection and record them as constants in the session's replay log, before the session's
 next statement runs. The client already has the SET's own response; the read-back is rwproxy's.
 
+Same round trip where possible: ``pipeline`` (called right after a COM_QUERY SET was written to a
+connection) sends the read-back right behind it, so both responses usually arrive in one read and
+``capture`` finishes synchronously. Otherwise (the SET waited for a connection, a prepared SET)
+``capture`` sends the read-back itself once the SET's response is in.
+
 ``readback_values`` (pure) reads the one-row result of the read-back.
 """
 
@@ -11,31 +16,105 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from proxy.backend.connection import BackendConnection, BackendError
+from proxy.backend.connection import BackendConnection, BackendError, Result
 from proxy.protocol.constants import Capability, Command
 from proxy.protocol.errors import MalformedPacket
+from proxy.protocol.framing import frame
 from proxy.protocol.packets import parse_column_definition41, parse_text_row
 from proxy.protocol.results import ResponseKind
 from proxy.protocol.wire import read_uint_lenenc
-from proxy.router.set_replay import readback_query
+from proxy.router.set_replay import SetPlanKind, plan_set, readback_query
+from proxy.router.statement import Effect, StatementInfo
 
 if TYPE_CHECKING:
     from proxy.frontend.session import ClientSession
 
-__all__ = ["capture", "readback_values"]
+__all__ = ["capture", "pipeline", "readback_values"]
 
 log = logging.getLogger(__name__)
 
 Values = list[tuple[int, bytes | None]]  # (column type, text value or NULL) per column
 
 
+_SETS = Effect.SETS_SESSION_VAR | Effect.SETS_USER_VAR
+# Read-backs sent behind their SET, by session id, until the SET's response is in.
+_pipelined: dict[int, _ReadBack] = {}
+#: Read-backs done, by how: "pipelined" (same round trip as the SET) or "separate" (one more).
+READBACKS = {"pipelined": 0, "separate": 0}
+
+
+class _ReadBack:
+    """The sink of a pipelined read-back: keeps the response; completes the capture once both the
+    SET's response (``capture``) and its own are in, whichever comes last."""
+
+    __slots__ = ("conn", "data", "finished", "names", "session", "values", "waiting")
+
+    def __init__(self, session: ClientSession, conn: BackendConnection, names: tuple[str, ...]) -> None:
+        self.session = session
+        self.conn = conn
+        self.names = names
+        self.data = bytearray()
+        self.values: Values | None = None
+        self.finished = False
+        self.waiting = False
+
+    def relay(self, data: bytes) -> None:
+        self.data += data
+
+    def done(self, conn: BackendConnection, result: Result) -> None:
+        if result.ok:
+            self.values = readback_values(bytes(self.data), conn.client_flags, len(self.names))
+        self._finish()
+
+    def failed(self, conn: BackendConnection, error: BackendError) -> None:
+        if _pipelined.get(self.session.id) is self:  # lost before the SET's response: no capture
+            del _pipelined[self.session.id]
+        self._finish()
+
+    def _finish(self) -> None:
+        self.finished = True
+        if self.waiting:
+            _record(self.session, self.conn, self.names, self.values)
+
+
+def pipeline(session: ClientSession, info: StatementInfo, sql: bytes) -> None:
+    """Right after a COM_QUERY SET was sent: send its read-back behind it when it will need one."""
+    conn = session.active
+    inflight = session.inflight
+    if conn is None or inflight is None or inflight.info is not info or inflight.after is not None:
+        return  # not written yet (waits for a connection or a primary): capture() reads back later
+    if not info.effects & _SETS or info.multi_statement:
+        return
+    plan = plan_set(info, sql)
+    if plan.kind is not SetPlanKind.CAPTURE or not plan.readback:
+        return
+    readback = _ReadBack(session, conn, plan.readback)
+    _pipelined[session.id] = readback
+    conn.request(frame(b"\x03" + readback_query(plan.readback), 0), ResponseKind.QUERY, readback)
+
+    def after(c: BackendConnection, outcome: Result) -> None:
+        if not outcome.ok and _pipelined.get(session.id) is readback:
+            del _pipelined[session.id]  # the SET failed: nothing to capture, the response is dropped
+
+    inflight.after = after
+
+
 def capture(session: ClientSession, conn: BackendConnection) -> None:
-    """Start reading back the values of the SET that just ran on ``conn``; the command finishes after."""
+    """Read back the values of the SET that just ran on ``conn``; the command finishes after."""
     names = session.state.capture
     session.state.capture = None
     if names is None:
         session.finish_command()
         return
+    readback = _pipelined.pop(session.id, None)
+    if readback is not None and readback.conn is conn and readback.names == names:
+        READBACKS["pipelined"] += 1
+        if readback.finished:
+            _record(session, conn, names, readback.values)
+        else:
+            readback.waiting = True
+        return
+    READBACKS["separate"] += 1
     session.spawn(_capture(session, conn, names))
 
 
@@ -47,6 +126,12 @@ async def _capture(session: ClientSession, conn: BackendConnection, names: tuple
             values = readback_values(data, conn.client_flags, len(names))
     except BackendError as exc:
         log.info("session %d: reading back SET values on %s failed: %s", session.id, conn.node_name, exc)
+    _record(session, conn, names, values)
+
+
+def _record(
+    session: ClientSession, conn: BackendConnection, names: tuple[str, ...], values: Values | None
+) -> None:
     state = session.state
     before = state.replay_seq
     state.record_capture(names, values)

@@ -10,6 +10,7 @@ import pymysql
 import pytest
 
 from proxy.devcluster import Cluster
+from proxy.frontend import session_sets
 from proxy.router.token_analysis import SERVER_SYSVARS
 from tests.fixtures.driver_init import DRIVERS, DriverInit
 
@@ -158,3 +159,18 @@ def test_user_variable_from_an_expression_reads_on_the_primary(connect, server_i
         cur.execute("SELECT @@server_id, FIND_IN_SET('ANSI_QUOTES', @@sql_mode) > 0")
         server_id, quoted = cur.fetchone()
         assert server_id != server_ids["primary"] and quoted == 1
+
+
+def test_read_back_rides_in_the_sets_round_trip(connect, direct_primary, server_ids) -> None:
+    """A COM_QUERY SET on the session's primary connection gets its read-back pipelined behind it."""
+    rails = next(d for d in DRIVERS if d.name == "rails-mysql2-5.2")
+    conn = connect()
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FOR UPDATE")  # the session now holds a primary connection
+    before = dict(session_sets.READBACKS)
+    _, failed = _accepted(conn, rails.statements)
+    assert failed == []
+    assert session_sets.READBACKS["pipelined"] == before["pipelined"] + 1
+    assert session_sets.READBACKS["separate"] == before["separate"]
+    server_id, _ = _values(conn, ("sql_mode",))
+    assert server_id != server_ids["primary"]

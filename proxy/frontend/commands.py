@@ -88,7 +88,7 @@ def _query(session: ClientSession, payload: bytes) -> None:
         return
     session.send(session.route(info, sql), payload, _QUERY, info, body)
     if kind is _SET:  # an evaluated SET: its read-back goes right behind it (session_sets)
-        session_sets.pipeline(session, info, body)
+        session_sets.pipeline(session)
 
 
 _SET_CONSISTENCY = re.compile(r"\s*SET\s+@rwproxy_consistency\s*:?=\s*(['\"])(\w*)\1\s*;?\s*", re.IGNORECASE)

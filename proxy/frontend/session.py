@@ -357,6 +357,7 @@ class ClientSession:
         if self._write_paused:
             self.hold(conn)
         conn.request(frame(payload, 0), kind, self)
+        session_sets.pipeline(self)  # an evaluated SET: its read-back right behind it
 
     async def _send_causal(self, r: Route, payload: bytes, kind: ResponseKind) -> None:
         r = await causal.resolve(self, r)

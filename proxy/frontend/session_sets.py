@@ -24,7 +24,7 @@ from proxy.protocol.packets import parse_column_definition41, parse_text_row
 from proxy.protocol.results import ResponseKind
 from proxy.protocol.wire import read_uint_lenenc
 from proxy.router.set_replay import SetPlanKind, plan_set, readback_query
-from proxy.router.statement import Effect, StatementInfo
+from proxy.router.statement import Effect, Kind
 
 if TYPE_CHECKING:
     from proxy.frontend.session import ClientSession
@@ -77,15 +77,17 @@ class _ReadBack:
             _record(self.session, self.conn, self.names, self.values)
 
 
-def pipeline(session: ClientSession, info: StatementInfo, sql: bytes) -> None:
-    """Right after a COM_QUERY SET was sent: send its read-back behind it when it will need one."""
+def pipeline(session: ClientSession) -> None:
+    """Right after a statement was written to ``session.active``: when it is a SET that will need a
+    read-back, send the read-back behind it."""
     conn = session.active
     inflight = session.inflight
-    if conn is None or inflight is None or inflight.info is not info or inflight.after is not None:
-        return  # not written yet (waits for a connection or a primary): capture() reads back later
-    if not info.effects & _SETS or info.multi_statement:
+    if conn is None or inflight is None or inflight.after is not None:
+        return  # not written yet (waits for a connection or a primary): called again once it is
+    info = inflight.info
+    if info is None or info.kind is not Kind.SET or not info.effects & _SETS or info.multi_statement:
         return
-    plan = plan_set(info, sql)
+    plan = plan_set(info, inflight.argument)
     if plan.kind is not SetPlanKind.CAPTURE or not plan.readback:
         return
     readback = _ReadBack(session, conn, plan.readback)

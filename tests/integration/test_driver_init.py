@@ -161,12 +161,15 @@ def test_user_variable_from_an_expression_reads_on_the_primary(connect, server_i
         assert server_id != server_ids["primary"] and quoted == 1
 
 
-def test_read_back_rides_in_the_sets_round_trip(connect, direct_primary, server_ids) -> None:
-    """A COM_QUERY SET on the session's primary connection gets its read-back pipelined behind it."""
+@pytest.mark.parametrize("warm", [False, True], ids=["first-statement", "primary-connection-held"])
+def test_read_back_rides_in_the_sets_round_trip(warm: bool, connect, server_ids) -> None:
+    """A COM_QUERY SET gets its read-back pipelined behind it, also as a session's first statement
+    (sent once the primary connection is acquired)."""
     rails = next(d for d in DRIVERS if d.name == "rails-mysql2-5.2")
     conn = connect()
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FOR UPDATE")  # the session now holds a primary connection
+    if warm:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FOR UPDATE")  # the session now holds a primary connection
     before = dict(session_sets.READBACKS)
     _, failed = _accepted(conn, rails.statements)
     assert failed == []

@@ -23,7 +23,7 @@ from proxy.protocol.framing import frame
 from proxy.protocol.packets import parse_column_definition41, parse_text_row
 from proxy.protocol.results import ResponseKind
 from proxy.protocol.wire import read_uint_lenenc
-from proxy.router.set_replay import SetPlanKind, plan_set, readback_query
+from proxy.router.set_replay import SetPlanKind, plan_set, readback_columns, readback_query
 from proxy.router.statement import Effect, Kind
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class _ReadBack:
 
     def done(self, conn: BackendConnection, result: Result) -> None:
         if result.ok:
-            self.values = readback_values(bytes(self.data), conn.client_flags, len(self.names))
+            self.values = readback_values(bytes(self.data), conn.client_flags, readback_columns(self.names))
         self._finish()
 
     def failed(self, conn: BackendConnection, error: BackendError) -> None:
@@ -125,7 +125,7 @@ async def _capture(session: ClientSession, conn: BackendConnection, names: tuple
     try:
         outcome, data = await conn.call_keep(Command.QUERY, readback_query(names), ResponseKind.QUERY)
         if outcome.ok:
-            values = readback_values(data, conn.client_flags, len(names))
+            values = readback_values(data, conn.client_flags, readback_columns(names))
     except BackendError as exc:
         log.info("session %d: reading back SET values on %s failed: %s", session.id, conn.node_name, exc)
     _record(session, conn, names, values)

@@ -13,7 +13,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from proxy.router.set_replay import SetPlanKind, captured_statement, plan_set
+from proxy.router.set_replay import SetPlanKind, Value, captured_statement, plan_set
 from proxy.router.statement import Effect, StatementInfo
 
 __all__ = ["Consistency", "PinReason", "ReplayEntry", "SessionState"]
@@ -187,12 +187,15 @@ class SessionState:
         if plan.readback:
             self.capture = plan.readback
 
-    def record_capture(self, names: Sequence[str], values: Sequence[tuple[int, bytes | None]] | None) -> None:
+    def record_capture(self, names: Sequence[str], values: Sequence[Value] | None) -> None:
         """The values a CAPTURE SET left on the primary (``(column type, text)`` per name, None when
         they could not be read): recorded as a constant SET, or the session is pinned."""
         statement = captured_statement(names, values) if values is not None else None
         if statement is None:
-            self.unreplayable_set = True
+            if any(n[0] != "@" for n in names):
+                self.unreplayable_set = True
+            else:  # only user variables: just the reads that mention them go to the primary
+                self.user_vars_in_query = True
             return
         self._add("set:" + ",".join(sorted(names)), 3, statement)
 

@@ -10,8 +10,10 @@ a fourth, ONCE, for ``SET TRANSACTION ...`` without a scope (the next transactio
   or a GLOBAL variable (parts that must not be repeated). rwproxy reads the resulting values of the
   session variables it set back from the primary (:func:`readback_query`, one ``SELECT @@SESSION.x,
   ...`` without tables, right after the SET on the same connection) and records them as constants
-  (:func:`captured_statement`). Constant user-variable items are replayed as text; user variables
-  given other values make only the reads that mention user variables go to the primary.
+  (:func:`captured_statement`). User variables given an expression (``@t = NOW()``, ``@old =
+  @@sql_mode``) are read back too and replayed with their type and collation; constant ones are
+  replayed as text; one given a value with side effects makes only the reads that mention user
+  variables go to the primary.
   ``autocommit`` parts are never replayed: autocommit is tracked from the server's status flags.
 * PIN: a value with side effects or table reads (unknown/stored functions, ``RAND()``, ``SLEEP``,
   ``(SELECT ... FROM t)``, ...): the session stays on the primary (PinReason.UNREPLAYABLE_SET).
@@ -33,7 +35,15 @@ from proxy.router.set_statements import Assignment, set_assignments
 from proxy.router.set_values import ValueKind, value_kind
 from proxy.router.statement import Effect, PrimaryReason, StatementInfo
 
-__all__ = ["SetPlan", "SetPlanKind", "captured_statement", "plan_set", "readback_query"]
+__all__ = [
+    "SetPlan",
+    "SetPlanKind",
+    "Value",
+    "captured_statement",
+    "plan_set",
+    "readback_columns",
+    "readback_query",
+]
 
 
 class SetPlanKind(enum.Enum):
@@ -46,7 +56,9 @@ class SetPlanKind(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class SetPlan:
     kind: SetPlanKind
-    readback: tuple[str, ...] = ()  # CAPTURE: session system variables to read back, in SET order
+    # CAPTURE: the session system variables to read back (and user variables, as "@name"), in the
+    # order the replayed SET assigns them.
+    readback: tuple[str, ...] = ()
     user_sql: bytes | None = None  # CAPTURE: the constant user-variable assignments, as a SET
     user_vars_unknown: bool = False  # CAPTURE: a user variable got a value only the primary has
 
@@ -59,6 +71,7 @@ _LEAD_SET = re.compile(
     r"(?:\s+|/\*(?![!+]).*?\*/|#[^\n]*(?:\n|\Z)|--[ \t][^\n]*(?:\n|\Z))*SET\b", re.I | re.S
 )
 _NAME = re.compile(r"[a-z0-9_]+\Z")
+_USER_NAME = re.compile(r"[A-Za-z0-9_$.]+\Z|`(?:[^`]|``)+`\Z")
 # What SET NAMES / CHARACTER SET change, connection charset before its collation.
 _CHARSET_VARS = (
     "character_set_client",
@@ -92,6 +105,7 @@ def plan_set(info: StatementInfo, sql: bytes) -> SetPlan:
 def _plan_items(items: list[Assignment]) -> SetPlan:
     readback: list[str] = []
     user_items: list[str] = []
+    user_readback: list[str] = []
     user_unknown = False
     capture = False
     for item in items:
@@ -100,8 +114,12 @@ def _plan_items(items: list[Assignment]) -> SetPlan:
             capture = True  # those parts must not be repeated: replay only the session's own part
             continue
         if target == "user":
-            if value_kind(item.value) is ValueKind.CONSTANT:
+            kind = value_kind(item.value)
+            if kind is ValueKind.CONSTANT:
                 user_items.append(item.text)
+            elif kind is ValueKind.EVALUATE and _USER_NAME.match(item.name):
+                user_readback.append("@" + item.name)  # NOW(), @@sql_mode ...: the value is captured
+                capture = True
             else:
                 user_unknown = capture = True
             continue
@@ -122,8 +140,10 @@ def _plan_items(items: list[Assignment]) -> SetPlan:
         readback.append(item.name)
     if not capture:
         return _TEXT
-    ordered = tuple(dict.fromkeys(n for n in readback if not n.startswith("collation_"))) + tuple(
-        dict.fromkeys(n for n in readback if n.startswith("collation_"))
+    ordered = (
+        tuple(dict.fromkeys(n for n in readback if not n.startswith("collation_")))
+        + tuple(dict.fromkeys(n for n in readback if n.startswith("collation_")))
+        + tuple(dict.fromkeys(user_readback))
     )
     user_sql = ("SET " + ", ".join(user_items)).encode("utf-8", "surrogateescape") if user_items else None
     return SetPlan(SetPlanKind.CAPTURE, ordered, user_sql, user_unknown)
@@ -150,25 +170,52 @@ _NOT_REPLAYABLE = re.compile(
 
 
 def readback_query(names: Sequence[str]) -> bytes:
-    """``SELECT @@SESSION.a, @@SESSION.b``: the values a SET left (no tables: keeps the SET's warnings)."""
-    return ("SELECT " + ", ".join(f"@@SESSION.{n}" for n in names)).encode()
+    """``SELECT @@SESSION.a, ..., @u, HEX(@u), COLLATION(@u)``: the values a SET left (user variables,
+    written ``@name`` in ``names``, with their bytes and collation). No tables: keeps the SET's warnings."""
+    columns = [f"{n}, HEX({n}), COLLATION({n})" if n[0] == "@" else f"@@SESSION.{n}" for n in names]
+    return ("SELECT " + ", ".join(columns)).encode()
+
+
+def readback_columns(names: Sequence[str]) -> int:
+    """How many columns :func:`readback_query` of ``names`` returns."""
+    return sum(3 if n[0] == "@" else 1 for n in names)
 
 
 # Column types whose text value is a number (MYSQL_TYPE_DECIMAL, TINY, SHORT, LONG, FLOAT, DOUBLE,
 # LONGLONG, INT24, YEAR, NEWDECIMAL): replayed unquoted (a quoted number is ERROR 1232 for them).
 _NUMERIC_TYPES = frozenset({0, 1, 2, 3, 4, 5, 8, 9, 13, 246})
+_INTEGER_TYPES = frozenset({1, 2, 3, 8, 9})
+_DECIMAL_TYPES = frozenset({0, 246})
+_FLOAT_TYPES = frozenset({4, 5})
 _NUMBER = re.compile(rb"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\Z")
+_INTEGER = re.compile(rb"-?\d+\Z")
+_HEX = re.compile(rb"(?:[0-9A-Fa-f]{2})*\Z")
+_COLLATION = re.compile(rb"([a-z0-9]+)(?:_[a-z0-9_]+)?\Z")
 _PLAIN = re.compile(rb"[\x20-\x5b\x5d-\x7e]*\Z")  # printable ASCII without backslash
 
+Value = tuple[int, bytes | None]  # (column type, text value or NULL)
 
-def captured_statement(names: Sequence[str], values: Sequence[tuple[int, bytes | None]]) -> bytes | None:
-    """``SET @@SESSION.a = <value>, ...`` from the read-back ``(column type, text value)`` pairs, or
-    None when a value cannot be written as a literal that means the same in every sql_mode and
-    character set (non-ASCII or backslashes): the caller pins the session instead."""
-    if len(names) != len(values) or not names:
+
+def captured_statement(names: Sequence[str], values: Sequence[Value]) -> bytes | None:
+    """``SET @@SESSION.a = <value>, @u = <value>, ...`` from the read-back ``(column type, text)``
+    values, or None when a value cannot be written as a literal that means the same in every
+    sql_mode and character set (a system variable's value with non-ASCII bytes or backslashes): the
+    caller pins the session instead. User variables keep their type: integer, decimal, double (as
+    ``<n>e0``), or a string of its own character set and collation (``_cs X'..' COLLATE c``)."""
+    if len(values) != readback_columns(names) or not names:
         return None
     parts: list[bytes] = []
-    for name, (column_type, value) in zip(names, values, strict=True):
+    at = 0
+    for name in names:
+        if name[0] == "@":
+            literal = _user_literal(values[at], values[at + 1][1], values[at + 2][1])
+            at += 3
+            if literal is None:
+                return None
+            parts.append(name.encode() + b" = " + literal)
+            continue
+        column_type, value = values[at]
+        at += 1
         if value is None:
             literal = b"NULL"
         elif column_type in _NUMERIC_TYPES and _NUMBER.match(value):
@@ -179,3 +226,25 @@ def captured_statement(names: Sequence[str], values: Sequence[tuple[int, bytes |
             return None
         parts.append(b"@@SESSION." + name.encode() + b" = " + literal)
     return b"SET " + b", ".join(parts)
+
+
+def _user_literal(value: Value, hexed: bytes | None, collation: bytes | None) -> bytes | None:
+    column_type, text = value
+    if text is None:
+        return b"NULL"
+    if column_type in _INTEGER_TYPES:
+        return text if _INTEGER.match(text) else None
+    if column_type in _DECIMAL_TYPES:
+        return text if _NUMBER.match(text) else None
+    if column_type in _FLOAT_TYPES:
+        if not _NUMBER.match(text):
+            return None  # inf / nan cannot be written
+        return text if b"e" in text.lower() else text + b"e0"
+    if hexed is None or collation is None or not _HEX.match(hexed):
+        return None
+    m = _COLLATION.match(collation)
+    if m is None:
+        return None
+    if collation == b"binary":
+        return b"_binary X'" + hexed + b"'"
+    return b"_" + m.group(1) + b" X'" + hexed + b"' COLLATE " + collation

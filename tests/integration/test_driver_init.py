@@ -150,11 +150,36 @@ def test_unreplayable_set_still_pins(sql: str, connect, server_ids) -> None:
             assert mode == "ANSI" or "ANSI" in mode.split(",")
 
 
-def test_user_variable_from_an_expression_reads_on_the_primary(connect, server_ids) -> None:
+def test_user_variables_from_expressions_are_captured(connect, direct_primary, server_ids) -> None:
+    """mysqldump's header and friends: the values are the primary's, with their types and collation,
+    and NOW() is evaluated once (a replica re-running it would give another microsecond)."""
+    sql = (
+        "SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO', @t = NOW(6), @i = 40 + 2, "
+        "@d = 1.5e0 + 0, @s = CONCAT(_latin1'caf', _latin1 X'E9')"
+    )
+    read = "SELECT @OLD_SQL_MODE, @i, @d, @s, COLLATION(@s), @@sql_mode"
+    with direct_primary().cursor() as cur:
+        cur.execute(sql)
+        cur.execute(read)
+        want = cur.fetchone()
+    assert want[1:5] == (42, 1.5, "café", "latin1_swedish_ci")
+    with connect().cursor() as cur:
+        cur.execute(sql)
+        stamps = set()
+        for _ in range(READS):
+            cur.execute(f"{read}, @t, @@server_id")
+            row = cur.fetchone()
+            assert row[-1] != server_ids["primary"]
+            assert row[:6] == want
+            stamps.add(row[6])
+        assert len(stamps) == 1
+
+
+def test_user_variable_with_side_effects_reads_on_the_primary(connect, server_ids) -> None:
     conn = connect()
     with conn.cursor() as cur:
-        cur.execute("SET @started = NOW(6), sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')")
-        cur.execute("SELECT @started IS NOT NULL, @@server_id")
+        cur.execute("SET @r = RAND(), sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')")
+        cur.execute("SELECT @r IS NOT NULL, @@server_id")
         assert cur.fetchone() == (1, server_ids["primary"])
         cur.execute("SELECT @@server_id, FIND_IN_SET('ANSI_QUOTES', @@sql_mode) > 0")
         server_id, quoted = cur.fetchone()

@@ -7,7 +7,13 @@ import pytest
 
 from proxy.router.classify import classify
 from proxy.router.session_state import PinReason, SessionState
-from proxy.router.set_replay import SetPlanKind, captured_statement, plan_set, readback_query
+from proxy.router.set_replay import (
+    SetPlanKind,
+    captured_statement,
+    plan_set,
+    readback_columns,
+    readback_query,
+)
 from proxy.router.set_values import ValueKind, value_kind
 from tests.fixtures.driver_init import DRIVERS
 
@@ -106,12 +112,56 @@ def test_plan(sql: str, kind: SetPlanKind, readback: tuple[str, ...]) -> None:
 
 
 def test_user_variables_in_a_captured_set() -> None:
-    sql = "SET @a = 1, @started = NOW(), sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')"
+    sql = "SET @a = 1, @started = NOW(), @f = app_func(), sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')"
     plan = plan_set(classify(sql), sql.encode())
     assert plan.kind is CAPTURE
-    assert plan.readback == ("sql_mode",)
+    assert plan.readback == ("sql_mode", "@started")  # NOW(): the primary's value is captured
     assert plan.user_sql == b"SET @a = 1"  # a constant: replayed as written
-    assert plan.user_vars_unknown  # NOW(): reads that mention user variables go to the primary
+    assert plan.user_vars_unknown  # app_func(): reads that mention user variables go to the primary
+
+
+def test_clock_in_a_user_variable_is_captured() -> None:
+    """SET @t = CURRENT_TIMESTAMP must not be replayed as text (a replica would read its own clock)."""
+    state = SessionState()
+    sql = "SET @t = CURRENT_TIMESTAMP"
+    state.apply(classify(sql), sql.encode(), True)
+    assert state.capture == ("@t",)
+    assert readback_query(state.capture) == b"SELECT @t, HEX(@t), COLLATION(@t)"
+    state.record_capture(
+        state.capture, [(251, b"2026-12-04"), (253, b"323032362D31322D3034"), (253, b"latin1_swedish_ci")]
+    )
+    assert [e.payload for e in state.replay_after(0)] == [
+        b"SET @t = _latin1 X'323032362D31322D3034' COLLATE latin1_swedish_ci"
+    ]
+    assert state.pin() is None and not state.user_vars_in_query
+
+
+@pytest.mark.parametrize(
+    ("value", "hexed", "collation", "literal"),
+    [
+        ((8, b"5"), b"5", b"binary", b"5"),
+        ((8, b"18446744073709551615"), b"FFFFFFFFFFFFFFFF", b"binary", b"18446744073709551615"),
+        ((246, b"1.50"), b"2", b"binary", b"1.50"),  # decimal stays decimal
+        ((5, b"1.5"), b"2", b"binary", b"1.5e0"),  # double stays double
+        ((5, b"1e300"), b"", b"binary", b"1e300"),
+        (
+            (251, b"h\xc3\xa9llo"),
+            b"68C3A96C6C6F",
+            b"utf8mb4_general_ci",
+            b"_utf8mb4 X'68C3A96C6C6F' COLLATE utf8mb4_general_ci",
+        ),
+        ((251, b"\x00\xff"), b"00FF", b"binary", b"_binary X'00FF'"),
+        ((251, None), None, b"binary", b"NULL"),
+    ],
+)
+def test_user_variable_literals(value, hexed, collation, literal: bytes) -> None:
+    assert captured_statement(("@v",), [value, (253, hexed), (253, collation)]) == b"SET @v = " + literal
+
+
+def test_user_variable_that_cannot_be_written_only_sends_its_reads_to_the_primary() -> None:
+    state = SessionState()
+    state.record_capture(("@v",), [(5, b"inf"), (253, b""), (253, b"binary")])
+    assert state.pin() is None and state.user_vars_in_query
 
 
 @pytest.mark.parametrize("driver", DRIVERS, ids=[d.name for d in DRIVERS])
@@ -120,10 +170,16 @@ def test_no_driver_init_statement_pins(driver) -> None:
     for sql in driver.statements:
         state.apply(classify(sql), sql.encode(), True)
         if state.capture is not None:  # what proxy.frontend.session_sets does after the SET
-            state.record_capture(state.capture, [(253, b"x")] * len(state.capture))
+            values = [
+                v
+                for n in state.capture
+                for v in ([(253, b"x"), (253, b"78"), (253, b"binary")] if n[0] == "@" else [(253, b"x")])
+            ]
+            assert len(values) == readback_columns(state.capture)
+            state.record_capture(state.capture, values)
             state.capture = None
     assert state.pin() is None
-    assert not state.user_vars_in_query or driver.name == "mysqldump-header"
+    assert not state.user_vars_in_query
 
 
 def test_readback_query() -> None:

@@ -13,7 +13,8 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from proxy.router.set_replay import SetPlanKind, Value, captured_statement, plan_set
+from proxy.router.digest import lex
+from proxy.router.set_replay import SetPlanKind, Value, captured_statement, order_readback, plan_set
 from proxy.router.statement import Effect, StatementInfo
 
 __all__ = ["Consistency", "PinReason", "ReplayEntry", "SessionState"]
@@ -114,9 +115,10 @@ class SessionState:
         if info.effects is Effect.NONE:
             return
         if info.multi_statement:
-            # Several statements in one packet: track pins per statement; none of them is replayed.
-            for part in info.parts:
-                self._apply_one(part, None)
+            # Several statements in one packet (Django: "SET ...; SET SESSION TRANSACTION ..."): each
+            # is tracked and replayed on its own when the text splits into as many statements.
+            for part, text in zip(info.parts, _statement_texts(sql, len(info.parts)), strict=True):
+                self._apply_one(part, text)
             return
         self._apply_one(info, sql)
 
@@ -185,7 +187,9 @@ class SessionState:
         if plan.user_vars_unknown:
             self.user_vars_in_query = True
         if plan.readback:
-            self.capture = plan.readback
+            self.capture = (
+                plan.readback if self.capture is None else order_readback(self.capture + plan.readback)
+            )
 
     def record_capture(self, names: Sequence[str], values: Sequence[Value] | None) -> None:
         """The values a CAPTURE SET left on the primary (``(column type, text)`` per name, None when
@@ -249,3 +253,13 @@ class SessionState:
         self.replay_seq += 1
         self._replay.pop(key, None)
         self._replay[key] = ReplayEntry(self.replay_seq, key, command, payload)
+
+
+def _statement_texts(sql: bytes, count: int) -> list[bytes | None]:
+    """The texts of the ``count`` statements of a multi-statement query, or Nones (not replayed) when
+    they do not split into that many or hold executable comments (``/*!`` runs on some versions only)."""
+    text = sql.decode("utf-8", "surrogateescape")
+    statements = lex(text).statements if "/*!" not in text and "/*M!" not in text else ()
+    if len(statements) != count:
+        return [None] * count
+    return [s.encode("utf-8", "surrogateescape") for s in statements]

@@ -40,6 +40,7 @@ __all__ = [
     "SetPlanKind",
     "Value",
     "captured_statement",
+    "order_readback",
     "plan_set",
     "readback_columns",
     "readback_query",
@@ -140,13 +141,20 @@ def _plan_items(items: list[Assignment]) -> SetPlan:
         readback.append(item.name)
     if not capture:
         return _TEXT
-    ordered = (
-        tuple(dict.fromkeys(n for n in readback if not n.startswith("collation_")))
-        + tuple(dict.fromkeys(n for n in readback if n.startswith("collation_")))
-        + tuple(dict.fromkeys(user_readback))
-    )
+    ordered = order_readback((*readback, *user_readback))
     user_sql = ("SET " + ", ".join(user_items)).encode("utf-8", "surrogateescape") if user_items else None
     return SetPlan(SetPlanKind.CAPTURE, ordered, user_sql, user_unknown)
+
+
+def order_readback(names: Sequence[str]) -> tuple[str, ...]:
+    """``names`` without repeats, in the order the replayed SET assigns them: system variables,
+    collations after their character sets (setting a charset resets its collation), user variables."""
+    unique = tuple(dict.fromkeys(names))
+    return (
+        tuple(n for n in unique if n[0] != "@" and not n.startswith("collation_"))
+        + tuple(n for n in unique if n.startswith("collation_"))
+        + tuple(n for n in unique if n[0] == "@")
+    )
 
 
 def _charset_constant(value: str) -> bool:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pymysql
 import pytest
+from pymysql.constants import CLIENT
 
 from proxy.devcluster import Cluster
 from proxy.frontend import session_sets
@@ -44,11 +46,11 @@ def _values(conn: pymysql.Connection, names: tuple[str, ...]) -> tuple[int, tupl
 
 
 @pytest.fixture
-def direct_primary(cluster: Cluster) -> Iterator[Callable[[], pymysql.Connection]]:
+def direct_primary(cluster: Cluster) -> Iterator[Callable[..., pymysql.Connection]]:
     opened: list[pymysql.Connection] = []
 
-    def make() -> pymysql.Connection:
-        conn = pymysql.connect(**cluster.dsn(cluster.primary), autocommit=True, connect_timeout=10)
+    def make(**kw: Any) -> pymysql.Connection:
+        conn = pymysql.connect(**cluster.dsn(cluster.primary), autocommit=True, connect_timeout=10, **kw)
         opened.append(conn)
         return conn
 
@@ -60,14 +62,15 @@ def direct_primary(cluster: Cluster) -> Iterator[Callable[[], pymysql.Connection
 
 def _check_driver(driver: DriverInit, connect, direct_primary, server_ids) -> list[str]:
     """Run the driver's init through rwproxy and directly; compare; the statements MariaDB refused."""
-    direct = direct_primary()
+    flags = {"client_flag": CLIENT.MULTI_STATEMENTS} if driver.multi_statements else {}
+    direct = direct_primary(**flags)
     accepted, refused = _accepted(direct, driver.statements)
     assert set(refused) <= set(driver.mysql_only), f"{driver.name}: MariaDB refused {refused}"
     _, want = _values(direct, driver.checks)
 
     want_by_name = dict(zip(driver.checks, want, strict=True))
 
-    proxied = connect()
+    proxied = connect(**flags)
     _, failed = _accepted(proxied, tuple(accepted))
     assert failed == [], f"{driver.name}: refused through rwproxy: {failed}"
     # @@tx_read_only & co. are writer probes: rwproxy sends them to the primary on purpose.

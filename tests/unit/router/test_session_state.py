@@ -279,12 +279,18 @@ def test_set_in_query_assignment_marks_user_vars() -> None:
 # -- multi-statements --------------------------------------------------------------------------------
 
 
-def test_multi_statement_effects_tracked_per_part_but_not_replayed() -> None:
-    sql = "SET sql_mode = 'ANSI'; SET @z = 1"
+def test_multi_statement_sets_are_replayed_per_part() -> None:
+    # Django: "SET SQL_AUTO_IS_NULL = 0; SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+    sql = "SET sql_mode = 'ANSI'; SET @z = 1; /* c */ SET sql_mode = CONCAT(@@sql_mode, ',X')"
     state = session(sql)
+    assert payloads(state) == [b"SET sql_mode = 'ANSI'", b"SET @z = 1"]
+    assert state.capture == ("sql_mode",)  # read back after the whole packet ran
+    assert state.pin() is None and not state.user_vars_in_query
+
+
+def test_multi_statement_with_executable_comments_is_not_replayed() -> None:
+    state = session("SET sql_mode = 'ANSI'; /*!80000 SET @z = 1 */")
     assert state.replay_after(0) == []
-    assert state.unreplayable_set  # the session var part cannot be replayed from a multi-statement
-    assert state.user_vars_in_query  # nor can the user var part
     assert state.pin() is PinReason.UNREPLAYABLE_SET
 
 

@@ -205,3 +205,83 @@ def test_read_back_rides_in_the_sets_round_trip(warm: bool, connect, server_ids)
     assert session_sets.READBACKS["separate"] == before["separate"]
     server_id, _ = _values(conn, ("sql_mode",))
     assert server_id != server_ids["primary"]
+
+
+# -- the real drivers installed here, configured through their own options ---------------------------
+
+REAL_CHECKS = ("sql_mode", "time_zone", "character_set_client", "collation_connection", "tx_isolation")
+
+
+def _mysql_connector(host: str, port: int, cluster: Cluster, **kw: Any) -> Any:
+    import mysql.connector
+
+    conn = mysql.connector.connect(
+        host=host,
+        port=port,
+        user=cluster.app_user,
+        password=cluster.app_password,
+        database="rwtest",
+        autocommit=True,
+        use_pure=True,
+        ssl_disabled=True,
+        time_zone="+02:00",
+        sql_mode="TRADITIONAL",
+        charset="utf8mb4",
+        collation="utf8mb4_unicode_ci",
+        init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        **kw,
+    )
+    return conn
+
+
+def _session(conn: Any) -> tuple[int, tuple[object, ...]]:
+    cur = conn.cursor()
+    cur.execute("SELECT @@server_id, " + ", ".join(f"@@SESSION.{n}" for n in REAL_CHECKS))
+    row = cur.fetchone()
+    cur.close()
+    return int(row[0]), tuple(row[1:])
+
+
+def test_mysql_connector_python_options(proxy, cluster: Cluster, server_ids) -> None:
+    direct = _mysql_connector(cluster.primary.host, cluster.primary.port, cluster)
+    proxied = _mysql_connector(proxy.host, proxy.port, cluster)
+    try:
+        _, want = _session(direct)
+        for _ in range(READS):
+            server_id, got = _session(proxied)
+            assert server_id != server_ids["primary"]
+            assert got == want
+    finally:
+        direct.close()
+        proxied.close()
+
+
+def test_prepared_set_with_a_parameter_is_captured(proxy, cluster: Cluster, server_ids) -> None:
+    """``SET time_zone = ?`` through the binary protocol: the parameter exists only on the primary,
+    so replaying the text would fail elsewhere; the value is read back and replayed instead."""
+    proxied = _mysql_connector(proxy.host, proxy.port, cluster)
+    try:
+        cur = proxied.cursor(prepared=True)
+        cur.execute("SET @@SESSION.time_zone = ?", ("+05:45",))
+        cur.close()
+        for _ in range(READS):
+            plain = proxied.cursor()
+            plain.execute("SELECT @@server_id, @@time_zone")
+            server_id, zone = plain.fetchone()
+            plain.close()
+            assert server_id != server_ids["primary"] and zone == "+05:45"
+    finally:
+        proxied.close()
+
+
+def test_pymysql_options(connect, direct_primary, server_ids) -> None:
+    options: dict[str, Any] = {
+        "sql_mode": "TRADITIONAL",
+        "init_command": "SET time_zone = CONCAT('+0', '3:00')",  # an expression: evaluated on the primary
+        "charset": "utf8mb4",
+    }
+    _, want = _values(direct_primary(**options), ("sql_mode", "time_zone", "character_set_client"))
+    conn = connect(**options)
+    for _ in range(READS):
+        server_id, got = _values(conn, ("sql_mode", "time_zone", "character_set_client"))
+        assert server_id != server_ids["primary"] and got == want

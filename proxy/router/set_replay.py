@@ -26,6 +26,7 @@ MaxScale does) is what makes a replica connection equal a direct session: ``@@sq
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from proxy.router.digest import digest_text
 from proxy.router.set_statements import Assignment, set_assignments
 from proxy.router.set_values import ValueKind, value_kind
-from proxy.router.statement import Effect, PrimaryReason, StatementInfo
+from proxy.router.statement import Effect, Kind, PrimaryReason, StatementInfo
 
 __all__ = [
     "SetPlan",
@@ -88,7 +89,21 @@ _DEFAULT_IS_DYNAMIC = frozenset(
 
 
 def plan_set(info: StatementInfo, sql: bytes) -> SetPlan:
-    """How to replay the SET ``sql`` (classified as ``info``) that succeeded on the primary."""
+    """How to replay the SET ``sql`` (classified as ``info``) that succeeded on the primary.
+
+    Cached by text: a driver sends the same few SETs on every connection."""
+    return _plan_cached(sql, info.primary_reason, info.names, info.effects)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan_cached(
+    sql: bytes, reason: PrimaryReason | None, names: tuple[str, ...], effects: Effect
+) -> SetPlan:
+    info = StatementInfo(Kind.SET, reason, effects, names=names)
+    return _plan(info, sql)
+
+
+def _plan(info: StatementInfo, sql: bytes) -> SetPlan:
     if info.primary_reason is not PrimaryReason.SESSION_COMMAND:
         return _PIN  # e.g. SET @x = GET_LOCK(...)
     if info.names == ("transaction",):

@@ -91,8 +91,14 @@ _DEFAULT_IS_DYNAMIC = frozenset(
 def plan_set(info: StatementInfo, sql: bytes) -> SetPlan:
     """How to replay the SET ``sql`` (classified as ``info``) that succeeded on the primary.
 
-    Cached by text: a driver sends the same few SETs on every connection."""
+    Cached by text (short texts only, so the cache stays small): a driver sends the same few SETs
+    on every connection."""
+    if len(sql) > _CACHED_TEXT_MAX:
+        return _plan(info, sql)
     return _plan_cached(sql, info.primary_reason, info.names, info.effects)
+
+
+_CACHED_TEXT_MAX = 2048
 
 
 @functools.lru_cache(maxsize=1024)

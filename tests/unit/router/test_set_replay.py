@@ -244,3 +244,10 @@ def test_reset_drops_a_pending_capture() -> None:
     state = SessionState(capture=("sql_mode",))
     state.reset()
     assert state.capture is None
+
+
+def test_long_sets_are_planned_without_the_cache() -> None:
+    sql = "SET @big = '" + "x" * 5000 + "', sql_mode = CONCAT(@@sql_mode, ',X')"
+    plan = plan_set(classify(sql), sql.encode())
+    assert plan.kind is CAPTURE and plan.readback == ("sql_mode",)
+    assert plan.user_sql is not None and len(plan.user_sql) > 5000

@@ -37,7 +37,8 @@ Values = list[tuple[int, bytes | None]]  # (column type, text value or NULL) per
 
 
 _SETS = Effect.SETS_SESSION_VAR | Effect.SETS_USER_VAR
-# Read-backs sent behind their SET, by session id, until the SET's response is in.
+# Read-backs sent behind their SET, by id() of the session (session ids repeat across ProxyApps in
+# one process), until the SET's response is in.
 _pipelined: dict[int, _ReadBack] = {}
 #: Read-backs done, by how: "pipelined" (same round trip as the SET) or "separate" (one more).
 READBACKS = {"pipelined": 0, "separate": 0}
@@ -67,8 +68,8 @@ class _ReadBack:
         self._finish()
 
     def failed(self, conn: BackendConnection, error: BackendError) -> None:
-        if _pipelined.get(self.session.id) is self:  # lost before the SET's response: no capture
-            del _pipelined[self.session.id]
+        if _pipelined.get(id(self.session)) is self:  # lost before the SET's response: no capture
+            del _pipelined[id(self.session)]
         self._finish()
 
     def _finish(self) -> None:
@@ -91,12 +92,12 @@ def pipeline(session: ClientSession) -> None:
     if plan.kind is not SetPlanKind.CAPTURE or not plan.readback:
         return
     readback = _ReadBack(session, conn, plan.readback)
-    _pipelined[session.id] = readback
+    _pipelined[id(session)] = readback
     conn.request(frame(b"\x03" + readback_query(plan.readback), 0), ResponseKind.QUERY, readback)
 
     def after(c: BackendConnection, outcome: Result) -> None:
-        if not outcome.ok and _pipelined.get(session.id) is readback:
-            del _pipelined[session.id]  # the SET failed: nothing to capture, the response is dropped
+        if not outcome.ok and _pipelined.get(id(session)) is readback:
+            del _pipelined[id(session)]  # the SET failed: nothing to capture, the response is dropped
 
     inflight.after = after
 
@@ -108,7 +109,7 @@ def capture(session: ClientSession, conn: BackendConnection) -> None:
     if names is None:
         session.finish_command()
         return
-    readback = _pipelined.pop(session.id, None)
+    readback = _pipelined.pop(id(session), None)
     if readback is not None and readback.conn is conn and readback.names == names:
         READBACKS["pipelined"] += 1
         if readback.finished:

@@ -285,3 +285,19 @@ def test_pymysql_options(connect, direct_primary, server_ids) -> None:
     for _ in range(READS):
         server_id, got = _values(conn, ("sql_mode", "time_zone", "character_set_client"))
         assert server_id != server_ids["primary"] and got == want
+
+
+def test_a_failed_evaluated_set_leaves_the_session_usable(connect, server_ids) -> None:
+    conn = connect()
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FOR UPDATE")  # the SET goes out at once: its read-back is pipelined
+        with pytest.raises(pymysql.err.OperationalError) as exc:
+            cur.execute("SET autocommit=1, sql_mode = CONCAT(@@sql_mode, ',NOT_A_MODE')")
+        assert exc.value.args[0] == 1231  # ER_WRONG_VALUE_FOR_VAR, as the server sent it
+        cur.execute("SHOW WARNINGS")  # the error is still the last diagnostic
+        assert [row[1] for row in cur.fetchall()] == [1231]
+        cur.execute("SELECT 2")
+        assert cur.fetchone() == (2,)
+        cur.execute("SELECT @@server_id")
+        assert cur.fetchone()[0] != server_ids["primary"]  # nothing was pinned
+    assert session_sets._pipelined == {}

@@ -193,7 +193,7 @@ def _text_replayable(info: StatementInfo, code: str) -> bool:
 
 
 _NOT_REPLAYABLE = re.compile(
-    r"\(|\bSELECT\b|\bCURRENT_|\bLOCALTIME|\bUTC_|@@|\bDEFAULT\b",
+    r"\(|\bSELECT\b|\bCURRENT_|\bLOCALTIME|\bUTC_|@@",  # (SET ROLE DEFAULT is a constant)
     re.IGNORECASE,
 )
 

@@ -101,6 +101,8 @@ PLANS = [
     ("SET sql_mode = 'ANSI', time_zone = RAND()", PIN, ()),
     ("SET @x = GET_LOCK('a', 1)", PIN, ()),
     ("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", ONCE, ()),  # the next transaction only
+    ("SET ROLE DEFAULT", TEXT, ()),
+    ("SET ROLE app_reader", TEXT, ()),
 ]
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendConnection, BackendError, Result
-from proxy.frontend import buffering, causal, kill, processlist, processlist_schema, session_ids
+from proxy.frontend import buffering, causal, kill, processlist, processlist_schema, session_ids, session_sets
 from proxy.frontend.prepared import (
     BackendStatement,
     PreparedStatement,
@@ -97,6 +97,8 @@ def _query(session: ClientSession, payload: bytes) -> None:
         )
         return
     session.send(session.route(info, sql), payload, _QUERY, info, body)
+    if kind is _SET:  # an evaluated SET: its read-back goes right behind it (session_sets)
+        session_sets.pipeline(session)
 
 
 _SET_CONSISTENCY = re.compile(r"\s*SET\s+@rwproxy_consistency\s*:?=\s*(['\"])(\w*)\1\s*;?\s*", re.IGNORECASE)

@@ -18,7 +18,7 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING, Final
 
 from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Result
-from proxy.frontend import backend_link, buffering, causal, commands, infile
+from proxy.frontend import backend_link, buffering, causal, commands, infile, session_sets
 from proxy.frontend.handshake import run_handshake, run_reauth
 from proxy.frontend.tls import TlsTransport
 from proxy.latency import BOUNDS as _LATENCY_BOUNDS
@@ -227,6 +227,9 @@ class ClientSession:
             self.app.stats.count_error(code)
             if code == 1290 or code == 1836:  # read-only: the server's role may have changed
                 self.app.topology_signal(conn.node_name, code)
+        if self.state.capture is not None:  # a SET's values to read back first (session_sets)
+            session_sets.capture(self, conn)
+            return
         self.finish_command()
 
     def failed(self, conn: BackendConnection, error: BackendError) -> None:
@@ -354,6 +357,7 @@ class ClientSession:
         if self._write_paused:
             self.hold(conn)
         conn.request(frame(payload, 0), kind, self)
+        session_sets.pipeline(self)  # an evaluated SET: its read-back right behind it
 
     async def _send_causal(self, r: Route, payload: bytes, kind: ResponseKind) -> None:
         r = await causal.resolve(self, r)

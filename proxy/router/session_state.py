@@ -10,11 +10,12 @@ Two jobs:
 from __future__ import annotations
 
 import enum
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from proxy.router.digest import digest_text
-from proxy.router.statement import Effect, PrimaryReason, StatementInfo
+from proxy.router.digest import lex
+from proxy.router.set_replay import SetPlanKind, Value, captured_statement, order_readback, plan_set
+from proxy.router.statement import Effect, StatementInfo
 
 __all__ = ["Consistency", "PinReason", "ReplayEntry", "SessionState"]
 
@@ -76,6 +77,9 @@ class SessionState:
     consistency: Consistency = Consistency.EVENTUAL
     causal_gtid: str | None = None
     write_unconfirmed: bool = False
+    # A SET whose resulting values must be read back from the primary before the session's next
+    # statement (proxy.router.set_replay, CAPTURE): the session variables to read, else None.
+    capture: tuple[str, ...] | None = None
 
     # -- pins --------------------------------------------------------------------------------
 
@@ -111,9 +115,10 @@ class SessionState:
         if info.effects is Effect.NONE:
             return
         if info.multi_statement:
-            # Several statements in one packet: track pins per statement; none of them is replayed.
-            for part in info.parts:
-                self._apply_one(part, None)
+            # Several statements in one packet (Django: "SET ...; SET SESSION TRANSACTION ..."): each
+            # is tracked and replayed on its own when the text splits into as many statements.
+            for part, text in zip(info.parts, _statement_texts(sql, len(info.parts)), strict=True):
+                self._apply_one(part, text)
             return
         self._apply_one(info, sql)
 
@@ -162,12 +167,41 @@ class SessionState:
                 Effect.SETS_SESSION_VAR | Effect.SETS_USER_VAR
             ):
                 return
-            if sql is not None and _replayable(info, sql):
-                self._record_set(info, sql)
-            elif effects & Effect.SETS_SESSION_VAR:
+            self._apply_set(info, sql)
+
+    def _apply_set(self, info: StatementInfo, sql: bytes | None) -> None:
+        plan = plan_set(info, sql) if sql is not None else None
+        if plan is not None and plan.kind is SetPlanKind.ONCE:
+            return
+        if plan is not None and plan.kind is SetPlanKind.TEXT:
+            self._record_set(info, sql)  # type: ignore[arg-type]  # plan is None when sql is
+            return
+        if plan is None or plan.kind is SetPlanKind.PIN:
+            if info.effects & Effect.SETS_SESSION_VAR:
                 self.unreplayable_set = True
             else:
                 self.user_vars_in_query = True
+            return
+        if plan.user_sql is not None:
+            self._add("sql:" + plan.user_sql.decode("utf-8", "surrogateescape"), 3, plan.user_sql)
+        if plan.user_vars_unknown:
+            self.user_vars_in_query = True
+        if plan.readback:
+            self.capture = (
+                plan.readback if self.capture is None else order_readback(self.capture + plan.readback)
+            )
+
+    def record_capture(self, names: Sequence[str], values: Sequence[Value] | None) -> None:
+        """The values a CAPTURE SET left on the primary (``(column type, text)`` per name, None when
+        they could not be read): recorded as a constant SET, or the session is pinned."""
+        statement = captured_statement(names, values) if values is not None else None
+        if statement is None:
+            if any(n[0] != "@" for n in names):
+                self.unreplayable_set = True
+            else:  # only user variables: just the reads that mention them go to the primary
+                self.user_vars_in_query = True
+            return
+        self._add("set:" + ",".join(sorted(names)), 3, statement)
 
     def _qualified(self, table: str) -> str:
         table = table.lower()
@@ -193,6 +227,7 @@ class SessionState:
         self.sql_prepared.clear()
         self.user_vars_in_query = False
         self.unreplayable_set = False
+        self.capture = None
         self._replay.clear()
         if self.database is not None:
             self.set_database(self.database)
@@ -220,20 +255,11 @@ class SessionState:
         self._replay[key] = ReplayEntry(self.replay_seq, key, command, payload)
 
 
-def _replayable(info: StatementInfo, sql: bytes) -> bool:
-    """A SET can run again on another server with the same effect only when its values are
-    constants (or other variables): no function calls, no subqueries, no clocks or server identity,
-    and no autocommit or GLOBAL part riding along (those must not be repeated elsewhere)."""
-    if info.primary_reason is not PrimaryReason.SESSION_COMMAND:
-        return False  # e.g. SET @x = GET_LOCK(...), SET @x = LAST_INSERT_ID()
-    if info.effects & (Effect.SETS_AUTOCOMMIT | Effect.SETS_GLOBAL):
-        return False
-    return _NOT_REPLAYABLE.search(digest_text(sql.decode("utf-8", "surrogateescape"))) is None
-
-
-_NOT_REPLAYABLE = re.compile(
-    r"\(|\bSELECT\b|\bCURRENT_|\bLOCALTIME|\bUTC_|"
-    r"@@(?:(?:session|local)\.)?(?:timestamp|hostname|server_id|server_uuid|gtid_\w+|pseudo_thread_id|"
-    r"last_insert_id|identity|insert_id|warning_count|error_count|rand_seed\d|port)\b",
-    re.IGNORECASE,
-)
+def _statement_texts(sql: bytes, count: int) -> list[bytes | None]:
+    """The texts of the ``count`` statements of a multi-statement query, or Nones (not replayed) when
+    they do not split into that many or hold executable comments (``/*!`` runs on some versions only)."""
+    text = sql.decode("utf-8", "surrogateescape")
+    statements = lex(text).statements if "/*!" not in text and "/*M!" not in text else ()
+    if len(statements) != count:
+        return [None] * count
+    return [s.encode("utf-8", "surrogateescape") for s in statements]

@@ -9,6 +9,7 @@ A value that calls GET_LOCK / RELEASE_LOCK makes the SET a named-lock statement.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from proxy.router import token_analysis
 from proxy.router.classifications import LOCK_EFFECTS
@@ -26,7 +27,7 @@ from proxy.router.sql_scan import (
 from proxy.router.statement import Effect, Kind, PrimaryReason, StatementInfo
 from proxy.router.token_analysis import analyse_tokens, lock_names
 
-__all__ = ["scan_set"]
+__all__ = ["Assignment", "scan_set", "set_assignments"]
 
 _R = PrimaryReason
 _E = Effect
@@ -144,3 +145,65 @@ def _scan_assignments(code: str, pos: int) -> Scan:
             reason = _R.NAMED_LOCK
             locks = lock_names(code)
     return StatementInfo(Kind.SET, reason, effects, names=tuple(names) + locks, autocommit=autocommit)
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """One item of a ``SET a = x, @b = y, NAMES z`` list, for deciding how to replay it.
+
+    ``target``: ``"session"`` (a session system variable), ``"global"`` (GLOBAL/PERSIST scope),
+    ``"autocommit"``, ``"user"`` (``@name``), or ``"names"`` (``NAMES`` / ``CHARACTER SET`` /
+    ``CHARSET``). ``name``: the lower-cased variable name (``"names"``/``"character set"`` for charset
+    items). ``value``: the text after ``=`` (after the keyword for charset items). ``text``: the item
+    as written.
+    """
+
+    target: str
+    name: str
+    value: str
+    text: str
+
+
+def set_assignments(code: str, pos: int) -> list[Assignment] | None:
+    """The assignments of ``SET ...`` (``pos`` just after the keyword), or None for the other forms
+    (``SET TRANSACTION``, ``SET ROLE``, ``SET STATEMENT``, ``SET PASSWORD``) and what is not understood."""
+    keyword, after = word(code, pos)
+    if keyword in ("TRANSACTION", "STATEMENT", "PASSWORD", "ROLE", "DEFAULT"):
+        return None
+    if keyword in _SCOPES and word(code, after)[0] == "TRANSACTION":
+        return None
+    out: list[Assignment] = []
+    sticky_global = False
+    for item in split_top_level(code, pos):
+        m = _ASSIGNMENT.match(item)
+        if m is None:
+            return None
+        if m.group("scope") is not None:
+            sticky_global = _SCOPES[m.group("scope").upper()]
+        name_token = m.group("name")
+        rest = m.group("rest")
+        if m.group("user") is not None:
+            op = _ASSIGN_OP.match(rest)
+            if op is None:
+                return None
+            out.append(Assignment("user", name_token, rest[op.end() :], item.strip()))
+            continue
+        if name_token[0] in "'\"":
+            return None
+        name = "".join(unquote(name_token).split()).lower()
+        if m.group("sys") is None and name in ("names", "charset", "character"):
+            if name == "character":
+                set_kw, after_set = word(rest, 0)
+                if set_kw != "SET":
+                    return None
+                rest = rest[after_set:]
+            out.append(Assignment("names", name, rest, item.strip()))
+            continue
+        op = _ASSIGN_OP.match(rest)
+        if op is None:
+            return None
+        scope = m.group("sysscope")
+        is_global = _SCOPES[scope.upper()] if scope is not None else sticky_global and m.group("sys") is None
+        target = "global" if is_global else "autocommit" if name == "autocommit" else "session"
+        out.append(Assignment(target, name, rest[op.end() :], item.strip()))
+    return out

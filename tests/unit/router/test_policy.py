@@ -371,7 +371,13 @@ PINS: list[Case] = [
         "unreplayable-set-sql-mode",
         READ,
         PIN.UNREPLAYABLE_SET,
-        (ran("SET sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')"),),
+        (ran("SET sql_mode = app_mode(@@sql_mode)"),),  # a stored function: may have side effects
+    ),
+    # Evaluated once on the primary and captured (proxy.router.set_replay): reads stay on replicas.
+    _read(
+        "evaluated-set-sql-mode",
+        READ,
+        setup=(ran("SET sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')"),),
     ),
     _read("replayable-set-sql-mode", READ, setup=(ran("SET sql_mode = 'ANSI'"),)),
     _read("set-global-no-pin", READ, setup=(ran("SET GLOBAL max_connections = 10"),)),
@@ -396,7 +402,9 @@ PINS: list[Case] = [
     ),
 ]
 
-SET_X_NOW = (ran("SET @x = NOW()"),)
+# A user variable from a function with side effects (a stored function): only the primary has it.
+# (SET @x = NOW() is captured on the primary and replayed: tests/unit/router/test_set_replay.py.)
+SET_X_NOW = (ran("SET @x = app_func()"),)
 
 USER_VARS: list[Case] = [
     _pinned("unreplayable-user-var-read", "SELECT @x", PIN.USER_VARS, SET_X_NOW),
@@ -628,16 +636,8 @@ SUSPECTED_BUGS: list[tuple[Case, str]] = [
         "BUG: temp tables are tracked by unqualified name; dropping db2.a also forgets db1.a, so reads "
         "of the still-existing temporary db1.a go to a replica (real table or no table there)",
     ),
-    (
-        _pinned(
-            "bug-user-var-set-from-current-timestamp",
-            "SELECT * FROM t WHERE created < @t",
-            PIN.USER_VARS,
-            (ran("SET @t = CURRENT_TIMESTAMP"),),
-        ),
-        "BUG: SET @t = CURRENT_TIMESTAMP (no parentheses) counts as a constant and is replayed: the "
-        "replica evaluates its own clock when the replay runs, so @t differs from the primary's",
-    ),
+    # bug-user-var-set-from-current-timestamp: SET @t = CURRENT_TIMESTAMP is now captured on the
+    # primary and replayed as its value (test_set_replay.py::test_clock_in_a_user_variable_is_captured).
     (
         _pinned(
             "bug-recursive-named-lock-released-once",

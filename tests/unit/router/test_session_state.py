@@ -242,13 +242,13 @@ def test_failed_release_keeps_pins() -> None:
 
 
 def test_unreplayable_session_set_pins_and_is_not_recorded() -> None:
-    state = session("SET sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
+    state = session("SET sql_mode = app_mode(@@sql_mode)")  # a stored function: may have side effects
     assert state.replay_after(0) == []
     assert state.unreplayable_set
     assert state.pin() is PinReason.UNREPLAYABLE_SET
 
 
-@pytest.mark.parametrize("sql", ["SET @x = NOW()", "SET @x = LAST_INSERT_ID()", "SET @x = (SELECT 1)"])
+@pytest.mark.parametrize("sql", ["SET @x = app_func()", "SET @x = RAND()", "SET @x = (SELECT c FROM t)"])
 def test_unreplayable_user_var_set_marks_user_vars_without_pin(sql: str) -> None:
     state = session(sql)
     assert state.replay_after(0) == []
@@ -279,12 +279,18 @@ def test_set_in_query_assignment_marks_user_vars() -> None:
 # -- multi-statements --------------------------------------------------------------------------------
 
 
-def test_multi_statement_effects_tracked_per_part_but_not_replayed() -> None:
-    sql = "SET sql_mode = 'ANSI'; SET @z = 1"
+def test_multi_statement_sets_are_replayed_per_part() -> None:
+    # Django: "SET SQL_AUTO_IS_NULL = 0; SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+    sql = "SET sql_mode = 'ANSI'; SET @z = 1; /* c */ SET sql_mode = CONCAT(@@sql_mode, ',X')"
     state = session(sql)
+    assert payloads(state) == [b"SET sql_mode = 'ANSI'", b"SET @z = 1"]
+    assert state.capture == ("sql_mode",)  # read back after the whole packet ran
+    assert state.pin() is None and not state.user_vars_in_query
+
+
+def test_multi_statement_with_executable_comments_is_not_replayed() -> None:
+    state = session("SET sql_mode = 'ANSI'; /*!80000 SET @z = 1 */")
     assert state.replay_after(0) == []
-    assert state.unreplayable_set  # the session var part cannot be replayed from a multi-statement
-    assert state.user_vars_in_query  # nor can the user var part
     assert state.pin() is PinReason.UNREPLAYABLE_SET
 
 
@@ -456,6 +462,8 @@ def test_autocommit_in_combined_set_is_never_replayed() -> None:
 # change exists on the primary only while its reads go to replicas with the old sql_mode
 def test_session_part_of_mixed_global_set_reaches_replicas_or_pins() -> None:
     state = session("SET SESSION sql_mode = 'ANSI', GLOBAL max_connections = 10")
+    assert state.capture == ("sql_mode",)  # the session part is read back from the primary ...
+    state.record_capture(("sql_mode",), [(253, b"ANSI")])  # ... (proxy.frontend.session_sets)
     replayed = payloads(state)
     replayed_without_global = any(b"sql_mode" in p.lower() and b"global" not in p.lower() for p in replayed)
     assert replayed_without_global or state.pin() is PinReason.UNREPLAYABLE_SET, replayed

@@ -154,6 +154,12 @@ class BackendConnection:
         self.transport: asyncio.Transport | None = None
         self.bad: BadConnReason | None = None
         self.applied_seq = 0  # session replay entries applied (see SessionState.replay_after)
+        # What this connection's server session holds, as far as rwproxy knows (proxy.frontend.backend_link):
+        # ``database``: its current database (COM_RESET_CONNECTION keeps it; only a new connection has
+        # none); ``unreplayable``: why its session state cannot be rebuilt elsewhere (user variables
+        # assigned in a query, a SET from an expression, a LAST_INSERT_ID value), None when it can.
+        self.database: str | None = None
+        self.unreplayable: str | None = None
         self.last_used = 0.0
         self.forgotten = False  # the pool no longer counts it (proxy.backend.pool)
         self._scanner = ResultScanner(client_flags)

@@ -93,15 +93,15 @@ class Pool:
         creds: BackendCredentials,
         client_flags: int,
         collation_id: int,
+        needs_no_database: bool = False,
     ) -> BackendConnection:
+        """A connection to ``node_name`` for a client with these flags and collation: an idle one,
+        else a new one. ``needs_no_database``: the client chose no database, and a connection that
+        has one cannot lose it (COM_RESET_CONNECTION keeps it): only one with none will do."""
         key = (node_name, host, port, creds.user, client_flags & ALIGNED_FLAGS, collation_id)
-        idle = self._idle.get(key)
-        while idle:
-            conn = idle.pop()
-            if conn.usable:
-                self.stats.reused += 1
-                return conn
-            self._forget(conn)
+        conn = self._take_idle(key, needs_no_database)
+        if conn is not None:
+            return conn
         cond = self._freed.setdefault(node_name, asyncio.Condition())
         deadline = time.monotonic() + self.connect_timeout
         async with cond:
@@ -121,13 +121,9 @@ class Pool:
                     await asyncio.wait_for(cond.wait(), remaining)
                 except TimeoutError:
                     continue
-                idle = self._idle.get(key)
-                while idle:
-                    conn = idle.pop()
-                    if conn.usable:
-                        self.stats.reused += 1
-                        return conn
-                    self._forget(conn)
+                conn = self._take_idle(key, needs_no_database)
+                if conn is not None:
+                    return conn
             self._open_count[node_name] += 1
         try:
             conn = await self._open(node_name, host, port, creds, client_flags, collation_id, key)
@@ -212,6 +208,23 @@ class Pool:
         return self._open_count[node_name]
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _take_idle(self, key: tuple[object, ...], needs_no_database: bool) -> BackendConnection | None:
+        idle = self._idle.get(key)
+        if not idle:
+            return None
+        for i in range(len(idle) - 1, -1, -1):  # the most recently used first
+            conn = idle[i]
+            if not conn.usable:
+                del idle[i]
+                self._forget(conn)
+                continue
+            if needs_no_database and conn.database is not None:
+                continue
+            del idle[i]
+            self.stats.reused += 1
+            return conn
+        return None
 
     async def _reset_and_park(self, conn: BackendConnection) -> None:
         try:

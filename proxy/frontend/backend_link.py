@@ -5,41 +5,56 @@ COM_SET_OPTION, in order; a connection remembers the last entry it applied, ``ap
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
-from proxy.backend.connection import BackendConnection, BackendError
+from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Result
 from proxy.protocol.constants import Command
+from proxy.protocol.errors import ProtocolError
 from proxy.protocol.results import ResponseKind
+from proxy.protocol.wire import read_uint_lenenc
 from proxy.router.session_state import SessionState
+from proxy.router.statement import Effect, StatementInfo
 from proxy.topology.model import Node
 
 if TYPE_CHECKING:
     from proxy.frontend.session import ClientSession
     from proxy.stats import ProxyStats
 
-__all__ = ["connection_for", "replay_state"]
+__all__ = ["connection_for", "lost_state", "note_statement", "replay_state"]
+
+log = logging.getLogger(__name__)
 
 
 async def connection_for(session: ClientSession, node: Node) -> BackendConnection:
     """``session``'s connection to ``node``: its own, else one from the pool; state replayed.
 
-    A lost connection to the primary while the session had a transaction or pinned state there is
-    an error (2013), never a silent new connection without that state."""
+    A lost connection whose server session held state that cannot be rebuilt (a transaction, a
+    pin, user variables assigned in a query, LAST_INSERT_ID) is an error (2013), never a silent
+    new connection without that state; one that held only replayable state is replaced (logged)."""
     app = session.app
     state = session.state
     conn = session.conns.get(node.name)
     if conn is not None and not conn.usable:
         session.drop_connection(conn)
-        conn = None
-        pin = state.pin()
-        if node is app.topology.primary and (state.in_transaction or pin is not None):
-            lost = "transaction" if state.in_transaction else pin.name.lower() if pin is not None else ""
+        lost = lost_state(session, node, conn)
+        if lost is not None:
             state.reset()
             raise BackendError(
-                f"rwproxy: lost the connection to the primary {node.name}; the session's {lost} "
-                "state there is gone (a transaction was rolled back)",
+                f"rwproxy: lost the connection to {node.name}; the session's {lost} there is gone"
+                + (" (a transaction was rolled back)" if lost == "transaction" else ""),
                 2013,
             )
+        app.stats.backend_replaced += 1
+        log.info(
+            "session %d: backend connection to %s (thread %d) was lost (%s); replaced by a new one, "
+            "session state replayed",
+            session.id,
+            node.name,
+            conn.thread_id,
+            (conn.bad or BadConnReason.LOST).value,
+        )
+        conn = None
     if conn is None:
         conn = await app.pool.acquire(
             node_name=node.name,
@@ -48,6 +63,7 @@ async def connection_for(session: ClientSession, node: Node) -> BackendConnectio
             creds=app.backend_credentials(session.user),
             client_flags=session.client_flags,
             collation_id=session.collation,
+            needs_no_database=state.database is None,
         )
         if session.closed:
             app.pool.release(conn)
@@ -55,6 +71,52 @@ async def connection_for(session: ClientSession, node: Node) -> BackendConnectio
         session.conns[node.name] = conn
     await replay_state(conn, state, app.stats)
     return conn
+
+
+def lost_state(session: ClientSession, node: Node, conn: BackendConnection) -> str | None:
+    """What the session loses with ``conn`` that no replay can give back, or None."""
+    state = session.state
+    if node is session.app.topology.primary:
+        if state.in_transaction:
+            return "transaction"
+        pin = state.pin()
+        if pin is not None:
+            return pin.name.lower().replace("_", " ")
+    return conn.unreplayable
+
+
+def note_statement(
+    session: ClientSession, conn: BackendConnection, info: StatementInfo, outcome: Result, before: int
+) -> None:
+    """After a statement that is not a plain read ran on ``conn``: what its server session now holds.
+
+    ``before``: the session's replay_seq before the statement's effects were applied."""
+    state = session.state
+    conn.database = state.database
+    if not outcome.ok:
+        return
+    effects = info.effects
+    if effects & Effect.ASSIGNS_USER_VAR_IN_QUERY:
+        conn.unreplayable = conn.unreplayable or "user variables assigned inside a query"
+    elif effects & _SETS and state.replay_seq == before and not info.effects & Effect.SETS_GLOBAL:
+        conn.unreplayable = conn.unreplayable or "variables set from expressions"
+    terminal = outcome.terminal
+    if terminal is not None and len(terminal) > 2 and terminal[0] == 0 and _insert_id(terminal):
+        conn.unreplayable = conn.unreplayable or LAST_INSERT_ID
+
+
+LAST_INSERT_ID = "LAST_INSERT_ID() value"
+_SETS = Effect.SETS_USER_VAR | Effect.SETS_SESSION_VAR
+
+
+def _insert_id(ok: bytes) -> int:
+    """The last-insert-id field of an OK packet payload (0 when it cannot be read)."""
+    try:
+        _affected, pos = read_uint_lenenc(ok, 1)
+        value, _ = read_uint_lenenc(ok, pos)
+    except ProtocolError:
+        return 0
+    return value
 
 
 async def replay_state(conn: BackendConnection, state: SessionState, stats: ProxyStats) -> None:
@@ -70,4 +132,6 @@ async def replay_state(conn: BackendConnection, state: SessionState, stats: Prox
                 outcome.error_code or 1105,
             )
         conn.applied_seq = entry.seq
+        if entry.command == Command.INIT_DB:
+            conn.database = entry.payload.decode("utf-8", "surrogateescape")
     conn.applied_seq = max(conn.applied_seq, state.replay_seq)

@@ -165,6 +165,7 @@ async def _use_database(session: ClientSession, database: str, seq: int) -> bool
         return False
     session.state.set_database(database)
     conn.applied_seq = session.state.replay_seq
+    conn.database = database
     return True
 
 

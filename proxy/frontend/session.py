@@ -209,6 +209,8 @@ class ClientSession:
                 self.state.apply(inflight.info, inflight.argument, outcome.ok)
             if self.state.replay_seq != before and conn.applied_seq == before:
                 conn.applied_seq = self.state.replay_seq
+            if inflight.info.effects is not _NO_EFFECTS or inflight.info.primary_reason is not None:
+                backend_link.note_statement(self, conn, inflight.info, outcome, before)
         if inflight is not None and inflight.after is not None:
             inflight.after(conn, outcome)
         code = outcome.error_code

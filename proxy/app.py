@@ -100,6 +100,7 @@ class ProxyApp:
             idle_seconds=backend.pool_idle_seconds,
             ssl_context=_backend_ssl(config),
             track_gtids=config.routing.gtid_tracking,
+            wait_timeout=backend.pool_wait_timeout_seconds,
         )
         self.stats = ProxyStats()
         self.sessions: dict[int, ClientSession] = {}
@@ -214,6 +215,10 @@ class ProxyApp:
         user = self._users.get(name)
         chosen = user.consistency if user is not None and user.consistency else None
         return Consistency(chosen or self.config.routing.consistency)
+
+    def user_multiplex(self, name: str) -> bool:
+        user = self._users.get(name)
+        return user is None or user.multiplex is not False
 
     def user_connection_limit(self, name: str) -> int | None:
         user = self._users.get(name)

@@ -43,6 +43,7 @@ RESTART_ONLY: dict[str, frozenset[str]] = {
             "connect_timeout_seconds",
             "pool_max_per_server",
             "pool_idle_seconds",
+            "pool_wait_timeout_seconds",
             "tls",
             "tls_ca",
             "tls_verify",

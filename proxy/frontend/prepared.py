@@ -69,6 +69,9 @@ class PreparedStatements:
             if stmt.cursor_conn is conn:
                 stmt.cursor_conn = None
 
+    def all(self) -> list[PreparedStatement]:
+        return list(self._by_id.values())
+
     def clear(self) -> None:
         self._by_id.clear()
 

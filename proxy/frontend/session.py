@@ -18,7 +18,7 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING, Final
 
 from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Result
-from proxy.frontend import backend_link, buffering, causal, commands, infile
+from proxy.frontend import backend_link, buffering, causal, commands, infile, multiplex
 from proxy.frontend.handshake import run_handshake, run_reauth
 from proxy.frontend.tls import TlsTransport
 from proxy.latency import BOUNDS as _LATENCY_BOUNDS
@@ -100,6 +100,7 @@ class ClientSession:
         self.latency = app.latency  # proxy.latency.LatencyHistogram; None: latency_histogram = false
         self.timed = self.digests is not None or self.latency is not None
         self.started = 0.0  # perf_counter() when the statement was sent (only when timed)
+        self.mux: multiplex.Multiplexer | None = None  # None: multiplexing off (proxy.frontend.multiplex)
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -277,6 +278,8 @@ class ClientSession:
         self.inflight = None
         self.active = None
         self.infile_conn = None
+        if self.mux is not None:
+            self.mux.after_command()
         if self.phase == _COMMAND and (self._read_paused or not self.decoder.empty):
             self._pump()
 
@@ -482,7 +485,8 @@ class ClientSession:
     async def _run_handshake(self) -> None:
         if await run_handshake(self):
             self.phase = _COMMAND
-            self._pump()
+            self.mux = multiplex.multiplexer_for(self)
+            self.finish_command()
 
     def begin_reauth(self, payload: bytes) -> None:
         """COM_CHANGE_USER: authenticate again, then continue the command loop."""
@@ -493,4 +497,5 @@ class ClientSession:
     async def _reauth(self, payload: bytes) -> None:
         if await run_reauth(self, payload):
             self.phase = _COMMAND
+            self.mux = multiplex.multiplexer_for(self)
             self.finish_command()

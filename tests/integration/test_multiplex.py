@@ -123,6 +123,14 @@ def test_many_sessions_over_a_small_pool_each_see_their_own_state(
     app = mux2.app
     assert app.stats.mux_handoffs > 0
     assert all(mux2.call(app.pool.open_count, n.name) <= 2 for n in app.topology.nodes)
+    from prometheus_client import generate_latest
+
+    from proxy.metrics import build_registry
+
+    scrape = mux2.call(lambda: generate_latest(build_registry(app, process=False)).decode())
+    handoffs = [line for line in scrape.splitlines() if line.startswith("rwproxy_multiplex_handoffs_total ")]
+    assert handoffs and float(handoffs[0].split()[1]) > 0
+    assert "rwproxy_multiplex_sessions " in scrape
     with sessions[0].cursor() as cur:
         for db in dbs:
             cur.execute(f"DROP DATABASE {db}")

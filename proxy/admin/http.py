@@ -128,7 +128,7 @@ def _node_status(app: MetricsSource, node: Node) -> dict[str, Any]:
         "reason": getattr(node, "reason", None),
         "lag_seconds": node_lag(node),  # null while unknown, never 0
         "weight": node.weight,
-        "pool": {"idle": idle, "in_use": in_use},
+        "pool": {"idle": idle, "in_use": in_use, "lendable": _lendable(app, node.name)},
         "drained": node.drained,
     }
     # RDS discovery: the API's intended role differs from the server's read_only (the server wins).
@@ -136,6 +136,12 @@ def _node_status(app: MetricsSource, node: Node) -> dict[str, Any]:
     if disagreement is not None:
         doc["role_disagreement"] = disagreement
     return doc
+
+
+def _lendable(app: MetricsSource, name: str) -> int:
+    """Connections parked by idle multiplexing sessions (proxy.frontend.multiplex), in ``in_use``."""
+    parked = getattr(app.pool, "parked_count", None)
+    return int(parked(name)) if parked is not None else 0
 
 
 def _role_disagreement(app: object, name: str) -> str | None:

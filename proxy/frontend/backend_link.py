@@ -75,6 +75,8 @@ async def connection_for(
             app.pool.release(conn)
             raise BackendError("client disconnected", 2013)
         session.conns[node.name] = conn
+        if session.mux is not None:
+            session.mux.dirty = True
     await replay_state(conn, state, app.stats)
     return conn
 
@@ -99,6 +101,8 @@ def note_statement(
     ``before``: the session's replay_seq before the statement's effects were applied."""
     state = session.state
     conn.database = state.database
+    if session.mux is not None:
+        session.mux.dirty = True
     if not outcome.ok:
         return
     effects = info.effects

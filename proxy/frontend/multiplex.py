@@ -60,27 +60,43 @@ def bind_reason(session: ClientSession, mux: Multiplexer) -> str | None:
     for conn in session.conns.values():
         if conn.unreplayable is not None and conn.unreplayable != LAST_INSERT_ID:
             return "unreplayable"
-    if len(session.stmts):
-        for stmt in session.stmts.all():
-            if stmt.cursor_conn is not None or stmt.long_data_conn is not None:
-                return "cursor"
+    if len(session.stmts) and session.stmts.bound_to_connection():
+        return "cursor"
     return None
 
 
 class Multiplexer:
     """One session's side of multiplexing: parks and unparks its connections; the pool's ``Lender``."""
 
-    __slots__ = ("bound", "off", "session")
+    __slots__ = ("bound", "dirty", "off", "session")
 
     def __init__(self, session: ClientSession) -> None:
         self.session = session
         self.bound: str | None = "new"  # the last bind reason (None: connections parked)
         self.off = False  # SET @rwproxy_multiplex = 0
+        # Something a statement did may change the bind reason or the connections to park
+        # (set by backend_link for statements with effects and for new connections).
+        self.dirty = True
 
     # -- hook: after every command (ClientSession.finish_command) ----------------------------
 
     def after_command(self) -> None:
         session = self.session
+        if self.bound is None and not self.dirty:
+            # The hot path: lending already, and the statement changed nothing but maybe the
+            # transaction state (a plain read or write).
+            state = session.state
+            if (
+                not state.in_transaction
+                and state.autocommit
+                and not session.multi_statements_changed
+                and not len(session.stmts)
+            ):
+                if session.app.pool.waiting:
+                    for conn in session.conns.values():
+                        session.app.pool.offer(conn)
+                return
+        self.dirty = False
         conns = session.conns
         if not conns:
             self.bound = None
@@ -128,6 +144,7 @@ class Multiplexer:
                 state.set_last_insert_id(int(value))
             if in_sync:
                 conn.applied_seq = state.replay_seq
+        self.dirty = True
         session.finish_command()  # runs after_command again: parks what it can
 
     # -- Lender (proxy.backend.pool) ---------------------------------------------------------

@@ -72,6 +72,10 @@ class PreparedStatements:
     def all(self) -> list[PreparedStatement]:
         return list(self._by_id.values())
 
+    def bound_to_connection(self) -> bool:
+        """A statement has an open cursor or long data on its connection (multiplexing waits)."""
+        return any(s.cursor_conn is not None or s.long_data_conn is not None for s in self._by_id.values())
+
     def clear(self) -> None:
         self._by_id.clear()
 

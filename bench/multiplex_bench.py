@@ -105,23 +105,36 @@ async def open_sessions(
 ) -> list[Any]:
     sem = asyncio.Semaphore(limit)
     conns: list[Any] = [None] * n
+    retries = [0]
 
     async def one(i: int) -> None:
         async with sem:
-            conn = await aiomysql.connect(
-                host=ep.host,
-                port=ep.port,
-                user=user,
-                password=password,
-                db=dbs[i % len(dbs)],
-                autocommit=True,
-                connect_timeout=120,
-            )
+            for attempt in range(5):
+                try:
+                    conn = await asyncio.wait_for(
+                        aiomysql.connect(
+                            host=ep.host,
+                            port=ep.port,
+                            user=user,
+                            password=password,
+                            db=dbs[i % len(dbs)],
+                            autocommit=True,
+                            connect_timeout=60,
+                        ),
+                        30,
+                    )
+                    break
+                except (TimeoutError, OSError, aiomysql.OperationalError):  # e.g. a full accept queue
+                    retries[0] += 1
+                    if attempt == 4:
+                        raise
             async with conn.cursor() as cur:
                 await cur.execute(f"SET @v = {i}")
             conns[i] = conn
 
     await asyncio.gather(*(one(i) for i in range(n)))
+    if retries[0]:
+        print(f"open_sessions: {retries[0]} connection attempts retried (timeout)", flush=True)
     return conns
 
 
@@ -263,7 +276,7 @@ def main() -> int:
     parser.add_argument("--pool", type=int, default=100, help="backend.pool_max_per_server")
     parser.add_argument("--databases", type=int, default=100)
     parser.add_argument("--replicas", type=int, default=1)
-    parser.add_argument("--concurrency", type=int, default=200, help="sessions logging in / querying at once")
+    parser.add_argument("--concurrency", type=int, default=64, help="sessions logging in / querying at once")
     parser.add_argument("--latency-sessions", type=int, default=8)
     parser.add_argument("--latency-seconds", type=float, default=5.0, help="per target and round")
     parser.add_argument("--rounds", type=int, default=4)

@@ -275,7 +275,9 @@ class ProxyApp:
             return cast("asyncio.BaseProtocol", ClientSession(self))
 
         for host, port in self.config.proxy.listen_addresses:
-            server = await loop.create_server(new_session, host, port, reuse_address=True)
+            # backlog: a login storm (thousands of clients at once) must not overflow the accept
+            # queue (asyncio's default is 100): the kernel would drop handshakes.
+            server = await loop.create_server(new_session, host, port, reuse_address=True, backlog=1024)
             self._servers.append(server)
             # typeshed says tuple, uvloop returns a list: read it untyped (compiled code checks types)
             for sock in cast(Any, server).sockets:

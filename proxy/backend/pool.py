@@ -326,8 +326,7 @@ class Pool:
             if seen >= 32:
                 break
         for conn in dead:  # closed by the server while parked: free its slot
-            self._lenders[conn].lend(conn)
-            self.discard(conn, conn.bad or BadConnReason.LOST)
+            self._drop_dead_parked(conn)
         if best is None:
             return None
         lender = self._lenders.pop(best)
@@ -425,8 +424,20 @@ class Pool:
                 for conn in [c for c in parked if not c.usable]:
                     lender = self._lenders.get(conn)
                     if lender is not None and lender.can_lend(conn):
-                        lender.lend(conn)
-                        self.discard(conn, conn.bad or BadConnReason.LOST)
+                        self._drop_dead_parked(conn)
+
+    def _drop_dead_parked(self, conn: BackendConnection) -> None:
+        """A parked connection the server closed (wait_timeout, restart): its session held only
+        replayable state (else it would not have parked it) and gets another one when it needs it."""
+        log.info(
+            "backend connection to %s (thread %d) was lost while parked (%s); its session will be "
+            "given another, session state replayed",
+            conn.node_name,
+            conn.thread_id,
+            (conn.bad or BadConnReason.LOST).value,
+        )
+        self._lenders[conn].lend(conn)
+        self.discard(conn, conn.bad or BadConnReason.LOST)
 
 
 async def reset_connection(conn: BackendConnection) -> bool:

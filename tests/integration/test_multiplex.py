@@ -248,3 +248,46 @@ def test_multiplexing_off_for_a_session(healthy_cluster: Cluster) -> None:
         assert p.app.stats.mux_pins["disabled"] >= 1
         a.close()
         b.close()
+
+
+def test_sessions_with_equal_state_share_a_connection_without_any_replay(healthy_cluster: Cluster) -> None:
+    """The state signature: a lent connection that already holds the session's state (same
+    database, same SETs) is used as it is — no COM_RESET_CONNECTION, no replay."""
+    with proxy_with(healthy_cluster, pool=1, wait=20) as p:
+        a = client(p, healthy_cluster)
+        b = client(p, healthy_cluster)
+        for c in (a, b):
+            with c.cursor() as cur:
+                cur.execute("SET NAMES utf8mb4")
+                cur.execute("SET @tenant = 7")
+        stats = p.app.stats
+        before = (stats.mux_handoffs, stats.mux_resets, stats.mux_replays)
+        for _ in range(5):
+            for c in (a, b):
+                with c.cursor() as cur:
+                    assert one(cur, PRIMARY + "SELECT @tenant") == 7
+        handoffs, resets, replays = (stats.mux_handoffs, stats.mux_resets, stats.mux_replays)
+        assert handoffs - before[0] >= 8  # they took turns on the one primary connection ...
+        assert (resets - before[1], replays - before[2]) == (0, 0)  # ... as it was
+        a.close()
+        b.close()
+
+
+def test_reset_connection_while_multiplexing(healthy_cluster: Cluster) -> None:
+    """COM_RESET_CONNECTION of a session whose connection was lent: its state is gone everywhere,
+    its database kept, and the other session never sees it."""
+    with proxy_with(healthy_cluster, pool=1, wait=20) as p:
+        a = client(p, healthy_cluster)
+        b = client(p, healthy_cluster)
+        with a.cursor() as cur:
+            cur.execute("SET @gone = 1")
+        b.ping()
+        a._execute_command(31, b"")  # COM_RESET_CONNECTION
+        a._read_ok_packet()
+        with a.cursor() as cur:
+            assert one(cur, PRIMARY + "SELECT @gone") is None
+            assert one(cur, PRIMARY + "SELECT DATABASE()") == "rwtest"
+        with b.cursor() as cur:
+            assert one(cur, PRIMARY + "SELECT @gone") is None
+        a.close()
+        b.close()

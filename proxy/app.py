@@ -84,6 +84,7 @@ class ProxyApp:
         self.classifier = Classifier(config.routing.classifier_cache_size)
         self.rules = RuleSet.from_config(config.routing.rules)
         self.has_rules = bool(self.rules)
+        self.sticky_replica = config.routing.sticky_replica  # proxy.router.sticky
         strategy = Strategy(config.routing.strategy)
         # least_outstanding: statements in flight per server, kept by the sessions.
         self.outstanding: Counter[str] | None = Counter() if strategy is Strategy.LEAST_OUTSTANDING else None

@@ -49,7 +49,7 @@ RESTART_ONLY: dict[str, frozenset[str]] = {
             "tls_verify",
         }
     ),
-    "routing": frozenset({"classifier_cache_size", "gtid_tracking"}),
+    "routing": frozenset({"classifier_cache_size", "gtid_tracking", "sticky_replica"}),
     "admin": frozenset(
         {
             "http_listen",

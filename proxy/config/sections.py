@@ -291,6 +291,8 @@ class RoutingConfig(_Model):
     causal_wait_timeout_seconds: _PositiveSeconds = 0.25
     gtid_tracking: bool = True
     rules: Annotated[tuple[RoutingRule, ...], Strict(False)] = ()
+    # A session's plain reads stay on one replica while it is usable (proxy.router.sticky).
+    sticky_replica: bool = False
 
     @field_validator("rules")
     @classmethod

@@ -27,6 +27,7 @@ from proxy.protocol.errors import PacketTooLarge, RemoteProtocolError
 from proxy.protocol.framing import PacketDecoder, frame
 from proxy.protocol.packets import make_err, make_ok
 from proxy.protocol.results import ResponseKind
+from proxy.router import sticky
 from proxy.router.digest import digest_text
 from proxy.router.policy import Route, RouteReason, Target, route
 from proxy.router.session_state import Consistency, SessionState
@@ -402,7 +403,8 @@ class ClientSession:
     def route(self, info: StatementInfo, sql: str | None = None) -> Route:
         app = self.app
         rule = app.rules.match(sql, digest_text) if sql is not None and app.has_rules else None
-        return route(info, self.state, app.topology, app.policy_options, rule, self._rand())
+        r = route(info, self.state, app.topology, app.policy_options, rule, self._rand())
+        return sticky.stick(r, self.state, app.topology) if app.sticky_replica else r
 
     def spawn(self, coro: object) -> None:
         self._task = asyncio.get_running_loop().create_task(self._guard(coro))

@@ -79,6 +79,7 @@ class SessionState:
     # signature() cache: the replay log as a tuple, valid while replay_seq == _sig_seq.
     _sig: tuple[tuple[str, int, bytes], ...] = ()
     _sig_seq: int = 0
+    sticky_replica: str | None = None  # routing.sticky_replica: the replica plain reads stay on
 
     # -- pins --------------------------------------------------------------------------------
 

@@ -291,3 +291,14 @@ def test_reset_connection_while_multiplexing(healthy_cluster: Cluster) -> None:
             assert one(cur, PRIMARY + "SELECT @gone") is None
         a.close()
         b.close()
+
+
+def test_sticky_replica_keeps_a_sessions_reads_on_one_replica(healthy_cluster: Cluster, server_ids) -> None:
+    text = demo_config_text(healthy_cluster, 0) + "\n[routing]\nsticky_replica = true\n"
+    with ProxyThread(text) as p:
+        for _ in range(3):
+            c = client(p, healthy_cluster)
+            with c.cursor() as cur:
+                seen = {one(cur, "SELECT @@server_id") for _ in range(20)}
+            assert len(seen) == 1 and server_ids["primary"] not in seen
+            c.close()

@@ -151,23 +151,24 @@ def test_bound_session_keeps_its_connection(
     healthy_cluster: Cluster, setup: str, teardown: str | None
 ) -> None:
     """A transaction, a temporary table, a named lock or a user variable assigned in a query keeps
-    the session's primary connection: another session cannot get it (it times out waiting)."""
+    the session's primary connection: another session cannot get it (it times out waiting).
+    (@@pseudo_thread_id: the backend thread, whatever CONNECTION_ID() shows the client.)"""
     with proxy_with(healthy_cluster, pool=1, wait=1.5) as p:
         a = client(p, healthy_cluster)
         b = client(p, healthy_cluster)  # logged in: a's connection was lendable then
         with a.cursor() as cur:
             cur.execute(setup)
-            thread = one(cur, PRIMARY + "SELECT CONNECTION_ID()")
+            thread = one(cur, PRIMARY + "SELECT @@pseudo_thread_id")
         with pytest.raises(pymysql.err.OperationalError) as exc, b.cursor() as cur:
-            cur.execute(PRIMARY + "SELECT CONNECTION_ID()")
+            cur.execute(PRIMARY + "SELECT @@pseudo_thread_id")
         assert exc.value.args[0] == 1040
         with a.cursor() as cur:
-            assert one(cur, PRIMARY + "SELECT CONNECTION_ID()") == thread
+            assert one(cur, PRIMARY + "SELECT @@pseudo_thread_id") == thread
             if teardown is not None:
                 cur.execute(teardown)
         if teardown is not None:  # unbound again: b gets the connection
             with b.cursor() as cur:
-                assert one(cur, PRIMARY + "SELECT CONNECTION_ID()") == thread
+                assert one(cur, PRIMARY + "SELECT @@pseudo_thread_id") == thread
         assert p.app.stats.mux_pins
         a.close()
         b.close()

@@ -18,6 +18,7 @@ import time
 from proxy.app import ProxyApp
 from proxy.backend.connection import BackendConnection
 from proxy.config import parse_config
+from proxy.frontend.multiplex import multiplexer_for
 from proxy.frontend.session import _COMMAND, ClientSession
 from proxy.protocol.constants import Capability
 from proxy.protocol.framing import frame
@@ -101,6 +102,7 @@ async def run(queries: int, sql: bytes | None, digests: bool = True, latency: bo
     )
     replica.transport = _NullTransport()
     session.conns["r"] = replica
+    session.mux = multiplexer_for(session)  # as after a real login (multiplexing on by default)
     per_run = queries // 5
     if sql is None:
         packets = [frame(b"\x03SELECT c FROM sbtest1 WHERE id=%d" % i, 0) for i in range(per_run)]

@@ -85,6 +85,7 @@ class ProxyApp:
         self.classifier = Classifier(config.routing.classifier_cache_size)
         self.rules = RuleSet.from_config(config.routing.rules)
         self.has_rules = bool(self.rules)
+        self.sticky_replica = config.routing.sticky_replica  # proxy.router.sticky
         strategy = Strategy(config.routing.strategy)
         # least_outstanding: statements in flight per server, kept by the sessions.
         self.outstanding: Counter[str] | None = Counter() if strategy is Strategy.LEAST_OUTSTANDING else None
@@ -101,6 +102,7 @@ class ProxyApp:
             idle_seconds=backend.pool_idle_seconds,
             ssl_context=_backend_ssl(config),
             track_gtids=config.routing.gtid_tracking,
+            wait_timeout=backend.pool_wait_timeout_seconds,
         )
         self.stats = ProxyStats()
         self.sessions: dict[int, ClientSession] = {}
@@ -218,6 +220,10 @@ class ProxyApp:
         chosen = user.consistency if user is not None and user.consistency else None
         return Consistency(chosen or self.config.routing.consistency)
 
+    def user_multiplex(self, name: str) -> bool:
+        user = self._users.get(name)
+        return user is None or user.multiplex is not False
+
     def user_connection_limit(self, name: str) -> int | None:
         user = self._users.get(name)
         return user.max_connections if user is not None else None
@@ -275,7 +281,9 @@ class ProxyApp:
             return cast("asyncio.BaseProtocol", ClientSession(self))
 
         for host, port in self.config.proxy.listen_addresses:
-            server = await loop.create_server(new_session, host, port, reuse_address=True)
+            # backlog: a login storm (thousands of clients at once) must not overflow the accept
+            # queue (asyncio's default is 100): the kernel would drop handshakes.
+            server = await loop.create_server(new_session, host, port, reuse_address=True, backlog=1024)
             self._servers.append(server)
             # typeshed says tuple, uvloop returns a list: read it untyped (compiled code checks types)
             for sock in cast(Any, server).sockets:

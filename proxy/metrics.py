@@ -18,7 +18,7 @@ so a scrape sees a consistent table, only possibly a few statements old.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -278,6 +278,57 @@ _FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "Classifier bugs caught (the statement went to the primary as unparseable).",
         (),
     ),
+    # Multiplexing and backend connection state (proxy.frontend.multiplex, proxy.frontend.backend_link).
+    (
+        "rwproxy_multiplex_sessions",
+        _GAUGE,
+        "Client sessions whose backend connections may be lent to other sessions right now.",
+        (),
+    ),
+    (
+        "rwproxy_multiplex_handoffs",
+        _COUNTER,
+        "Backend connections an idle session lent to another session.",
+        (),
+    ),
+    (
+        "rwproxy_multiplex_replays",
+        _COUNTER,
+        "Session commands replayed on a lent connection to give it the session's state "
+        "(per statement: divide by the rate of rwproxy_statements_total).",
+        (),
+    ),
+    (
+        "rwproxy_multiplex_resets",
+        _COUNTER,
+        "Lent connections reset (COM_RESET_CONNECTION) because they held other state.",
+        (),
+    ),
+    (
+        "rwproxy_multiplex_pins",
+        _COUNTER,
+        "Times a session stopped lending its connections, by reason (transaction, temp_table, "
+        "named_lock, user_vars, cursor, disabled, ...).",
+        ("reason",),
+    ),
+    (
+        "rwproxy_backend_connections_lendable",
+        _GAUGE,
+        "Backend connections parked by idle multiplexing sessions (counted as in_use too).",
+        ("node",),
+    ),
+    (
+        "rwproxy_backend_connections_replaced",
+        _COUNTER,
+        "Lost backend connections replaced by new ones with the session's state replayed.",
+        (),
+    ),
+    (
+        "rwproxy_backend_pool_waits",
+        _COUNTER,
+        "Sessions that waited for a backend connection (all pool_max_per_server in use), by outcome.",
+        ("outcome",),
+    ),
 )
 
 
@@ -365,6 +416,8 @@ class RwproxyCollector(Collector):
             add("rwproxy_config_reloads", reloads.get(result, 0), result)
         add("rwproxy_config_last_reload_successful", 1 if stats.last_reload_ok else 0)
 
+        _add_multiplex(add, app)
+
         c = app.classifier
         add("rwproxy_classifier", c.fast_path, "fast")
         add("rwproxy_classifier", c.cache_hits, "cache_hit")
@@ -384,6 +437,28 @@ class RwproxyCollector(Collector):
 
 def _le(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(bound)
+
+
+def _add_multiplex(add: Callable[..., None], app: MetricsSource) -> None:
+    stats = app.stats
+    sessions = list(app.sessions.values())
+    lending = sum(1 for s in sessions if getattr(getattr(s, "mux", None), "bound", "") is None)
+    add("rwproxy_multiplex_sessions", lending)
+    add("rwproxy_multiplex_handoffs", getattr(stats, "mux_handoffs", 0))
+    add("rwproxy_multiplex_replays", getattr(stats, "mux_replays", 0))
+    add("rwproxy_multiplex_resets", getattr(stats, "mux_resets", 0))
+    for reason, n in sorted(dict(getattr(stats, "mux_pins", {})).items()):
+        add("rwproxy_multiplex_pins", n, reason)
+    parked = getattr(app.pool, "parked_count", None)
+    if parked is not None:
+        for node in app.topology.nodes:
+            add("rwproxy_backend_connections_lendable", parked(node.name), node.name)
+    add("rwproxy_backend_connections_replaced", getattr(stats, "backend_replaced", 0))
+    pstats = app.pool.stats
+    waits = getattr(pstats, "waits", 0)
+    timeouts = getattr(pstats, "wait_timeouts", 0)
+    add("rwproxy_backend_pool_waits", waits - timeouts, "served")
+    add("rwproxy_backend_pool_waits", timeouts, "timeout")
 
 
 def _route_key(item: tuple[tuple[str, RouteReason], int]) -> tuple[str, str]:

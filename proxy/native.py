@@ -57,6 +57,7 @@ HOT_MODULES: tuple[str, ...] = (
     "proxy.frontend.session",
     "proxy.frontend.commands",
     "proxy.frontend.prepared",  # COM_STMT_EXECUTE: statement ids, parameter rewriting
+    "proxy.frontend.multiplex",  # the finish_command hook (multiplexing)
     "proxy.protocol.statements",
     "proxy.backend.connection",
     "proxy.protocol.framing",

@@ -35,6 +35,12 @@ class ProxyStats:
     no_replica_periods: int = 0
     # COM_QUERY statements by kind (proxy.router.statement.Kind): select, insert, set, begin ...
     kinds: Counter[Kind] = field(default_factory=Counter)
+    # Backend connections and multiplexing (proxy.frontend.backend_link, proxy.frontend.multiplex).
+    backend_replaced: int = 0  # lost backend connections replaced, session state replayed
+    mux_handoffs: int = 0  # an idle session's backend connection given to another session
+    mux_replays: int = 0  # commands replayed to bring a connection to a session's state
+    mux_resets: int = 0  # connections reset (COM_RESET_CONNECTION) before taking another's state
+    mux_pins: Counter[str] = field(default_factory=Counter)  # why a session kept its connections
 
     @property
     def no_replica_reads(self) -> int:

@@ -134,7 +134,7 @@ def _node_status(
         "reason": getattr(node, "reason", None),
         "lag_seconds": node_lag(node),  # null while unknown, never 0
         "weight": node.weight,
-        "pool": {"idle": idle, "in_use": in_use},
+        "pool": {"idle": idle, "in_use": in_use, "lendable": _lendable(app, node.name)},
         "drained": node.drained,
         "queries": queries.get(node.name, 0),  # statements routed to it since start
         "connections": idle + in_use,  # backend connections open to it now
@@ -145,6 +145,12 @@ def _node_status(
     if disagreement is not None:
         doc["role_disagreement"] = disagreement
     return doc
+
+
+def _lendable(app: MetricsSource, name: str) -> int:
+    """Connections parked by idle multiplexing sessions (proxy.frontend.multiplex), in ``in_use``."""
+    parked = getattr(app.pool, "parked_count", None)
+    return int(parked(name)) if parked is not None else 0
 
 
 def _role_disagreement(app: object, name: str) -> str | None:

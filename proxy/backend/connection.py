@@ -154,6 +154,16 @@ class BackendConnection:
         self.transport: asyncio.Transport | None = None
         self.bad: BadConnReason | None = None
         self.applied_seq = 0  # session replay entries applied (see SessionState.replay_after)
+        # What this connection's server session holds, as far as rwproxy knows (proxy.frontend.backend_link):
+        # ``database``: its current database (COM_RESET_CONNECTION keeps it; only a new connection has
+        # none); ``unreplayable``: why its session state cannot be rebuilt elsewhere (user variables
+        # assigned in a query, a SET from an expression, a LAST_INSERT_ID value), None when it can.
+        self.database: str | None = None
+        self.unreplayable: str | None = None
+        # Multiplexing: the session state a connection lent by another session holds
+        # (``SessionState.signature``; None: unknown), valid while ``applied_seq`` is -1.
+        self.signature: tuple[object, ...] | None = ()
+        self.init_sql: bytes | None = None  # rwproxy's own set-up to redo after COM_RESET_CONNECTION
         self.last_used = 0.0
         self.forgotten = False  # the pool no longer counts it (proxy.backend.pool)
         self._scanner = ResultScanner(client_flags)
@@ -425,12 +435,11 @@ async def open_backend(
     conn._reader = None
     # The collation the client asked for, when it is not its character set's default.
     if charset is not None and charset_by_name(charset_name).id != collation_id:
-        outcome = await backend.call(
-            Command.QUERY,
-            f"SET NAMES {charset_name} COLLATE {charset.collation}".encode(),
-            ResponseKind.QUERY,
-        )
-        if not outcome.ok:
+        init_sql = f"SET NAMES {charset_name} COLLATE {charset.collation}".encode()
+        outcome = await backend.call(Command.QUERY, init_sql, ResponseKind.QUERY)
+        if outcome.ok:
+            backend.init_sql = init_sql
+        else:
             log.debug("backend %s does not know collation %s", node_name, charset.collation)
     if track_gtids and backend.server_capabilities & Capability.SESSION_TRACK:
         backend.strip_state = not aligned & Capability.SESSION_TRACK

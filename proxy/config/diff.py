@@ -44,12 +44,13 @@ RESTART_ONLY: dict[str, frozenset[str]] = {
             "connect_timeout_seconds",
             "pool_max_per_server",
             "pool_idle_seconds",
+            "pool_wait_timeout_seconds",
             "tls",
             "tls_ca",
             "tls_verify",
         }
     ),
-    "routing": frozenset({"classifier_cache_size", "gtid_tracking"}),
+    "routing": frozenset({"classifier_cache_size", "gtid_tracking", "sticky_replica"}),
     "admin": frozenset(
         {
             "http_listen",

@@ -109,6 +109,9 @@ class UserConfig(_Model):
     default_database: str | None = None
     max_connections: Annotated[int, _at_least(1)] | None = None
     consistency: Literal["eventual", "read_your_writes", "primary"] | None = None  # else routing's
+    # Multiplexing (proxy.frontend.multiplex): between transactions, a session that holds nothing
+    # binding it to its backend connections lends them to other sessions.
+    multiplex: bool | None = None  # None: on
 
     @model_validator(mode="before")
     @classmethod
@@ -171,6 +174,8 @@ class BackendConfig(_Model):
     password_env: str | None = None
     secret_arn: str | None = None
     secret_refresh_seconds: _PositiveSeconds = 300.0
+    # More sessions than pool_max_per_server wait this long for a free connection, then ERROR 1040.
+    pool_wait_timeout_seconds: _PositiveSeconds = 10.0
 
     @model_validator(mode="after")
     def _ca_needs_tls(self) -> BackendConfig:
@@ -286,6 +291,8 @@ class RoutingConfig(_Model):
     causal_wait_timeout_seconds: _PositiveSeconds = 0.25
     gtid_tracking: bool = True
     rules: Annotated[tuple[RoutingRule, ...], Strict(False)] = ()
+    # A session's plain reads stay on one replica while it is usable (proxy.router.sticky).
+    sticky_replica: bool = False
 
     @field_validator("rules")
     @classmethod

@@ -13,6 +13,7 @@ import secrets
 from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendError
+from proxy.frontend import backend_link
 from proxy.frontend.tls import TlsTransport
 from proxy.protocol.auth import AuthFailed, AuthOk, SendMore, ServerAuthenticator
 from proxy.protocol.connection import (
@@ -154,7 +155,7 @@ async def _use_database(session: ClientSession, database: str, seq: int) -> bool
         _deny(session, seq, ErrorCode.ER_UNKNOWN_ERROR, f"rwproxy: {why}", "HY000")
         return False
     try:
-        conn = await session.connection_for(node)
+        conn = await backend_link.connection_for(session, node, login_database=database)
         outcome, data = await conn.call_keep(Command.INIT_DB, database.encode(), ResponseKind.SIMPLE)
     except BackendError as exc:
         _deny(session, seq, exc.errno, str(exc), exc.sqlstate)
@@ -165,6 +166,7 @@ async def _use_database(session: ClientSession, database: str, seq: int) -> bool
         return False
     session.state.set_database(database)
     conn.applied_seq = session.state.replay_seq
+    conn.database = database
     return True
 
 

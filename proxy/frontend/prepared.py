@@ -69,6 +69,13 @@ class PreparedStatements:
             if stmt.cursor_conn is conn:
                 stmt.cursor_conn = None
 
+    def all(self) -> list[PreparedStatement]:
+        return list(self._by_id.values())
+
+    def bound_to_connection(self) -> bool:
+        """A statement has an open cursor or long data on its connection (multiplexing waits)."""
+        return any(s.cursor_conn is not None or s.long_data_conn is not None for s in self._by_id.values())
+
     def clear(self) -> None:
         self._by_id.clear()
 

@@ -18,7 +18,7 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING, Final
 
 from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Result
-from proxy.frontend import backend_link, buffering, causal, commands, infile, session_sets
+from proxy.frontend import backend_link, buffering, causal, commands, infile, multiplex, session_sets
 from proxy.frontend.handshake import run_handshake, run_reauth
 from proxy.frontend.tls import TlsTransport
 from proxy.latency import BOUNDS as _LATENCY_BOUNDS
@@ -27,6 +27,7 @@ from proxy.protocol.errors import PacketTooLarge, RemoteProtocolError
 from proxy.protocol.framing import PacketDecoder, frame
 from proxy.protocol.packets import make_err, make_ok
 from proxy.protocol.results import ResponseKind
+from proxy.router import sticky
 from proxy.router.digest import digest_text
 from proxy.router.policy import Route, RouteReason, Target, route
 from proxy.router.session_state import Consistency, SessionState
@@ -100,6 +101,7 @@ class ClientSession:
         self.latency = app.latency  # proxy.latency.LatencyHistogram; None: latency_histogram = false
         self.timed = self.digests is not None or self.latency is not None
         self.started = 0.0  # perf_counter() when the statement was sent (only when timed)
+        self.mux: multiplex.Multiplexer | None = None  # None: multiplexing off (proxy.frontend.multiplex)
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -209,6 +211,8 @@ class ClientSession:
                 self.state.apply(inflight.info, inflight.argument, outcome.ok)
             if self.state.replay_seq != before and conn.applied_seq == before:
                 conn.applied_seq = self.state.replay_seq
+            if inflight.info.effects is not _NO_EFFECTS or inflight.info.primary_reason is not None:
+                backend_link.note_statement(self, conn, inflight.info, outcome, before)
         if inflight is not None and inflight.after is not None:
             inflight.after(conn, outcome)
         code = outcome.error_code
@@ -278,6 +282,8 @@ class ClientSession:
         self.inflight = None
         self.active = None
         self.infile_conn = None
+        if self.mux is not None:
+            self.mux.after_command()
         if self.phase == _COMMAND and (self._read_paused or not self.decoder.empty):
             self._pump()
 
@@ -401,7 +407,8 @@ class ClientSession:
     def route(self, info: StatementInfo, sql: str | None = None) -> Route:
         app = self.app
         rule = app.rules.match(sql, digest_text) if sql is not None and app.has_rules else None
-        return route(info, self.state, app.topology, app.policy_options, rule, self._rand())
+        r = route(info, self.state, app.topology, app.policy_options, rule, self._rand())
+        return sticky.stick(r, self.state, app.topology) if app.sticky_replica else r
 
     def spawn(self, coro: object) -> None:
         self._task = asyncio.get_running_loop().create_task(self._guard(coro))
@@ -484,7 +491,8 @@ class ClientSession:
     async def _run_handshake(self) -> None:
         if await run_handshake(self):
             self.phase = _COMMAND
-            self._pump()
+            self.mux = multiplex.multiplexer_for(self)
+            self.finish_command()
 
     def begin_reauth(self, payload: bytes) -> None:
         """COM_CHANGE_USER: authenticate again, then continue the command loop."""
@@ -495,4 +503,5 @@ class ClientSession:
     async def _reauth(self, payload: bytes) -> None:
         if await run_reauth(self, payload):
             self.phase = _COMMAND
+            self.mux = multiplex.multiplexer_for(self)
             self.finish_command()

@@ -80,6 +80,10 @@ class SessionState:
     # A SET whose resulting values must be read back from the primary before the session's next
     # statement (proxy.router.set_replay, CAPTURE): the session variables to read, else None.
     capture: tuple[str, ...] | None = None
+    # signature() cache: the replay log as a tuple, valid while replay_seq == _sig_seq.
+    _sig: tuple[tuple[str, int, bytes], ...] = ()
+    _sig_seq: int = 0
+    sticky_replica: str | None = None  # routing.sticky_replica: the replica plain reads stay on
 
     # -- pins --------------------------------------------------------------------------------
 
@@ -229,6 +233,7 @@ class SessionState:
         self.unreplayable_set = False
         self.capture = None
         self._replay.clear()
+        self._sig_seq = -1
         if self.database is not None:
             self.set_database(self.database)
 
@@ -239,6 +244,21 @@ class SessionState:
         if applied_seq >= self.replay_seq:
             return []
         return sorted((e for e in self._replay.values() if e.seq > applied_seq), key=lambda e: e.seq)
+
+    def signature(self) -> tuple[tuple[str, int, bytes], ...]:
+        """The replay log as ``(key, command, payload)`` in order: what a connection must have applied
+        to serve this session. Two sessions with equal signatures can share a connection as it is;
+        a connection holding a prefix of it needs only the rest (``proxy.frontend.multiplex``)."""
+        if self._sig_seq != self.replay_seq:
+            entries = sorted(self._replay.values(), key=lambda e: e.seq)
+            self._sig = tuple((e.key, e.command, e.payload) for e in entries)
+            self._sig_seq = self.replay_seq
+        return self._sig
+
+    def set_last_insert_id(self, value: int) -> None:
+        """The session's LAST_INSERT_ID() as read from its connection: replayed as
+        ``DO LAST_INSERT_ID(value)`` on connections that serve it afterwards."""
+        self._add("last_insert_id", 3, b"DO LAST_INSERT_ID(%d)" % value)
 
     def _record_set(self, info: StatementInfo, sql: bytes) -> None:
         # A SET naming exactly the same variables as an earlier one supersedes it. SET with user

@@ -162,7 +162,7 @@ def test_health_readiness_and_status(
         got = nodes[node.name]
         assert (got["host"], got["port"], got["state"], got["weight"]) == (node.host, node.port, "online", 1)
         assert got["role"] == ("primary" if node is cluster.primary else "replica")
-        assert set(got["pool"]) == {"idle", "in_use"}
+        assert set(got["pool"]) == {"idle", "in_use", "lendable"}
     # The session's statement ran on one of the replicas: that node has a connection checked out.
     assert sum(nodes[r.name]["pool"]["in_use"] for r in cluster.replicas) >= 1
     conn.close()

@@ -269,7 +269,7 @@ def test_status_document() -> None:
         "reason": None,
         "lag_seconds": None,
         "weight": 1,
-        "pool": {"idle": 2, "in_use": 3},
+        "pool": {"idle": 2, "in_use": 3, "lendable": 0},
         "drained": False,
         "queries": 23,  # its rwproxy_queries_total, summed over route reasons
         "connections": 5,

@@ -467,3 +467,41 @@ def test_session_part_of_mixed_global_set_reaches_replicas_or_pins() -> None:
     replayed = payloads(state)
     replayed_without_global = any(b"sql_mode" in p.lower() and b"global" not in p.lower() for p in replayed)
     assert replayed_without_global or state.pin() is PinReason.UNREPLAYABLE_SET, replayed
+
+
+# -- signature (multiplexing: which connections already hold a session's state) -----------------
+
+
+def test_signature_equal_for_sessions_with_the_same_log() -> None:
+    a = session("USE shop", "SET NAMES utf8mb4", "SET @v = 1")
+    b = session("USE shop", "SET NAMES utf8mb4", "SET @v = 1")
+    assert a.signature() == b.signature()
+    assert a.signature() != session("USE shop", "SET NAMES utf8mb4", "SET @v = 2").signature()
+
+
+def test_signature_follows_the_log_and_its_order() -> None:
+    s = session("USE shop")
+    first = s.signature()
+    assert first == (("db", COM_INIT_DB, b"shop"),)
+    run(s, "SET @v = 1")
+    assert s.signature()[: len(first)] == first and len(s.signature()) == 2  # a prefix: replay the rest
+    run(s, "SET NAMES latin1", "SET NAMES utf8mb4")  # superseded: the entry moves to the end
+    assert [e[0] for e in s.signature()][-1] == "set:names"
+    assert session("SET @a = 1", "SET @b = 2").signature() != session("SET @b = 2", "SET @a = 1").signature()
+
+
+def test_signature_after_reset_is_only_the_database() -> None:
+    s = session("SET @v = 1")
+    assert s.signature()
+    s.reset()
+    assert s.signature() == ()
+    s2 = session("USE shop", "SET @v = 1")
+    s2.reset()
+    assert s2.signature() == (("db", COM_INIT_DB, b"shop"),)
+
+
+def test_last_insert_id_replayed_as_do_and_superseded() -> None:
+    s = SessionState()
+    s.set_last_insert_id(5)
+    s.set_last_insert_id(7)
+    assert payloads(s) == [b"DO LAST_INSERT_ID(7)"]

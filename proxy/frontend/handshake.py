@@ -208,7 +208,8 @@ def _deny(session: ClientSession, seq: int, errno: int, message: str, sqlstate: 
 async def run_handshake(session: ClientSession) -> bool:
     """Authenticate a new client; True when its command loop may start (else it is closed)."""
     try:
-        ok = await authenticate(session)
+        async with asyncio.timeout(session.app.config.proxy.auth_timeout_seconds):
+            ok = await authenticate(session)
     except (TimeoutError, ConnectionError, RemoteProtocolError, asyncio.CancelledError) as exc:
         log.debug("session %d: handshake ended: %r", session.id, exc)
         ok = False

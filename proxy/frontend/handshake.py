@@ -155,7 +155,8 @@ async def _use_database(session: ClientSession, database: str, seq: int) -> bool
         return False
     try:
         conn = await session.connection_for(node)
-        outcome, data = await conn.call_keep(Command.INIT_DB, database.encode(), ResponseKind.SIMPLE)
+        name = database.encode("utf-8", "surrogateescape")  # the client's bytes, even if not UTF-8
+        outcome, data = await conn.call_keep(Command.INIT_DB, name, ResponseKind.SIMPLE)
     except BackendError as exc:
         _deny(session, seq, exc.errno, str(exc), exc.sqlstate)
         return False

@@ -169,6 +169,21 @@ def healthy_client(host: str, port: int, report: FuzzReport) -> Iterator[None]:
         conn.close()
 
 
+def _trouble(log: str, limit: int = 3) -> str:
+    """The first ``limit`` tracebacks of ``log``, each with the line before it."""
+    lines = log.splitlines()
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        if len(out) >= limit:
+            break
+        if "Traceback" in line or "internal error" in line:
+            end = i + 1
+            while end < len(lines) and lines[end].startswith(" "):
+                end += 1
+            out.append("\n".join(lines[max(0, i - 1) : end + 1]))
+    return "\n...\n".join(out)
+
+
 def fuzz_proxy(
     cluster: Any,
     workdir: Path,
@@ -212,5 +227,5 @@ def fuzz_proxy(
         report.threads_after = threads_connected(cluster)
         log = p.log_text()
     report.tracebacks = log.count("Traceback") + log.count("internal error")
-    report.log_tail = log[-6000:]
+    report.log_tail = _trouble(log) or log[-6000:]
     return report

@@ -13,6 +13,9 @@ Anyone who can reach the listener can open a connection, so before the login suc
   right after the accept (the one log line is written when the limit is reached, one when it clears).
 - the whole login ends within ``proxy.auth_timeout_seconds`` (``proxy.frontend.handshake``).
 
+The two size limits also hold while an authenticated client runs COM_CHANGE_USER (the same lock-step
+auth dialogue).
+
 So N unauthenticated clients hold at most N x 32 KiB of buffers; a closed session drops its decoder
 buffer at once (``PacketDecoder.clear``), not when the garbage collector gets to it.
 """
@@ -60,7 +63,7 @@ class PreauthGate:
             self._unlogged += 1
             return
         more = f" ({self._unlogged} more since the last such line)" if self._unlogged else ""
-        log.warning("before authentication: %s%s", message, more)
+        log.warning("refused a client: %s%s", message, more)
         self._last_log = now
         self._unlogged = 0
 
@@ -110,24 +113,25 @@ def leave(session: ClientSession) -> None:
 def input_fits(session: ClientSession) -> bool:
     """After bytes arrived before login: True, or the session is refused (ERR sent, buffer dropped)."""
     decoder = session.decoder
+    when = "before authentication" if session.unauthenticated else "during COM_CHANGE_USER"
     header = decoder.pending_header()
     if header is not None and header[0] > PREAUTH_MAX_PACKET:
         length, seq = header
         message = (
-            f"Got a packet bigger than 'max_allowed_packet' bytes: {length} bytes before authentication, "
+            f"Got a packet bigger than 'max_allowed_packet' bytes: {length} bytes {when}, "
             f"the limit is {PREAUTH_MAX_PACKET}"
         )
         _refuse(session, ErrorCode.ER_NET_PACKET_TOO_LARGE, message, seq + 1)
         return False
     if decoder.buffered > PREAUTH_MAX_BUFFERED:
-        message = f"Bad handshake: more than {PREAUTH_MAX_BUFFERED} bytes sent before authentication"
+        message = f"Bad handshake: more than {PREAUTH_MAX_BUFFERED} bytes sent {when}"
         _refuse(session, ErrorCode.ER_HANDSHAKE_ERROR, message, (decoder.last_seq or 0) + 2)
         return False
     return True
 
 
 def _refuse(session: ClientSession, errno: int, message: str, seq: int) -> None:
-    session.app.preauth.note_oversized(f"{session.peer}: {message}")
+    session.app.preauth.note_oversized(f"session {session.id} ({session.peer}): {message}")
     session.decoder.clear()
     flags = session.client_flags or Capability.PROTOCOL_41
     session.write_packet(make_err(errno, message, "08S01", flags), seq)

@@ -153,7 +153,7 @@ class ClientSession:
                         self.transport.pause_reading()
                 return
             self._pump()
-        elif self.phase == _HANDSHAKE and not preauth.input_fits(self):
+        elif (self.phase == _HANDSHAKE or self.phase == _AUTH) and not preauth.input_fits(self):
             return
         elif self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)

@@ -17,7 +17,10 @@ import pytest
 
 from proxy.demo import demo_config_text
 from proxy.devcluster import Cluster, free_port
-from proxy.protocol.framing import PacketDecoder, frame_header
+from proxy.protocol.auth import scramble_native_password
+from proxy.protocol.connection import make_com_change_user, make_handshake_response, parse_handshake_v10
+from proxy.protocol.constants import Capability
+from proxy.protocol.framing import PacketDecoder, frame, frame_header
 from proxy.protocol.packets import parse_err
 from tests.support.proxy_process import ProxyProcess
 
@@ -190,3 +193,38 @@ def test_unauthenticated_connections_are_capped_and_timed_out(cluster: Cluster, 
     assert not errors, errors
     log = p.log_text()
     assert log.count("refusing new ones") == 1 and "below the limit again; 1 refused" in log
+
+
+def test_change_user_dialogue_has_the_same_packet_limit(proxy, cluster: Cluster, connect) -> None:
+    """COM_CHANGE_USER runs the auth dialogue again: a 16 MiB header in it is refused from the header
+    (ERR 1153) like before the first login, and other clients go on."""
+    s = socket.create_connection((proxy.host, proxy.port), timeout=10)
+    seq, greeting = _reply(s, 10)  # type: ignore[misc]
+    salt = parse_handshake_v10(greeting).auth_plugin_data
+    caps = int(Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION | Capability.PLUGIN_AUTH)
+    s.sendall(
+        frame(
+            make_handshake_response(
+                capabilities=caps,
+                username=cluster.app_user,
+                auth_response=scramble_native_password(cluster.app_password.encode(), salt),
+                auth_plugin_name="mysql_native_password",
+            ),
+            seq + 1,
+        )
+    )
+    assert _reply(s, 10)[1][:1] == b"\x00"  # type: ignore[index]
+    # A plugin the proxy does not speak: it answers with an AuthSwitchRequest and waits for the reply.
+    s.sendall(frame(make_com_change_user(caps, username=cluster.app_user, auth_plugin_name="dialog"), 0))
+    switch = _reply(s, 10)
+    assert switch is not None and switch[1][:1] == b"\xfe", switch
+    s.sendall(frame_header(0xFFFFFF, switch[0] + 1) + b"\x00" * 1000)
+    reply = _reply(s, 10)
+    assert reply is not None and reply[1][:1] == b"\xff", reply
+    err = parse_err(reply[1])
+    assert err.code == 1153 and "during COM_CHANGE_USER" in err.message, err
+    assert _closed(s, 10)
+    s.close()
+    with connect().cursor() as cur:
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)

@@ -2,11 +2,12 @@
 
 Anyone who can reach the listener can open a connection, so before the login succeeds:
 
-- a packet may announce at most ``PREAUTH_MAX_PACKET`` (16 KiB) of payload. A HandshakeResponse41
-  with a long user name, database, auth plugin name, a 20-512 byte auth response and connect
-  attributes is well under 2 KiB (a MySQL client caps its connect attributes at 64 KiB in theory,
-  in practice drivers send a few hundred bytes); RSA and AuthSwitch replies are under 1 KiB. A
-  bigger header is refused at once, from the 4 header bytes, with ERR 1153: its body is never read.
+- a packet may announce at most ``PREAUTH_MAX_PACKET`` (16 KiB; ``proxy.max_packet_size`` if that is
+  smaller) of payload. A HandshakeResponse41 with a long user name, database, auth plugin name, a
+  20-512 byte auth response and connect attributes is well under 2 KiB (the protocol would allow
+  64 KiB of connect attributes; drivers send a few hundred bytes); RSA and AuthSwitch replies are
+  under 1 KiB. A bigger header is refused at once, from the 4 header bytes, with ERR 1153: its body
+  is never read.
 - at most ``PREAUTH_MAX_BUFFERED`` bytes may wait in the session's decoder (the handshake is
   lock-step: a client sends one packet and waits, so more than two packets' worth is an attack).
 - at most ``proxy.max_unauthenticated_connections`` such clients at once; the next one gets ERR 1040
@@ -115,12 +116,11 @@ def input_fits(session: ClientSession) -> bool:
     decoder = session.decoder
     when = "before authentication" if session.unauthenticated else "during COM_CHANGE_USER"
     header = decoder.pending_header()
-    if header is not None and header[0] > PREAUTH_MAX_PACKET:
+    limit = min(PREAUTH_MAX_PACKET, session.app.config.proxy.max_packet_size)
+    if header is not None and header[0] > limit:
         length, seq = header
-        message = (
-            f"Got a packet bigger than 'max_allowed_packet' bytes: {length} bytes {when}, "
-            f"the limit is {PREAUTH_MAX_PACKET}"
-        )
+        message = f"Got a packet bigger than 'max_allowed_packet' bytes: {length} bytes {when}, "
+        message += f"the limit is {limit}"
         _refuse(session, ErrorCode.ER_NET_PACKET_TOO_LARGE, message, seq + 1)
         return False
     if decoder.buffered > PREAUTH_MAX_BUFFERED:

@@ -22,6 +22,7 @@ from proxy.protocol.connection import make_com_change_user, make_handshake_respo
 from proxy.protocol.constants import Capability
 from proxy.protocol.framing import PacketDecoder, frame, frame_header
 from proxy.protocol.packets import parse_err
+from tests.support.proxy import ProxyThread
 from tests.support.proxy_process import ProxyProcess
 
 pytestmark = pytest.mark.cluster
@@ -228,3 +229,17 @@ def test_change_user_dialogue_has_the_same_packet_limit(proxy, cluster: Cluster,
     with connect().cursor() as cur:
         cur.execute("SELECT 1")
         assert cur.fetchone() == (1,)
+
+
+def test_a_smaller_max_packet_size_also_bounds_the_login(cluster: Cluster) -> None:
+    text = demo_config_text(cluster, 0).replace("[proxy]", "[proxy]\nmax_packet_size = 4096", 1)
+    with ProxyThread(text) as small:
+        s = socket.create_connection((small.host, small.port), timeout=10)
+        _reply(s, 10)  # greeting
+        s.sendall(frame_header(5000, 1) + b"\x00" * 100)
+        reply = _reply(s, 10)
+        assert reply is not None and reply[1][:1] == b"\xff", reply
+        err = parse_err(reply[1])
+        assert err.code == 1153 and "5000 bytes before authentication, the limit is 4096" in err.message
+        assert _closed(s, 10)
+        s.close()

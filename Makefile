@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SYSTEM_PACKAGES := mariadb-server mariadb-client
 
-.PHONY: demo test lint unit bench native build-deps system-deps test-deps venv clean
+.PHONY: demo test lint unit bench fuzz-soak native build-deps system-deps test-deps venv clean
 
 # The demo runs the compiled hot path when it can be built (make native), else pure Python.
 # Ports: make demo PORT=6034 ADMIN_PORT=9307 ADMIN_SQL_PORT=6035 (0 = any free port). rwproxy is
@@ -39,6 +39,11 @@ unit: venv
 
 bench: system-deps venv
 	$(PY) bench/run_sysbench.py
+
+# Protocol fuzzing for longer than CI's 25 s (tests/integration/test_fuzz.py): make fuzz-soak FUZZ_SECONDS=3600
+FUZZ_SECONDS ?= 600
+fuzz-soak: system-deps venv
+	$(PY) bench/fuzz_soak.py --seconds $(FUZZ_SECONDS)
 
 # The metrics test scrapes rwproxy with a real Prometheus; the coordination tests run a real etcd.
 test-deps:

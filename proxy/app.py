@@ -21,6 +21,7 @@ from proxy.config import Config, UserConfig
 from proxy.coordination import Coordinator
 from proxy.discovery.wiring import AwsParts
 from proxy.failover.controller import FailoverController, SwitchoverError
+from proxy.frontend.preauth import PreauthGate
 from proxy.latency import LatencyHistogram
 from proxy.protocol.auth import RsaKeyPair, UserCredential, parse_native_hash
 from proxy.protocol.constants import UTF8MB4_GENERAL_CI, Capability, Command
@@ -106,6 +107,7 @@ class ProxyApp:
         )
         self.stats = ProxyStats()
         self.sessions: dict[int, ClientSession] = {}
+        self.preauth = PreauthGate()  # clients not yet authenticated (proxy.frontend.preauth)
         self._ids = itertools.count(1)
         self.tls_context = _frontend_ssl(config)
         self.rsa = RsaKeyPair.generate()

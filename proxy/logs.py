@@ -12,6 +12,12 @@ a reload), per failover step and per error; nothing per statement at INFO or abo
 a password or a token: configs are logged only as key names and server/user names
 (``proxy.reload``); a failed client login logs the user name, never the scramble.
 
+A logged value may come from a client (user and database names, SQL, error texts): in text lines
+every control character of the message (newline, CR, ESC, C1, U+2028/2029 ...) is written escaped
+(``\\n``, ``\\x1b``), so a user name ``"evil\\nINFO forged"`` cannot start a line of its own; a
+traceback's lines are indented, so only a record's first line starts at column 0. JSON lines escape
+them by JSON's own rules (each record stays one valid line) and keep the exact text.
+
 rwproxy installs exactly one handler on the root logger (``StreamHandler`` to stderr, marked as
 ours); calling ``setup_logging`` again swaps its formatter and level instead of adding another.
 """
@@ -20,11 +26,20 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any, TextIO
 
-__all__ = ["TEXT_FORMAT", "JsonFormatter", "make_formatter", "setup_logging", "update_logging"]
+__all__ = [
+    "TEXT_FORMAT",
+    "JsonFormatter",
+    "TextFormatter",
+    "escape_controls",
+    "make_formatter",
+    "setup_logging",
+    "update_logging",
+]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -34,6 +49,47 @@ _STANDARD = frozenset(
     | {"message", "asctime", "taskName"}
 )
 _OURS = "_rwproxy_handler"
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\n``, ``\\x1b``, ``\\u2028``)."""
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(_escape_one, text)
+
+
+class TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT`` lines: one line per record (control characters escaped), tracebacks indented."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # logging calls it after getMessage
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        return _indent(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indent(super().formatStack(stack_info))
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + escape_controls(line) for line in text.split("\n"))
 
 
 class JsonFormatter(logging.Formatter):
@@ -69,7 +125,7 @@ def make_formatter(fmt: str) -> logging.Formatter:
     if fmt == "json":
         return JsonFormatter()
     if fmt == "text":
-        return logging.Formatter(TEXT_FORMAT)
+        return TextFormatter()
     raise ValueError(f'log format must be "text" or "json", got {fmt!r}')
 
 

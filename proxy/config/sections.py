@@ -57,6 +57,10 @@ class ProxyConfig(_Model):
     uvloop: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
+    # Before authentication (proxy.frontend.preauth): at most this many clients at once (past it: 1040),
+    # each done with its whole login within auth_timeout_seconds (as MySQL's connect_timeout).
+    max_unauthenticated_connections: Annotated[int, _at_least(1)] = 256
+    auth_timeout_seconds: _PositiveSeconds = 10.0
 
     @field_validator("listen")
     @classmethod

@@ -156,7 +156,8 @@ async def _use_database(session: ClientSession, database: str, seq: int) -> bool
         return False
     try:
         conn = await backend_link.connection_for(session, node, login_database=database)
-        outcome, data = await conn.call_keep(Command.INIT_DB, database.encode(), ResponseKind.SIMPLE)
+        name = database.encode("utf-8", "surrogateescape")  # the client's bytes, even if not UTF-8
+        outcome, data = await conn.call_keep(Command.INIT_DB, name, ResponseKind.SIMPLE)
     except BackendError as exc:
         _deny(session, seq, exc.errno, str(exc), exc.sqlstate)
         return False
@@ -211,7 +212,8 @@ def _deny(session: ClientSession, seq: int, errno: int, message: str, sqlstate: 
 async def run_handshake(session: ClientSession) -> bool:
     """Authenticate a new client; True when its command loop may start (else it is closed)."""
     try:
-        ok = await authenticate(session)
+        async with asyncio.timeout(session.app.config.proxy.auth_timeout_seconds):
+            ok = await authenticate(session)
     except (TimeoutError, ConnectionError, RemoteProtocolError, asyncio.CancelledError) as exc:
         log.debug("session %d: handshake ended: %r", session.id, exc)
         ok = False

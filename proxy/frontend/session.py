@@ -18,7 +18,7 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING, Final
 
 from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Result
-from proxy.frontend import backend_link, buffering, causal, commands, infile, multiplex, session_sets
+from proxy.frontend import backend_link, buffering, causal, commands, infile, multiplex, preauth, session_sets
 from proxy.frontend.handshake import run_handshake, run_reauth
 from proxy.frontend.tls import TlsTransport
 from proxy.latency import BOUNDS as _LATENCY_BOUNDS
@@ -102,6 +102,7 @@ class ClientSession:
         self.timed = self.digests is not None or self.latency is not None
         self.started = 0.0  # perf_counter() when the statement was sent (only when timed)
         self.mux: multiplex.Multiplexer | None = None  # None: multiplexing off (proxy.frontend.multiplex)
+        self.unauthenticated = False  # counted in app.preauth (proxy.frontend.preauth)
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -115,6 +116,8 @@ class ClientSession:
             self.app.stats.refused_connections += 1
             self.write_packet(make_err(ErrorCode.ER_CON_COUNT_ERROR, "Too many connections"), 0)
             self.close()
+            return
+        if not preauth.admit(self):
             return
         self._task = asyncio.get_running_loop().create_task(self._run_handshake())
 
@@ -152,6 +155,8 @@ class ClientSession:
                         self.transport.pause_reading()
                 return
             self._pump()
+        elif (self.phase == _HANDSHAKE or self.phase == _AUTH) and not preauth.input_fits(self):
+            return
         elif self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
@@ -161,6 +166,8 @@ class ClientSession:
     def connection_lost(self, exc: Exception | None) -> None:
         self.phase = _CLOSED
         self.app.sessions.pop(self.id, None)
+        preauth.leave(self)
+        self.decoder.clear()
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(ConnectionResetError("client disconnected"))
         if self._task is not None and not self._task.done():
@@ -489,7 +496,11 @@ class ClientSession:
     # -- handshake / authentication (coroutines) ---------------------------------------------
 
     async def _run_handshake(self) -> None:
-        if await run_handshake(self):
+        try:
+            ok = await run_handshake(self)
+        finally:
+            preauth.leave(self)
+        if ok:
             self.phase = _COMMAND
             self.mux = multiplex.multiplexer_for(self)
             self.finish_command()

@@ -31,6 +31,9 @@ __all__ = [
 #: The header as one little-endian uint32: ``length | seq << 24``.
 HEADER = struct.Struct("<I")
 HEADER_SIZE = 4
+# A buffer this big or bigger is dropped (not kept for reuse) once every byte in it was returned: an
+# idle connection must not keep the memory of its largest packet.
+_KEEP_AT_MOST = 64 * 1024
 
 
 def frame_header(length: int, seq: int) -> bytes:
@@ -107,6 +110,18 @@ class PacketDecoder:
         self._pos = 0
         return rest
 
+    def clear(self) -> None:
+        """Drop every buffered byte and give the memory back (the connection is gone or refused)."""
+        self._buf = bytearray()
+        self._pos = 0
+
+    def pending_header(self) -> tuple[int, int] | None:
+        """``(payload_length, sequence_id)`` announced by the next frame not yet returned, or ``None``
+        while fewer than 4 bytes of it arrived: lets a caller refuse a packet before its body arrives."""
+        if len(self._buf) - self._pos < HEADER_SIZE:
+            return None
+        return parse_header(self._buf, self._pos)
+
     @property
     def empty(self) -> bool:
         """No bytes held (cheaper than ``buffered == 0``)."""
@@ -138,9 +153,13 @@ class PacketDecoder:
         if length < MAX_FRAME_PAYLOAD:
             if end > avail:
                 return None
+            payload = bytes(buf[start + HEADER_SIZE : end])
+            if end == avail and avail >= _KEEP_AT_MOST:
+                self._buf = bytearray()
+                end = 0
             self._pos = end
             self.last_seq = seq
-            return seq, bytes(buf[start + HEADER_SIZE : end])
+            return seq, payload
         return self._next_split(start, seq)
 
     def _next_split(self, start: int, first_seq: int) -> tuple[int, bytes] | None:
@@ -174,6 +193,9 @@ class PacketDecoder:
             payload = b"".join(view[a:b] for a, b in spans)
         finally:
             view.release()
+        if pos == avail:
+            self._buf = bytearray()
+            pos = 0
         self._pos = pos
         self.last_seq = expected
         return first_seq, payload

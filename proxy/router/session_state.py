@@ -215,7 +215,7 @@ class SessionState:
 
     def set_database(self, name: str) -> None:
         self.database = name
-        self._add("db", 2, name.encode())
+        self._add("db", 2, name.encode("utf-8", "surrogateescape"))  # the client's bytes, as received
 
     def set_option(self, option: bytes) -> None:
         """COM_SET_OPTION (multi-statements on/off): replayed on every connection of the session."""

@@ -258,3 +258,25 @@ def test_primary_connection_lost_inside_a_transaction_is_reported(connect, direc
         assert cur.fetchone() == (2,)
         cur.execute("SELECT @@in_transaction")
         assert cur.fetchone() == (0,)
+
+
+def test_default_database_that_is_not_utf8_gets_the_servers_error(proxy, cluster: Cluster, connect) -> None:
+    """Found by the fuzzer: a HandshakeResponse whose database is not valid UTF-8 crashed the login
+    (UnicodeEncodeError, connection closed without a word); its bytes now go to the server as sent."""
+    c = RawClient(proxy.host, proxy.port)
+    seq, greeting = c.read()  # type: ignore[misc]
+    hs = parse_handshake_v10(greeting)
+    response = make_handshake_response(
+        capabilities=CAPS | Capability.CONNECT_WITH_DB,
+        username=cluster.app_user,
+        auth_response=scramble_native_password(cluster.app_password.encode(), hs.auth_plugin_data),
+        database="rw\udcf3test",  # the byte 0xF3 alone, as the parser keeps it (surrogateescape)
+        auth_plugin_name="mysql_native_password",
+    )
+    assert b"rw\xf3test\x00" in response
+    c.send(response, seq + 1)
+    _seq, reply = c.read()  # type: ignore[misc]
+    # MariaDB: 1300 "Invalid utf8mb4 character string"; an unknown or bad name elsewhere: 1049 / 1102.
+    assert reply[0] == 0xFF and parse_err(reply).code in (1300, 1049, 1102), reply
+    c.close()
+    still_serving(connect)

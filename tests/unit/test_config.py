@@ -338,6 +338,16 @@ def test_max_packet_size_minimum() -> None:
     assert "proxy.max_packet_size: must be between 1024 and 1073741824, got 512" in message
 
 
+def test_preauth_limits() -> None:
+    config = parse_config(MINIMAL)
+    assert config.proxy.max_unauthenticated_connections == 256
+    assert config.proxy.auth_timeout_seconds == 10.0
+    bad = "[proxy]\nmax_unauthenticated_connections = 0\nauth_timeout_seconds = 0\n"
+    message = _error(USER + SERVER + bad)
+    assert "proxy.max_unauthenticated_connections: must be at least 1, got 0" in message
+    assert "proxy.auth_timeout_seconds" in message
+
+
 def test_negative_timeout() -> None:
     message = _error(USER + SERVER + "[backend]\nconnect_timeout_seconds = -1\n")
     assert "backend.connect_timeout_seconds: must be greater than 0, got -1" in message

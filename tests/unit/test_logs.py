@@ -70,3 +70,38 @@ def test_update_does_nothing_without_our_handler(root_restored: None) -> None:
         h for h in logging.getLogger().handlers if not hasattr(h, "_rwproxy_handler")
     ]
     assert not update_logging("debug", "json")
+
+
+def test_text_line_escapes_control_characters_of_the_message() -> None:
+    from proxy.logs import TextFormatter, escape_controls
+
+    assert escape_controls("plain 'text' \\ é") == "plain 'text' \\ é"
+    assert (
+        escape_controls("a\nb\rc\td\x1b[31m\x00\x7f\x85\u2028")
+        == "a\\nb\\rc\\td\\x1b[31m\\x00\\x7f\\x85\\u2028"
+    )
+    line = TextFormatter().format(_record("login failed for %s (%r)", "evil\nINFO forged line", "x\ny"))
+    assert "\n" not in line
+    assert line.endswith("WARNING proxy.monitor: login failed for evil\\nINFO forged line ('x\\ny')")
+
+
+def test_text_traceback_lines_are_indented() -> None:
+    import sys
+
+    from proxy.logs import TextFormatter
+
+    try:
+        raise ValueError("from a client\nERROR forged")
+    except ValueError:
+        record = _record("failed %s", "q")
+        record.exc_info = sys.exc_info()
+    first, *rest = TextFormatter().format(record).split("\n")
+    assert first.endswith("proxy.monitor: failed q")
+    assert rest and all(line.startswith("    ") for line in rest), rest
+    assert "    ERROR forged" in rest
+
+
+def test_json_line_stays_one_valid_line_with_control_characters() -> None:
+    line = JsonFormatter().format(_record("user %s", "evil\nINFO forged\u2028\x1b"))
+    assert "\n" not in line
+    assert json.loads(line)["msg"] == "user evil\nINFO forged\u2028\x1b"

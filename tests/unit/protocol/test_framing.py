@@ -6,6 +6,7 @@ Every decode is fed whole, byte by byte, and with trailing data.
 from __future__ import annotations
 
 import itertools
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -134,6 +135,34 @@ def test_decoder_validation_and_buffered() -> None:
     assert decoder.buffered == 4
     assert decoder.next_packet() == (2, b"")
     assert decoder.buffered == 0
+
+
+def test_pending_header_announces_a_packet_before_its_body() -> None:
+    decoder = PacketDecoder(1 << 20)
+    assert decoder.pending_header() is None
+    decoder.feed(frame_header(70000, 1)[:3])
+    assert decoder.pending_header() is None
+    decoder.feed(b"\x01" + b"x" * 10)
+    assert decoder.pending_header() == (70000, 1)
+    assert decoder.next_packet() is None  # still waiting for the body
+    decoder.clear()
+    assert decoder.empty and decoder.pending_header() is None
+    decoder.feed(frame(b"ok", 0))
+    assert decoder.next_packet() == (0, b"ok")
+
+
+def test_big_buffer_is_dropped_once_consumed() -> None:
+    """An idle connection keeps no memory of its largest packet (nor of a split one)."""
+    decoder = PacketDecoder(2 * M)
+    for payload in (b"x" * 300_000, b"y" * (M + 10)):
+        decoder.feed(frame(payload, 0))
+        assert decoder.next_packet() == (0, payload)
+        assert decoder.empty
+        assert sys.getsizeof(decoder._buf) < 1024  # the bytearray itself, not the 300 KB it held
+    decoder.feed(frame(b"a", 0) + frame(b"b" * 100_000, 0))
+    assert decoder.next_packet() == (0, b"a")
+    assert decoder.next_packet() == (0, b"b" * 100_000)
+    assert sys.getsizeof(decoder._buf) < 1024
 
 
 def _chunked(data: bytes, cuts: list[int]) -> list[bytes]:

@@ -147,6 +147,12 @@ def test_set_database_recorded_as_init_db_and_superseded() -> None:
     assert state.database == "db2"
 
 
+def test_set_database_keeps_the_clients_bytes_even_when_not_utf8() -> None:
+    state = SessionState()
+    state.set_database(b"rw\xf3db".decode("utf-8", "surrogateescape"))  # as the parsers decode it
+    assert state.replay_after(0) == [ReplayEntry(1, "db", COM_INIT_DB, b"rw\xf3db")]
+
+
 def test_set_option_recorded_with_command_27_and_superseded() -> None:
     state = SessionState()
     state.set_option(b"\x00\x00")

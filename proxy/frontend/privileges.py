@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from proxy.backend.connection import BackendConnection, BackendError
 from proxy.protocol.constants import UTF8MB4_GENERAL_CI, Command
 from proxy.protocol.errors import ProtocolError
-from proxy.protocol.packets import parse_err, parse_text_row
+from proxy.protocol.packets import parse_err, parse_text_row, split_payloads
 from proxy.protocol.results import ResponseKind
 from proxy.topology.model import Node
 
@@ -46,12 +46,7 @@ _MY_PRIVILEGES = (
 def result_rows(response: bytes) -> list[list[bytes | None]]:
     """The rows of a whole text result set read with client flags 0 (EOF after the column
     definitions). Raises :class:`BackendError` for an ERR response."""
-    packets: list[bytes] = []
-    pos = 0
-    while pos + 4 <= len(response):
-        length = response[pos] | response[pos + 1] << 8 | response[pos + 2] << 16
-        packets.append(response[pos + 4 : pos + 4 + length])
-        pos += 4 + length
+    packets = split_payloads(response)
     if not packets:
         raise BackendError("empty response", 2013)
     if packets[0][:1] == b"\xff":

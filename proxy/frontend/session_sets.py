@@ -20,7 +20,7 @@ from proxy.backend.connection import BackendConnection, BackendError, Result
 from proxy.protocol.constants import Capability, Command
 from proxy.protocol.errors import MalformedPacket
 from proxy.protocol.framing import frame
-from proxy.protocol.packets import parse_column_definition41, parse_text_row
+from proxy.protocol.packets import parse_column_definition41, parse_text_row, split_payloads
 from proxy.protocol.results import ResponseKind
 from proxy.protocol.wire import read_uint_lenenc
 from proxy.router.set_replay import SetPlanKind, plan_set, readback_columns, readback_query
@@ -150,12 +150,7 @@ def readback_values(
 ) -> list[tuple[int, bytes | None]] | None:
     """``(column type, text value)`` of each column of the single row of a text result set (framed
     bytes as read from the server), or None when the response is anything else."""
-    packets: list[bytes] = []
-    pos = 0
-    while pos + 4 <= len(response):
-        length = response[pos] | response[pos + 1] << 8 | response[pos + 2] << 16
-        packets.append(response[pos + 4 : pos + 4 + length])
-        pos += 4 + length
+    packets = split_payloads(response)
     if not packets or not packets[0] or packets[0][0] in (0x00, 0xFF, 0xFB):
         return None
     try:

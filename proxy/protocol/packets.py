@@ -118,6 +118,7 @@ __all__ = [
     "parse_stmt_prepare_ok",
     "parse_text_row",
     "replace_stmt_id",
+    "split_payloads",
 ]
 
 _OK = 0x00
@@ -431,16 +432,23 @@ def make_resultset(
     return out
 
 
-def first_value(response: bytes, capabilities: int) -> bytes | None:
-    """The first column of the first row of a whole text result set (framed bytes, as read from the
-    server), or None when the response is not a result set with a row (an ERR, an OK, no rows, NULL).
-    For small housekeeping queries (e.g. ``SELECT MASTER_GTID_WAIT(...)``), not for relayed results."""
+def split_payloads(response: bytes) -> list[bytes]:
+    """The payloads of the framed packets in ``response`` (bytes as read from a server; a truncated
+    last packet gives what it has). For small whole responses, never for relayed results."""
     packets: list[bytes] = []
     pos = 0
     while pos + 4 <= len(response):
         length = response[pos] | response[pos + 1] << 8 | response[pos + 2] << 16
         packets.append(response[pos + 4 : pos + 4 + length])
         pos += 4 + length
+    return packets
+
+
+def first_value(response: bytes, capabilities: int) -> bytes | None:
+    """The first column of the first row of a whole text result set (framed bytes, as read from the
+    server), or None when the response is not a result set with a row (an ERR, an OK, no rows, NULL).
+    For small housekeeping queries (e.g. ``SELECT MASTER_GTID_WAIT(...)``), not for relayed results."""
+    packets = split_payloads(response)
     if not packets or not packets[0] or packets[0][0] in (0x00, 0xFF, 0xFB):
         return None
     try:

@@ -20,6 +20,7 @@ from proxy.backend.pool import BackendCredentials, Pool
 from proxy.config import Config, UserConfig
 from proxy.discovery.wiring import AwsParts
 from proxy.failover.controller import FailoverController, SwitchoverError
+from proxy.frontend.unreachable import ConnectFailures
 from proxy.latency import LatencyHistogram
 from proxy.protocol.auth import RsaKeyPair, UserCredential, parse_native_hash
 from proxy.protocol.constants import UTF8MB4_GENERAL_CI, Capability, Command
@@ -102,6 +103,7 @@ class ProxyApp:
             track_gtids=config.routing.gtid_tracking,
         )
         self.stats = ProxyStats()
+        self.connect_failures = ConnectFailures()  # seen by sessions (proxy.frontend.unreachable)
         self.sessions: dict[int, ClientSession] = {}
         self._ids = itertools.count(1)
         self.tls_context = _frontend_ssl(config)
@@ -157,6 +159,7 @@ class ProxyApp:
         if self.failover is not None:
             self.failover.on_topology(topology)
         self._note_replica_availability(self.topology)
+        self.connect_failures.on_topology(self.topology)
 
     def _note_replica_availability(self, topology: Topology) -> None:
         """One WARNING when no replica is usable any more (reads go to the primary, or fail with

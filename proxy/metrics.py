@@ -216,6 +216,12 @@ _FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ),
     ("rwproxy_protocol_errors", _COUNTER, "Client sessions closed for a protocol error.", ()),
     (
+        "rwproxy_backend_connect_failures",
+        _COUNTER,
+        "Connections sessions could not open to a server (connect errors; logged once per episode).",
+        ("server",),
+    ),
+    (
         "rwproxy_backend_connections",
         _GAUGE,
         "Pooled backend connections by server; in_use includes connections being opened.",
@@ -335,6 +341,9 @@ class RwproxyCollector(Collector):
         for code, n in sorted(dict(stats.errors).items()):
             add("rwproxy_errors", n, str(code))
         add("rwproxy_protocol_errors", stats.protocol_errors)
+        failures = getattr(app, "connect_failures", None)
+        for server, n in sorted(dict(failures.counts if failures is not None else {}).items()):
+            add("rwproxy_backend_connect_failures", n, server)
 
         topology = app.topology
         for node in topology.nodes:

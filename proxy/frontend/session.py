@@ -18,16 +18,22 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING, Final
 
 from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Result
-from proxy.frontend import backend_link, buffering, causal, commands, infile
+from proxy.frontend import backend_link, buffering, causal, commands, infile, unreachable
 from proxy.frontend.handshake import run_handshake, run_reauth
+from proxy.frontend.prepared import backend_payload, prepare_on
 from proxy.frontend.tls import TlsTransport
 from proxy.latency import BOUNDS as _LATENCY_BOUNDS
 from proxy.protocol.constants import ErrorCode, ServerStatus
 from proxy.protocol.errors import PacketTooLarge, RemoteProtocolError
 from proxy.protocol.framing import PacketDecoder, frame
 from proxy.protocol.packets import make_err, make_ok
-from proxy.protocol.results import ResponseKind
 from proxy.router.digest import digest_text
+from proxy.router.fallback import (
+    CONNECT_ERRORS,
+    read_fallback,
+    waits_after_connect_failure,
+    waits_for_primary,
+)
 from proxy.router.policy import Route, RouteReason, Target, route
 from proxy.router.session_state import Consistency, SessionState
 from proxy.router.statement import Effect, StatementInfo
@@ -278,98 +284,165 @@ class ClientSession:
         if self.phase == _COMMAND and (self._read_paused or not self.decoder.empty):
             self._pump()
 
-    def send(
-        self,
-        r: Route,
-        payload: bytes,
-        kind: ResponseKind,
-        info: StatementInfo | None,
-        argument: bytes = b"",
-        after: commands.After | None = None,
-    ) -> None:
-        """Run one command on the routed server and relay its response."""
+    def send(self, req: commands.Request) -> None:
+        """The one send path: run ``req`` on its route (or where it must wait or fall back) and
+        relay the response. Text and prepared statements, write buffering, causal waits and the
+        replica fallback all go through here; the choices are pure (``proxy.router.fallback``)."""
+        r = req.route
         node = r.node
         app = self.app
-        app.stats.count_route(r)
+        respond = req.kind is not None
+        if respond:
+            app.stats.count_route(r)
         failover = app.failover
         if (
             failover is not None
             and r.target is _PRIMARY
             and (node is None or failover.buffer.active)
-            and buffering.may_wait(self)
+            and waits_for_primary(
+                r,
+                buffering=True,
+                buffer_active=failover.buffer.active,
+                in_transaction=self.state.in_transaction,
+                split_brain=bool(app.topology.split_brain),
+            )
         ):
-            self.busy = True
-            self._relayed = False
             # node=None: not counted as outstanding anywhere until it is rerouted.
-            self.inflight = commands.Inflight(info, argument, r.replace(node=None), after)
-            self.spawn(buffering.send_when_primary(self, payload, kind))
+            req.route = r.replace(node=None)
+            self._start(req, None)
+            req.wait = True
+            self.spawn(self._send_slow(req))
             return
         if node is None:
-            self.reply_error(ErrorCode.ER_UNKNOWN_ERROR, buffering.no_primary_message(app, r), "HY000")
+            if respond:
+                self.reply_error(ErrorCode.ER_UNKNOWN_ERROR, buffering.no_primary_message(app, r), "HY000")
             return
+        stmt = req.stmt
+        if req.run is None and r.reason is not _CAUSAL_WAIT:
+            conn = self.conns.get(node.name)
+            if (
+                conn is not None
+                and conn.bad is None
+                and conn.applied_seq == self.state.replay_seq
+                and (stmt is None or conn in stmt.on)
+            ):
+                if not respond:  # COM_STMT_SEND_LONG_DATA: no response, nothing in flight
+                    self._write(conn, req)
+                    return
+                self._start(req, node)
+                self._write(conn, req)
+                return
+        self._start(req, node)
+        self.spawn(self._send_slow(req))
+
+    def _start(self, req: commands.Request, node: Node | None) -> None:
         self.busy = True
         self._relayed = False
-        self.inflight = commands.Inflight(info, argument, r, after)
-        outstanding = self.app.outstanding
-        if outstanding is not None:
-            outstanding[node.name] += 1
+        self.inflight = req
+        if node is not None:
+            outstanding = self.app.outstanding
+            if outstanding is not None:
+                outstanding[node.name] += 1
         if self.timed:
             self.started = _perf_counter()
-        if r.reason is _CAUSAL_WAIT:
-            self.spawn(self._send_causal(r, payload, kind))
-            return
-        conn = self.conns.get(node.name)
-        if conn is not None and conn.bad is None and conn.applied_seq == self.state.replay_seq:
-            self.active = conn
-            if self._write_paused:
-                self.hold(conn)
-            conn.request(self._raw_packet if payload is self._raw_payload else frame(payload, 0), kind, self)
-            return
-        self.spawn(self._send_slow(r, node, payload, kind))
 
-    async def _send_slow(
-        self, r: Route, node: Node, payload: bytes, kind: ResponseKind, *, may_wait: bool = True
-    ) -> None:
-        try:
-            conn = await self.connection_for(node)
-        except BackendError as exc:
-            primary = self.app.topology.primary
-            if may_wait and buffering.primary_down(self, r, exc):
-                await buffering.send_when_primary(self, payload, kind)
+    def _write(self, conn: BackendConnection, req: commands.Request) -> None:
+        stmt = req.stmt
+        payload = req.payload
+        if stmt is None:
+            packet = self._raw_packet if payload is self._raw_payload else frame(payload, 0)
+        else:
+            packet = frame(backend_payload(stmt, conn, payload), 0)
+            if req.kind is None:
+                stmt.long_data_conn = conn
+                conn.request(packet, None, None)
                 return
-            if r.target is Target.REPLICA and primary is not None and primary.online:
-                self.app.stats.replica_fallbacks += 1
-                log.info("session %d: replica %s unusable (%s); using the primary", self.id, node.name, exc)
-                try:
-                    conn = await self.connection_for(primary)
-                except BackendError as exc2:
-                    self.fail_statement(exc2)
-                    return
-            else:
-                self.fail_statement(exc)
-                return
-        if self.phase == _CLOSED:
-            return
         self.active = conn
         if self._write_paused:
             self.hold(conn)
-        conn.request(frame(payload, 0), kind, self)
+        conn.request(packet, req.kind, self)
 
-    async def _send_causal(self, r: Route, payload: bytes, kind: ResponseKind) -> None:
-        r = await causal.resolve(self, r)
-        self.reroute(r)
-        if r.node is None:
-            self.fail_statement(BackendError(f"rwproxy: {RouteReason.NO_PRIMARY.value}", 2013))
+    async def _send_slow(self, req: commands.Request) -> None:
+        conn = await self.connect_routed(req)
+        if conn is None or self.phase == _CLOSED:
             return
-        await self._send_slow(r, r.node, payload, kind)
+        run = req.run
+        if run is not None:
+            await run(conn)
+            return
+        self._write(conn, req)
+        if req.kind is None:
+            self.finish_command()
 
-    async def send_routed(self, r: Route, payload: bytes, kind: ResponseKind) -> None:
-        """Send the statement in flight on ``r`` (already rerouted), without waiting again."""
-        assert r.node is not None
-        await self._send_slow(r, r.node, payload, kind, may_wait=False)
+    async def connect_routed(self, req: commands.Request) -> BackendConnection | None:
+        """A connection for ``req`` (the statement in flight): on its route, after waiting for a
+        primary (write buffering) or for a replica to apply the session's last write (causal), or
+        where it falls back when its server cannot be reached; prepared there when it is a prepared
+        statement. None when the statement failed (the client was told why)."""
+        app = self.app
+        tried: list[str] = []
+        deadline: float | None = None
+        while True:
+            if req.wait:
+                req.wait = False
+                if deadline is None:
+                    deadline = buffering.deadline(app)
+                try:
+                    routed = await buffering.wait_for_primary(self, req.info, deadline)
+                except BackendError as exc:
+                    self.fail_statement(exc)
+                    return None
+                if self.inflight is not req:  # the client left meanwhile
+                    return None
+                self.reroute(routed)
+            r = req.route
+            if r.reason is _CAUSAL_WAIT:
+                self.reroute(await causal.resolve(self, r))
+                r = req.route
+            node = r.node
+            if node is None:
+                self.fail_statement(BackendError(f"rwproxy: {RouteReason.NO_PRIMARY.value}", 2013))
+                return None
+            try:
+                conn = await self.connection_for(node)
+            except BackendError as exc:
+                if exc.errno in CONNECT_ERRORS:
+                    unreachable.connect_failed(app, node.name, exc)
+                if waits_after_connect_failure(
+                    r,
+                    exc.errno,
+                    buffering=app.failover is not None,
+                    in_transaction=self.state.in_transaction,
+                    split_brain=bool(app.topology.split_brain),
+                ):
+                    self.reroute(r.replace(node=None))  # not counted anywhere while it waits
+                    req.wait = True
+                    continue
+                tried.append(node.name)
+                info = req.info
+                fallback = read_fallback(
+                    r,
+                    app.topology,
+                    tried,
+                    app.policy_options,
+                    self._rand(),
+                    info.max_lag if info is not None else None,
+                )
+                if fallback is None:
+                    self.fail_statement(exc)
+                    return None
+                app.stats.replica_fallbacks += 1
+                self.reroute(fallback)
+                continue
+            if self.phase == _CLOSED:
+                return None
+            stmt = req.stmt
+            if stmt is not None and conn not in stmt.on:
+                await prepare_on(conn, stmt)  # BackendError: the client gets the server's error
+            return conn
 
     def reroute(self, r: Route) -> None:
-        """The statement in flight now runs on ``r`` (after a causal wait or buffering)."""
+        """The statement in flight now runs on ``r`` (after a causal wait, buffering or a fallback)."""
         inflight = self.inflight
         if inflight is None or inflight.route is r:
             return
@@ -382,10 +455,13 @@ class ClientSession:
         inflight.route = r
 
     def fail_statement(self, exc: BackendError) -> None:
-        """The statement in flight cannot run: tell the client, go on with the next one."""
+        """The statement in flight cannot run: tell the client (when the command has a response),
+        go on with the next one."""
         if self.phase == _CLOSED:
             return
-        self.reply_error(exc.errno, str(exc), exc.sqlstate)
+        inflight = self.inflight
+        if inflight is None or inflight.kind is not None:
+            self.reply_error(exc.errno, str(exc), exc.sqlstate)
         self.finish_command()
 
     async def connection_for(self, node: Node) -> BackendConnection:

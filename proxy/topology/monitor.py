@@ -105,6 +105,7 @@ class _Slot:
     flavor: Flavor | None = None
     task: asyncio.Task[None] | None = None
     relogin: bool = False  # the monitor credentials changed: reconnect before the next check
+    suspect_at: float | None = None  # a session could not connect at this time (report_unreachable)
 
 
 class Monitor:
@@ -219,6 +220,19 @@ class Monitor:
         if slot is not None:
             slot.wake.set()
 
+    def report_unreachable(self, server_name: str) -> None:
+        """A session could not connect to ``server_name``: evidence. Check it now, and call it
+        ``suspected`` until a check that started after this report has ended."""
+        slot = self._slots.get(server_name)
+        if slot is not None:
+            slot.suspect_at = self._clock()
+            slot.wake.set()
+
+    def suspected(self, server_name: str) -> bool:
+        """A connect failure was reported and no check has looked at the server since."""
+        slot = self._slots.get(server_name)
+        return slot is not None and slot.suspect_at is not None
+
     # -- failover support (proxy.failover.controller) -----------------------------------------
 
     def health_of(self, name: str) -> ServerHealth | None:
@@ -325,6 +339,8 @@ class Monitor:
                 slot.wake.clear()
                 try:
                     result = await self._check(slot)
+                    if slot.suspect_at is not None and started > slot.suspect_at:
+                        slot.suspect_at = None  # this check saw the server after the report
                     self._record(slot, result, self._clock() - started)
                 except Exception:  # a bug here must not stop monitoring this server
                     log.exception("monitor: check of %s failed unexpectedly", slot.server.name)

@@ -20,6 +20,7 @@ from proxy.backend.pool import BackendCredentials, Pool
 from proxy.config import Config, UserConfig
 from proxy.discovery.wiring import AwsParts
 from proxy.failover.controller import FailoverController, SwitchoverError
+from proxy.frontend import read_timeouts
 from proxy.frontend.unreachable import ConnectFailures
 from proxy.latency import LatencyHistogram
 from proxy.protocol.auth import RsaKeyPair, UserCredential, parse_native_hash
@@ -118,6 +119,7 @@ class ProxyApp:
         self._retired_users: dict[str, UserConfig] = {}
         self._servers: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
+        self._read_sweeper: asyncio.Task[None] | None = None  # routing.replica_read_timeout_seconds
         self.admin_http: AdminHttp | None = None
         self.admin_sql: AdminSql | None = None
         # Servers drained by an operator (proxy.admin.drain); applied to every published snapshot.
@@ -260,6 +262,7 @@ class ProxyApp:
 
         self.pool.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle_clients())
+        self._read_sweeper = asyncio.get_running_loop().create_task(read_timeouts.sweep(self))
         await self.aws.start()  # credentials read, first RDS discovery done (servers handed to the monitor)
         if self.monitor is not None:
             await self.monitor.start()  # the first snapshot is in place before clients come
@@ -314,6 +317,8 @@ class ProxyApp:
             await self.admin_sql.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._read_sweeper is not None:
+            self._read_sweeper.cancel()
         for server in self._servers:
             server.close()
         grace = self.config.proxy.shutdown_grace_seconds if grace is None else grace

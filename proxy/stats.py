@@ -35,6 +35,8 @@ class ProxyStats:
     no_replica_periods: int = 0
     # COM_QUERY statements by kind (proxy.router.statement.Kind): select, insert, set, begin ...
     kinds: Counter[Kind] = field(default_factory=Counter)
+    # Replica reads stopped by routing.replica_read_timeout_seconds (proxy.frontend.read_timeouts).
+    read_timeouts: int = 0
 
     @property
     def no_replica_reads(self) -> int:

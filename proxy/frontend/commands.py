@@ -51,7 +51,7 @@ class Request:
     instead of relaying, what to do with the connection (COM_STMT_PREPARE rewrites the response).
     ``route`` changes when the statement waits or falls back (``session.reroute``)."""
 
-    __slots__ = ("after", "argument", "info", "kind", "payload", "route", "run", "stmt", "wait")
+    __slots__ = ("after", "argument", "info", "kind", "payload", "retried", "route", "run", "stmt", "wait")
 
     def __init__(
         self,
@@ -73,6 +73,7 @@ class Request:
         self.stmt = stmt
         self.run = run
         self.wait = False  # wait for a primary before connecting (write buffering)
+        self.retried = False  # a read already run again after its replica failed (once only)
 
 
 Inflight = Request  # the older name, still read by other modules (``session.inflight.route``)

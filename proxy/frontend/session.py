@@ -30,6 +30,7 @@ from proxy.protocol.packets import make_err, make_ok
 from proxy.router.digest import digest_text
 from proxy.router.fallback import (
     CONNECT_ERRORS,
+    may_retry_read,
     read_fallback,
     waits_after_connect_failure,
     waits_for_primary,
@@ -59,6 +60,7 @@ _RYW: Final = Consistency.READ_YOUR_WRITES
 _CAUSAL_WAIT: Final = RouteReason.CAUSAL_WAIT
 _perf_counter: Final = time.perf_counter
 _PRIMARY: Final = Target.PRIMARY
+_READ_TIMEOUT: Final = BadConnReason.READ_TIMEOUT
 _bisect: Final = bisect_left
 
 
@@ -106,6 +108,9 @@ class ClientSession:
         self.latency = app.latency  # proxy.latency.LatencyHistogram; None: latency_histogram = false
         self.timed = self.digests is not None or self.latency is not None
         self.started = 0.0  # perf_counter() when the statement was sent (only when timed)
+        # The replica read the read-timeout sweep saw in flight, and since when (check_read_timeout).
+        self.read_mark: commands.Request | None = None
+        self.read_since = 0.0
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -236,18 +241,92 @@ class ClientSession:
         self.finish_command()
 
     def failed(self, conn: BackendConnection, error: BackendError) -> None:
+        """The backend connection of the statement in flight was lost (or stopped: a read timeout)."""
         self.drop_connection(conn)
         if self.phase == _CLOSED:
             return
-        if self._relayed:
-            # Part of a response reached the client: its framing cannot be repaired.
-            log.warning("session %d: backend %s lost mid-response: %s", self.id, conn.node_name, error)
-            self.close()
-            return
+        timed_out = conn.bad is _READ_TIMEOUT
+        if timed_out:
+            error = BackendError(
+                f"rwproxy: the read on {conn.node_name} did not finish within "
+                f"{self.app.config.routing.replica_read_timeout_seconds:g} s "
+                "(routing.replica_read_timeout_seconds); it was stopped",
+                3024,
+            )
         if conn.node_name == self._primary_name():
             self.state.in_transaction = False
+        req = self.inflight
+        if self._relayed:
+            # Part of a response reached the client. Between rows an ERR packet ends it validly
+            # (the session goes on); inside a packet nothing can repair the framing: close.
+            seq = conn.err_sequence()
+            if seq is None or req is None:
+                log.warning("session %d: backend %s lost mid-response: %s", self.id, conn.node_name, error)
+                self.close()
+                return
+            message = str(error) if timed_out else f"rwproxy: {error} in the middle of the result"
+            self.app.stats.count_error(error.errno)
+            self.write_packet(make_err(error.errno, message, error.sqlstate, self.client_flags), seq)
+            self.finish_command()
+            return
+        if req is not None and self._retry_read(req, conn.node_name):
+            return
         self.reply_error(error.errno, str(error), error.sqlstate)
         self.finish_command()
+
+    def _retry_read(self, req: commands.Request, failed_on: str) -> bool:
+        """Run a plain autocommit read again elsewhere (once) after its replica failed before
+        sending anything (lost, or stopped by a read timeout)."""
+        state = self.state
+        if req.retried or not may_retry_read(
+            req.route, in_transaction=state.in_transaction, autocommit=state.autocommit
+        ):
+            return False
+        app = self.app
+        info = req.info
+        r = read_fallback(
+            req.route,
+            app.topology,
+            (failed_on,),
+            app.policy_options,
+            self._rand(),
+            info.max_lag if info is not None else None,
+        )
+        if r is None:
+            return False
+        req.retried = True
+        app.stats.replica_fallbacks += 1
+        self.reroute(r)
+        self.active = None
+        self.read_mark = None
+        self.spawn(self._send_slow(req))
+        return True
+
+    def check_read_timeout(self, now: float, timeout: float) -> None:
+        """Called by the read-timeout sweep (``proxy.frontend.read_timeouts``) every fraction of
+        ``timeout``: a replica read in flight since an earlier sweep for ``timeout`` seconds or
+        more is stopped. Time while the client is slow to read (flow control) does not count."""
+        req = self.inflight
+        conn = self.active
+        if req is None or conn is None or req.route.target is _PRIMARY or self._write_paused:
+            self.read_mark = None
+            return
+        if self.read_mark is not req:
+            self.read_mark = req
+            self.read_since = now
+            return
+        if now - self.read_since < timeout:
+            return
+        self.read_mark = None
+        self.app.stats.read_timeouts += 1
+        log.info(
+            "session %d: read on %s exceeded routing.replica_read_timeout_seconds = %g s: stopping it",
+            self.id,
+            conn.node_name,
+            timeout,
+        )
+        self.app.kill_backend_query(conn)  # KILL QUERY where the server still answers
+        conn.abort(_READ_TIMEOUT)  # connection_lost -> failed(): retried elsewhere or an error
 
     # -- the command loop --------------------------------------------------------------------
 

@@ -30,6 +30,8 @@ _CURSOR = int(ServerStatus.CURSOR_EXISTS)
 # Keep at most this much of a terminal packet (OK/ERR/EOF/prepare-OK); longer ones are truncated
 # for inspection (the relay still forwards all bytes).
 _KEEP_LIMIT = 64 * 1024
+# A row split across reads is held back by the relay (see ``tail``) only when smaller than this.
+_HOLD_LIMIT = 1 << 20
 
 
 class ScanError(Exception):
@@ -87,6 +89,8 @@ class ResultScanner:
 
     __slots__ = (
         "_capabilities",
+        "_chunk",
+        "_chunk_start",
         "_cols_pending",
         "_deprecate_eof",
         "_fresh",
@@ -105,6 +109,7 @@ class ResultScanner:
         "prepare_ok",
         "result_sets",
         "status_flags",
+        "tail",
         "terminal",
     )
 
@@ -112,6 +117,12 @@ class ResultScanner:
         self._capabilities = capabilities
         self._deprecate_eof = bool(capabilities & Capability.DEPRECATE_EOF)
         self.kind = ResponseKind.SIMPLE
+        self._chunk = b""  # the last chunk fed to the incremental scanner ...
+        self._chunk_start = 0  # ... and where its first whole packet starts (see err_sequence)
+        # Bytes at the end of the last chunk that start a row not yet whole (0: none, or the row
+        # began in an earlier chunk): the relay may hold them back so that the client only ever
+        # has whole rows, and an ERR packet can still end the result if the backend dies.
+        self.tail = 0
         self.start(ResponseKind.SIMPLE)
 
     def start(self, kind: ResponseKind) -> None:
@@ -170,11 +181,14 @@ class ResultScanner:
             self._begin()
         n = len(data)
         pos = 0
+        self.tail = 0
         # Finish a packet started in an earlier chunk.
         if self._left or self._need_first or self._header:
             pos = self._resume(data)
             if self.done or pos >= n:
                 return pos
+        self._chunk = data
+        self._chunk_start = pos
         deprecate_eof = self._deprecate_eof
         while pos + 4 <= n:
             length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
@@ -205,6 +219,8 @@ class ResultScanner:
                 self._need_first = True
                 self._left = length
                 self._skip_frame_continuation = length == _MAX_FRAME
+                if self._phase == _ROWS and length < _HOLD_LIMIT:
+                    self.tail = n - pos
                 return n
             else:
                 first = data[body]
@@ -219,6 +235,8 @@ class ResultScanner:
                 end = body + length
                 if end > n:
                     self._left = end - n
+                    if length < _HOLD_LIMIT:
+                        self.tail = n - pos
                     return n
                 pos = end
                 continue
@@ -241,8 +259,43 @@ class ResultScanner:
                 return pos
         if pos < n:
             self._header = bytes(data[pos:n])
+            if self._phase == _ROWS:
+                self.tail = n - pos
             return n
         return pos
+
+    @property
+    def in_rows(self) -> bool:
+        """Between the column definitions and the end of a result set (text or binary rows)."""
+        return self._phase == _ROWS and not self.done
+
+    def err_sequence(self) -> int | None:
+        """The sequence id of an ERR packet that would end this response validly now, else None.
+
+        Only between two packets of the rows of a result set (text or binary): an ERR packet is a
+        valid terminator there. Inside a packet, in column definitions or before anything was
+        scanned it is not. Costs nothing while scanning: the last chunk's headers are walked
+        here, once, when the backend is gone."""
+        if (
+            self.done
+            or self._fresh
+            or self._phase != _ROWS
+            or self._left
+            or self._need_first
+            or self._header
+            or self._skip_frame_continuation
+        ):
+            return None
+        data = self._chunk
+        pos = self._chunk_start
+        n = len(data)
+        last = -1
+        while pos + 4 <= n:
+            last = data[pos + 3]
+            pos += 4 + (data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16)
+        if last < 0 or pos != n:
+            return None
+        return (last + 1) & 0xFF
 
     # -- internals ---------------------------------------------------------------------------
 

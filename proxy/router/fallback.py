@@ -22,6 +22,7 @@ from proxy.topology.model import Node, Topology
 
 __all__ = [
     "CONNECT_ERRORS",
+    "may_retry_read",
     "read_fallback",
     "route_to_server",
     "waits_after_connect_failure",
@@ -92,6 +93,14 @@ def read_fallback(
     if primary is None or not primary.online or primary.name in tried or not options.on_no_replica_primary:
         return None
     return Route(_PRIMARY, primary, RouteReason.REPLICA_UNREACHABLE)
+
+
+def may_retry_read(r: Route, *, in_transaction: bool, autocommit: bool) -> bool:
+    """A statement whose server failed before it sent anything to the client (the connection was
+    lost, or stopped by routing.replica_read_timeout_seconds) may run again elsewhere: only a read
+    routed to a replica outside any transaction (then it changed nothing and saw nothing that
+    another server lacks); where is ``read_fallback``'s choice."""
+    return r.target is _REPLICA and not in_transaction and autocommit
 
 
 def route_to_server(topology: Topology, name: str) -> Route:

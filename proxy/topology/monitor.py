@@ -362,13 +362,15 @@ class Monitor:
             close_quietly(slot.conn)
             slot.conn = None
         if slot.conn is None:
+            # A failing server may be hung (accepts TCP, never answers): a shorter connect timeout.
+            timeout = s.connect_timeout_seconds
+            if slot.health.failing and slot.health.checks:
+                timeout = min(timeout, s.failing_connect_timeout_seconds or s.check_timeout_seconds)
             try:
                 server = slot.server
-                slot.conn = await self._connect(server.name, server.host, server.port)
+                slot.conn = await self._connect(server.name, server.host, server.port, timeout)
             except TimeoutError:
-                return ProbeResult.failed(
-                    f"connect timed out after {s.connect_timeout_seconds:g} s", self._clock()
-                )
+                return ProbeResult.failed(f"connect timed out after {timeout:g} s", self._clock())
             except Exception as exc:
                 return ProbeResult.failed(f"cannot connect: {describe_error(exc)}", self._clock())
             slot.stats.connects += 1
@@ -444,7 +446,9 @@ class Monitor:
         """The writer's own connection, with the monitor's credentials."""
         return await self._connect(node.name, node.host, node.port)
 
-    async def _connect(self, name: str, host: str, port: int) -> aiomysql.Connection:
+    async def _connect(
+        self, name: str, host: str, port: int, timeout: float | None = None
+    ) -> aiomysql.Connection:
         """A monitor connection: [monitor] credentials, or [backend] ones (env, secret, IAM token)."""
         user, password, require_tls = self.user, self._password, False
         if self.credentials is not None:
@@ -457,7 +461,7 @@ class Monitor:
             port,
             user,
             password,
-            timeout=self.settings.connect_timeout_seconds,
+            timeout=timeout or self.settings.connect_timeout_seconds,
             ssl=self._ssl,
             require_tls=require_tls,
         )

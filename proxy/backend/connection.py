@@ -207,10 +207,14 @@ class BackendConnection:
                 chunk = held + chunk
                 self._held = b""
             if not scanner.done:
+                # A row not yet whole: the client gets it whole, or never (err_sequence).
                 tail = scanner.tail
-                if tail:  # a row not yet whole: the client gets it whole, or never (err_sequence)
+                if tail > 0:
                     self._held = chunk[-tail:]
                     chunk = chunk[:-tail]
+                elif tail < 0 and held and len(chunk) < _HOLD_LIMIT:
+                    self._held = chunk  # still the held row
+                    chunk = b""
             if self.strip_state and scanner.done:
                 chunk = self._strip_terminal(chunk)
             if chunk:
@@ -296,9 +300,10 @@ class BackendConnection:
         back unfinished (see ``ResultScanner.tail``) never reached the client: the ERR takes its
         place and its sequence id."""
         held = self._held
-        if held:
-            return held[3] if len(held) >= 4 and self._scanner.in_rows else None
-        return self._scanner.err_sequence()
+        scanner = self._scanner
+        if held and len(held) >= 4:
+            return held[3] if scanner.in_rows else None
+        return scanner.err_sequence()
 
     def expect_infile_result(self) -> None:
         self._scanner.expect_infile_result()
@@ -365,6 +370,7 @@ ALIGNED_FLAGS = (
     | Capability.LOCAL_FILES
 )
 _STATE_CHANGED = 0x4000  # ServerStatus.SESSION_STATE_CHANGED
+_HOLD_LIMIT = 1 << 20  # a row split across reads is held back only up to this size (see _held)
 # What rwproxy always asks of a backend (aiomysql's dialogue needs these; they change no framing
 # beyond what the client already agreed to).
 _BASE_FLAGS = DEFAULT_CLIENT_CAPABILITIES | Capability.CONNECT_ATTRS

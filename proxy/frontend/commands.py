@@ -51,7 +51,7 @@ class Request:
     instead of relaying, what to do with the connection (COM_STMT_PREPARE rewrites the response).
     ``route`` changes when the statement waits or falls back (``session.reroute``)."""
 
-    __slots__ = ("after", "argument", "info", "kind", "payload", "retried", "route", "run", "stmt", "wait")
+    __slots__ = ("after", "argument", "info", "kind", "payload", "retried", "route", "run", "stmt")
 
     def __init__(
         self,
@@ -72,7 +72,6 @@ class Request:
         self.after = after  # called with the connection and outcome when the response ended
         self.stmt = stmt
         self.run = run
-        self.wait = False  # wait for a primary before connecting (write buffering)
         self.retried = False  # a read already run again after its replica failed (once only)
 
 

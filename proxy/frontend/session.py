@@ -389,28 +389,39 @@ class ClientSession:
             # node=None: not counted as outstanding anywhere until it is rerouted.
             req.route = r.replace(node=None)
             self._start(req, None)
-            req.wait = True
-            self.spawn(self._send_slow(req))
+            self.spawn(self._send_slow(req, True))
             return
         if node is None:
             if respond:
                 self.reply_error(ErrorCode.ER_UNKNOWN_ERROR, buffering.no_primary_message(app, r), "HY000")
             return
-        stmt = req.stmt
         if req.run is None and r.reason is not _CAUSAL_WAIT:
             conn = self.conns.get(node.name)
-            if (
-                conn is not None
-                and conn.bad is None
-                and conn.applied_seq == self.state.replay_seq
-                and (stmt is None or conn in stmt.on)
-            ):
-                if not respond:  # COM_STMT_SEND_LONG_DATA: no response, nothing in flight
+            if conn is not None and conn.bad is None and conn.applied_seq == self.state.replay_seq:
+                stmt = req.stmt
+                if stmt is None:
+                    # The usual case, inline (pure Python: each call counts): _start + _write.
+                    self.busy = True
+                    self._relayed = False
+                    self.inflight = req
+                    outstanding = app.outstanding
+                    if outstanding is not None:
+                        outstanding[node.name] += 1
+                    if self.timed:
+                        self.started = _perf_counter()
+                    self.active = conn
+                    if self._write_paused:
+                        self.hold(conn)
+                    payload = req.payload
+                    packet = self._raw_packet if payload is self._raw_payload else frame(payload, 0)
+                    conn.request(packet, req.kind, self)
+                    return
+                if conn in stmt.on:
+                    if respond:
+                        self._start(req, node)
+                    # else COM_STMT_SEND_LONG_DATA: no response, nothing in flight
                     self._write(conn, req)
                     return
-                self._start(req, node)
-                self._write(conn, req)
-                return
         self._start(req, node)
         self.spawn(self._send_slow(req))
 
@@ -441,8 +452,8 @@ class ClientSession:
             self.hold(conn)
         conn.request(packet, req.kind, self)
 
-    async def _send_slow(self, req: commands.Request) -> None:
-        conn = await self.connect_routed(req)
+    async def _send_slow(self, req: commands.Request, wait: bool = False) -> None:
+        conn = await self.connect_routed(req, wait)
         if conn is None or self.phase == _CLOSED:
             return
         run = req.run
@@ -453,7 +464,7 @@ class ClientSession:
         if req.kind is None:
             self.finish_command()
 
-    async def connect_routed(self, req: commands.Request) -> BackendConnection | None:
+    async def connect_routed(self, req: commands.Request, wait: bool = False) -> BackendConnection | None:
         """A connection for ``req`` (the statement in flight): on its route, after waiting for a
         primary (write buffering) or for a replica to apply the session's last write (causal), or
         where it falls back when its server cannot be reached; prepared there when it is a prepared
@@ -462,8 +473,8 @@ class ClientSession:
         tried: list[str] = []
         deadline: float | None = None
         while True:
-            if req.wait:
-                req.wait = False
+            if wait:  # for a primary (write buffering) before connecting
+                wait = False
                 if deadline is None:
                     deadline = buffering.deadline(app)
                 try:
@@ -495,7 +506,7 @@ class ClientSession:
                     split_brain=bool(app.topology.split_brain),
                 ):
                     self.reroute(r.replace(node=None))  # not counted anywhere while it waits
-                    req.wait = True
+                    wait = True
                     continue
                 tried.append(node.name)
                 info = req.info

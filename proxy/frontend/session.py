@@ -18,9 +18,9 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING, Final
 
 from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Result
-from proxy.frontend import backend_link, buffering, causal, commands, infile, unreachable
+from proxy.frontend import backend_link, buffering, causal, commands, infile, send_path
 from proxy.frontend.handshake import run_handshake, run_reauth
-from proxy.frontend.prepared import backend_payload, prepare_on
+from proxy.frontend.prepared import backend_payload
 from proxy.frontend.tls import TlsTransport
 from proxy.latency import BOUNDS as _LATENCY_BOUNDS
 from proxy.protocol.constants import ErrorCode, ServerStatus
@@ -28,13 +28,7 @@ from proxy.protocol.errors import PacketTooLarge, RemoteProtocolError
 from proxy.protocol.framing import PacketDecoder, frame
 from proxy.protocol.packets import make_err, make_ok
 from proxy.router.digest import digest_text
-from proxy.router.fallback import (
-    CONNECT_ERRORS,
-    may_retry_read,
-    read_fallback,
-    waits_after_connect_failure,
-    waits_for_primary,
-)
+from proxy.router.fallback import waits_for_primary
 from proxy.router.policy import Route, RouteReason, Target, route
 from proxy.router.session_state import Consistency, SessionState
 from proxy.router.statement import Effect, StatementInfo
@@ -269,64 +263,25 @@ class ClientSession:
             self.write_packet(make_err(error.errno, message, error.sqlstate, self.client_flags), seq)
             self.finish_command()
             return
-        if req is not None and self._retry_read(req, conn.node_name):
+        if req is not None and send_path.retry_read(self, req, conn.node_name):
             return
         self.reply_error(error.errno, str(error), error.sqlstate)
         self.finish_command()
 
-    def _retry_read(self, req: commands.Request, failed_on: str) -> bool:
-        """Run a plain autocommit read again elsewhere (once) after its replica failed before
-        sending anything (lost, or stopped by a read timeout)."""
-        state = self.state
-        if req.retried or not may_retry_read(
-            req.route, in_transaction=state.in_transaction, autocommit=state.autocommit
-        ):
-            return False
-        app = self.app
-        info = req.info
-        r = read_fallback(
-            req.route,
-            app.topology,
-            (failed_on,),
-            app.policy_options,
-            self._rand(),
-            info.max_lag if info is not None else None,
-        )
-        if r is None:
-            return False
-        req.retried = True
-        app.stats.replica_fallbacks += 1
-        self.reroute(r)
+    def check_read_timeout(self, now: float, timeout: float) -> None:
+        """The read-timeout sweep's look at this session: see ``send_path.check_read_timeout``."""
+        send_path.check_read_timeout(self, now, timeout)
+
+    def resend(self, req: commands.Request) -> None:
+        """Send the statement in flight again on its (new) route: a retried read."""
         self.active = None
         self.read_mark = None
         self.spawn(self._send_slow(req))
-        return True
 
-    def check_read_timeout(self, now: float, timeout: float) -> None:
-        """Called by the read-timeout sweep (``proxy.frontend.read_timeouts``) every fraction of
-        ``timeout``: a replica read in flight since an earlier sweep for ``timeout`` seconds or
-        more is stopped. Time while the client is slow to read (flow control) does not count."""
-        req = self.inflight
-        conn = self.active
-        if req is None or conn is None or req.route.target is _PRIMARY or self._write_paused:
-            self.read_mark = None
-            return
-        if self.read_mark is not req:
-            self.read_mark = req
-            self.read_since = now
-            return
-        if now - self.read_since < timeout:
-            return
-        self.read_mark = None
-        self.app.stats.read_timeouts += 1
-        log.info(
-            "session %d: read on %s exceeded routing.replica_read_timeout_seconds = %g s: stopping it",
-            self.id,
-            conn.node_name,
-            timeout,
-        )
-        self.app.kill_backend_query(conn)  # KILL QUERY where the server still answers
-        conn.abort(_READ_TIMEOUT)  # connection_lost -> failed(): retried elsewhere or an error
+    @property
+    def writing_paused(self) -> bool:
+        """The client reads slower than its backend sends (flow control)."""
+        return self._write_paused
 
     # -- the command loop --------------------------------------------------------------------
 
@@ -465,71 +420,8 @@ class ClientSession:
             self.finish_command()
 
     async def connect_routed(self, req: commands.Request, wait: bool = False) -> BackendConnection | None:
-        """A connection for ``req`` (the statement in flight): on its route, after waiting for a
-        primary (write buffering) or for a replica to apply the session's last write (causal), or
-        where it falls back when its server cannot be reached; prepared there when it is a prepared
-        statement. None when the statement failed (the client was told why)."""
-        app = self.app
-        tried: list[str] = []
-        deadline: float | None = None
-        while True:
-            if wait:  # for a primary (write buffering) before connecting
-                wait = False
-                if deadline is None:
-                    deadline = buffering.deadline(app)
-                try:
-                    routed = await buffering.wait_for_primary(self, req.info, deadline)
-                except BackendError as exc:
-                    self.fail_statement(exc)
-                    return None
-                if self.inflight is not req:  # the client left meanwhile
-                    return None
-                self.reroute(routed)
-            r = req.route
-            if r.reason is _CAUSAL_WAIT:
-                self.reroute(await causal.resolve(self, r))
-                r = req.route
-            node = r.node
-            if node is None:
-                self.fail_statement(BackendError(f"rwproxy: {RouteReason.NO_PRIMARY.value}", 2013))
-                return None
-            try:
-                conn = await self.connection_for(node)
-            except BackendError as exc:
-                if exc.errno in CONNECT_ERRORS:
-                    unreachable.connect_failed(app, node.name, exc)
-                if waits_after_connect_failure(
-                    r,
-                    exc.errno,
-                    buffering=app.failover is not None,
-                    in_transaction=self.state.in_transaction,
-                    split_brain=bool(app.topology.split_brain),
-                ):
-                    self.reroute(r.replace(node=None))  # not counted anywhere while it waits
-                    wait = True
-                    continue
-                tried.append(node.name)
-                info = req.info
-                fallback = read_fallback(
-                    r,
-                    app.topology,
-                    tried,
-                    app.policy_options,
-                    self._rand(),
-                    info.max_lag if info is not None else None,
-                )
-                if fallback is None:
-                    self.fail_statement(exc)
-                    return None
-                app.stats.replica_fallbacks += 1
-                self.reroute(fallback)
-                continue
-            if self.phase == _CLOSED:
-                return None
-            stmt = req.stmt
-            if stmt is not None and conn not in stmt.on:
-                await prepare_on(conn, stmt)  # BackendError: the client gets the server's error
-            return conn
+        """A connection for ``req`` (the statement in flight), see ``send_path.connect_routed``."""
+        return await send_path.connect_routed(self, req, wait)
 
     def reroute(self, r: Route) -> None:
         """The statement in flight now runs on ``r`` (after a causal wait, buffering or a fallback)."""

@@ -6,8 +6,8 @@ connection fails with a connect error (``proxy.router.fallback.CONNECT_ERRORS``)
 
 * hands the failure to the monitor as evidence (``Monitor.report_unreachable``: checked at once,
   not at the next interval; write buffering treats the primary as not ready until then);
-* logs it once per server until the published topology stops calling that server ONLINE (the
-  monitor then logs the transition itself); the others are counted
+* logs it once per server per episode (until the monitor marked the server not ONLINE and then
+  ONLINE again; the monitor logs those transitions itself); the others are counted
   (``rwproxy_backend_connect_failures_total{server}``).
 """
 
@@ -34,6 +34,7 @@ class ConnectFailures:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self._logged: set[str] = set()
+        self._down: set[str] = set()  # logged servers since seen not ONLINE
 
     def note(self, server: str) -> bool:
         """Count one failure; True when it is the first of its episode (log it)."""
@@ -44,14 +45,18 @@ class ConnectFailures:
         return True
 
     def on_topology(self, topology: Topology) -> None:
-        """A new snapshot: a server no longer ONLINE ends its episode (the next failure after it is
-        back is logged again)."""
+        """A new snapshot: a logged server seen not ONLINE and then ONLINE again ends its episode
+        (its next failure is logged again). Failures of statements routed there just before the
+        monitor marked it are counted, not logged."""
         if not self._logged:
             return
         by_name = topology.by_name
         for name in list(self._logged):
             node = by_name.get(name)
             if node is None or not node.online:
+                self._down.add(name)
+            elif name in self._down:
+                self._down.discard(name)
                 self._logged.discard(name)
 
 

@@ -21,7 +21,9 @@ from proxy.config import Config, UserConfig
 from proxy.coordination import Coordinator
 from proxy.discovery.wiring import AwsParts
 from proxy.failover.controller import FailoverController, SwitchoverError
+from proxy.frontend import read_timeouts
 from proxy.frontend.preauth import PreauthGate
+from proxy.frontend.unreachable import ConnectFailures
 from proxy.latency import LatencyHistogram
 from proxy.protocol.auth import RsaKeyPair, UserCredential, parse_native_hash
 from proxy.protocol.constants import UTF8MB4_GENERAL_CI, Capability, Command
@@ -106,6 +108,7 @@ class ProxyApp:
             wait_timeout=backend.pool_wait_timeout_seconds,
         )
         self.stats = ProxyStats()
+        self.connect_failures = ConnectFailures()  # seen by sessions (proxy.frontend.unreachable)
         self.sessions: dict[int, ClientSession] = {}
         self.preauth = PreauthGate()  # clients not yet authenticated (proxy.frontend.preauth)
         self._ids = itertools.count(1)
@@ -121,6 +124,7 @@ class ProxyApp:
         self._retired_users: dict[str, UserConfig] = {}
         self._servers: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
+        self._read_sweeper: asyncio.Task[None] | None = None  # routing.replica_read_timeout_seconds
         self.admin_http: AdminHttp | None = None
         self.admin_sql: AdminSql | None = None
         # Servers drained by an operator (proxy.admin.drain); applied to every published snapshot.
@@ -164,6 +168,7 @@ class ProxyApp:
         if self.failover is not None:
             self.failover.on_topology(topology)
         self._note_replica_availability(self.topology)
+        self.connect_failures.on_topology(self.topology)
 
     def _note_replica_availability(self, topology: Topology) -> None:
         """One WARNING when no replica is usable any more (reads go to the primary, or fail with
@@ -268,6 +273,7 @@ class ProxyApp:
 
         self.pool.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle_clients())
+        self._read_sweeper = asyncio.get_running_loop().create_task(read_timeouts.sweep(self))
         await self.aws.start()  # credentials read, first RDS discovery done (servers handed to the monitor)
         if self.monitor is not None:
             await self.monitor.start()  # the first snapshot is in place before clients come
@@ -326,6 +332,8 @@ class ProxyApp:
             await self.admin_sql.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._read_sweeper is not None:
+            self._read_sweeper.cancel()
         for server in self._servers:
             server.close()
         grace = self.config.proxy.shutdown_grace_seconds if grace is None else grace

@@ -199,7 +199,7 @@ _FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     (
         "rwproxy_replica_fallbacks",
         _COUNTER,
-        "Reads sent to the primary because a connection to the chosen replica failed.",
+        "Reads run on another replica or the primary because the chosen replica failed them.",
         (),
     ),
     (
@@ -215,6 +215,18 @@ _FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         ("code",),
     ),
     ("rwproxy_protocol_errors", _COUNTER, "Client sessions closed for a protocol error.", ()),
+    (
+        "rwproxy_replica_read_timeouts",
+        _COUNTER,
+        "Replica reads stopped by routing.replica_read_timeout_seconds.",
+        (),
+    ),
+    (
+        "rwproxy_backend_connect_failures",
+        _COUNTER,
+        "Connections sessions could not open to a server (connect errors; logged once per episode).",
+        ("server",),
+    ),
     (
         "rwproxy_backend_connections",
         _GAUGE,
@@ -386,6 +398,10 @@ class RwproxyCollector(Collector):
         for code, n in sorted(dict(stats.errors).items()):
             add("rwproxy_errors", n, str(code))
         add("rwproxy_protocol_errors", stats.protocol_errors)
+        add("rwproxy_replica_read_timeouts", getattr(stats, "read_timeouts", 0))
+        failures = getattr(app, "connect_failures", None)
+        for server, n in sorted(dict(failures.counts if failures is not None else {}).items()):
+            add("rwproxy_backend_connect_failures", n, server)
 
         topology = app.topology
         for node in topology.nodes:

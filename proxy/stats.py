@@ -41,6 +41,8 @@ class ProxyStats:
     mux_replays: int = 0  # commands replayed to bring a connection to a session's state
     mux_resets: int = 0  # connections reset (COM_RESET_CONNECTION) before taking another's state
     mux_pins: Counter[str] = field(default_factory=Counter)  # why a session kept its connections
+    # Replica reads stopped by routing.replica_read_timeout_seconds (proxy.frontend.read_timeouts).
+    read_timeouts: int = 0
 
     @property
     def no_replica_reads(self) -> int:

@@ -217,6 +217,7 @@ def _stats(app: ProxyApp) -> list[Row]:
         ("idle_closed", s.idle_closed),
         ("protocol_errors", s.protocol_errors),
         ("replica_fallbacks", s.replica_fallbacks),
+        ("replica_read_timeouts", s.read_timeouts),
         ("no_replica_reads", s.no_replica_reads),
         ("no_replica_periods", s.no_replica_periods),
         ("replay_failures", s.replay_failures),

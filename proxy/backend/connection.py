@@ -48,6 +48,7 @@ class BadConnReason(enum.Enum):
     RESET_FAILED = "COM_RESET_CONNECTION failed"
     STATE_CHANGED = "connection options differ from its pool"
     CLOSED = "closed by the proxy"
+    READ_TIMEOUT = "a replica read exceeded routing.replica_read_timeout_seconds"
 
 
 class BackendError(Exception):
@@ -171,6 +172,7 @@ class BackendConnection:
         self._closed_waiter: asyncio.Future[None] | None = None
         self.stream_writer: object = None
         self.reading_paused = False  # flow control: the client of the owning session is slow
+        self._held = b""  # the start of a row not yet whole, not relayed yet (ResultScanner.tail)
         # GTID tracking (causal reads): the backend reports each commit's GTID in its OK packet.
         # ``strip_state``: the client did not ask for CLIENT_SESSION_TRACK, so a terminal OK that
         # carries session state is rewritten to what the server would have sent that client.
@@ -210,9 +212,23 @@ class BackendConnection:
             else:
                 chunk = data[:used]
                 data = data[used:]
+            held = self._held
+            if held:
+                chunk = held + chunk
+                self._held = b""
+            if not scanner.done:
+                # A row not yet whole: the client gets it whole, or never (err_sequence).
+                tail = scanner.tail
+                if tail > 0:
+                    self._held = chunk[-tail:]
+                    chunk = chunk[:-tail]
+                elif tail < 0 and held and len(chunk) < _HOLD_LIMIT:
+                    self._held = chunk  # still the held row
+                    chunk = b""
             if self.strip_state and scanner.done:
                 chunk = self._strip_terminal(chunk)
-            sink.relay(chunk)
+            if chunk:
+                sink.relay(chunk)
             if scanner.done:
                 if scanner.status_flags is not None:
                     self.status_flags = scanner.status_flags
@@ -288,6 +304,17 @@ class BackendConnection:
                 self._scanner.start(kind)
         transport.write(packet)
 
+    def err_sequence(self) -> int | None:
+        """The sequence id of an ERR packet that would end the response in flight validly now
+        (between rows of a result set), else None: see ``ResultScanner.err_sequence``. A row held
+        back unfinished (see ``ResultScanner.tail``) never reached the client: the ERR takes its
+        place and its sequence id."""
+        held = self._held
+        scanner = self._scanner
+        if held and len(held) >= 4:
+            return held[3] if scanner.in_rows else None
+        return scanner.err_sequence()
+
     def expect_infile_result(self) -> None:
         self._scanner.expect_infile_result()
 
@@ -319,6 +346,12 @@ class BackendConnection:
         if self.bad is None:
             self.bad = reason
 
+    def abort(self, reason: BadConnReason) -> None:
+        """Drop the connection now, unflushed (a hung server): pending responses fail."""
+        self.mark_bad(reason)
+        if self.transport is not None:
+            self.transport.abort()
+
     def close(self, reason: BadConnReason = BadConnReason.CLOSED) -> None:
         """Close now; pending responses fail."""
         self.mark_bad(reason)
@@ -347,6 +380,7 @@ ALIGNED_FLAGS = (
     | Capability.LOCAL_FILES
 )
 _STATE_CHANGED = 0x4000  # ServerStatus.SESSION_STATE_CHANGED
+_HOLD_LIMIT = 1 << 20  # a row split across reads is held back only up to this size (see _held)
 # What rwproxy always asks of a backend (aiomysql's dialogue needs these; they change no framing
 # beyond what the client already agreed to).
 _BASE_FLAGS = DEFAULT_CLIENT_CAPABILITIES | Capability.CONNECT_ATTRS
@@ -400,7 +434,15 @@ async def open_backend(
         flags |= Capability.SSL
     conn.client_flag = flags  # private: see module docstring
     try:
-        await conn._connect()
+        # The whole dialogue, not only the TCP connect (aiomysql's connect_timeout): a hung server
+        # accepts the connection and never sends its greeting.
+        await asyncio.wait_for(conn._connect(), connect_timeout)
+    except TimeoutError as exc:
+        if conn._writer is not None:
+            conn._writer.transport.close()
+        raise BackendError(
+            f"cannot connect to {node_name} ({host}:{port}): no answer within {connect_timeout:g} s", 2003
+        ) from exc
     except Exception as exc:  # aiomysql raises OperationalError and others
         errno, message = _error_args(exc)
         raise BackendError(f"cannot connect to {node_name} ({host}:{port}): {message}", errno) from exc

@@ -297,6 +297,9 @@ class RoutingConfig(_Model):
     rules: Annotated[tuple[RoutingRule, ...], Strict(False)] = ()
     # A session's plain reads stay on one replica while it is usable (proxy.router.sticky).
     sticky_replica: bool = False
+    # A replica read not finished after this long is stopped (KILL QUERY) and run again on another
+    # replica or the primary when nothing was sent yet, else fails with ERROR 3024. None: no limit.
+    replica_read_timeout_seconds: _PositiveSeconds | None = None
 
     @field_validator("rules")
     @classmethod
@@ -337,6 +340,9 @@ class MonitorConfig(_Model):
     heartbeat_table: str | None = None
     heartbeat_write: bool = True  # rwproxy REPLACEs the primary's row itself
     heartbeat_interval_seconds: _PositiveSeconds = 0.25
+    # Connect timeout while a server is failing its checks (a hung server accepts TCP connections
+    # but never answers): detected in about this times failures_to_offline. None: check_timeout_seconds.
+    failing_connect_timeout_seconds: _PositiveSeconds | None = None
 
     @field_validator("heartbeat_table")
     @classmethod

@@ -4,7 +4,12 @@ failover or switchover is moving it, or it just became unreachable) waits for on
 
 Never for a statement inside a transaction (the transaction lived on the old primary: the client
 gets an error, never a silent replay elsewhere), and never while several servers are writable
-(``observe`` mode refuses writes then).
+(``observe`` mode refuses writes then). When to wait is decided in ``proxy.router.fallback``; the
+session's send path (``ClientSession.connect_routed``) calls ``wait_for_primary``.
+
+A failed connect to the primary is evidence: the monitor checks it at once (``Monitor.report_
+unreachable``), and until a check that started after the failure says otherwise, the primary is
+not "ready" even though the last published snapshot still calls it ONLINE.
 """
 
 from __future__ import annotations
@@ -13,22 +18,15 @@ import time
 from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendError
-from proxy.protocol.results import ResponseKind
-from proxy.router.policy import Route, RouteReason, Target, primary_route
+from proxy.router.policy import Route, RouteReason, primary_route
 from proxy.router.statement import StatementInfo
+from proxy.topology.model import Node
 
 if TYPE_CHECKING:
     from proxy.app import ProxyApp
     from proxy.frontend.session import ClientSession
 
-__all__ = ["may_wait", "no_primary_message", "primary_down", "send_when_primary", "wait_for_primary"]
-
-# Connect errors that mean "the server is not there" (not: the transaction there is gone).
-_CONNECT_ERRORS = frozenset({2002, 2003, 2005, 2006, 1040, 1053})
-
-
-def may_wait(session: ClientSession) -> bool:
-    return not session.state.in_transaction and not session.app.topology.split_brain
+__all__ = ["deadline", "no_primary_message", "primary_after_wait", "primary_ready", "wait_for_primary"]
 
 
 def no_primary_message(app: ProxyApp, r: Route) -> str:
@@ -41,28 +39,32 @@ def no_primary_message(app: ProxyApp, r: Route) -> str:
     return f"rwproxy: {r.reason.value}"
 
 
-def primary_down(session: ClientSession, r: Route, exc: BackendError) -> bool:
-    """Opening a connection to the primary failed because it is not there: wait for a primary?"""
-    app = session.app
-    if app.failover is None or r.target is not Target.PRIMARY or exc.errno not in _CONNECT_ERRORS:
-        return False
-    if not may_wait(session):
-        return False
-    if app.monitor is not None and r.node is not None:
-        app.monitor.request_probe(r.node.name)  # do not wait for the next interval to notice
-    return True
+def deadline(app: ProxyApp) -> float:
+    """When a statement that starts waiting now gives up (``time.monotonic`` clock)."""
+    return time.monotonic() + app.config.failover.buffer_timeout_seconds
 
 
-async def wait_for_primary(session: ClientSession, info: StatementInfo | None) -> Route:
-    """Wait for a usable primary (prepared statements), then the statement's route; BackendError
-    (for the client) after failover.buffer_timeout_seconds."""
+def primary_ready(app: ProxyApp) -> bool:
+    """A primary that can take statements now: ONLINE, its last check good, and no connect failure
+    reported since its last check started."""
+    failover = app.failover
+    if failover is None or not failover.primary_ready():
+        return False
+    primary = app.topology.primary
+    monitor = app.monitor
+    return primary is not None and (monitor is None or not monitor.suspected(primary.name))
+
+
+async def wait_for_primary(session: ClientSession, info: StatementInfo | None, until: float) -> Route:
+    """Wait for a usable primary, then the statement's route; BackendError (for the client) at
+    ``until`` (see ``deadline``)."""
     app = session.app
     failover = app.failover
     assert failover is not None
     started = time.monotonic()
     session.buffered = True
     try:
-        ok = await failover.buffer.wait(failover.primary_ready, app.config.failover.buffer_timeout_seconds)
+        ok = await failover.buffer.wait(lambda: primary_ready(app), max(0.0, until - started))
     finally:
         session.buffered = False
     if not ok:
@@ -76,16 +78,13 @@ async def wait_for_primary(session: ClientSession, info: StatementInfo | None) -
     return r
 
 
-async def send_when_primary(session: ClientSession, payload: bytes, kind: ResponseKind) -> None:
-    """Wait for a usable primary, route the statement again, send it (or fail with a clear error)."""
-    inflight = session.inflight
-    try:
-        r = await wait_for_primary(session, inflight.info if inflight is not None else None)
-    except BackendError as exc:
-        if session.inflight is not None:
-            session.fail_statement(exc)
-        return
-    if session.inflight is None:  # the client left meanwhile
-        return
-    session.reroute(r)
-    await session.send_routed(r, payload, kind)
+async def primary_after_wait(app: ProxyApp) -> Node | None:
+    """A usable primary once there is one (None: no write buffering, or the buffer timed out).
+    For a login whose default database must be checked while the primary moves."""
+    failover = app.failover
+    if failover is None:
+        return None
+    timeout = app.config.failover.buffer_timeout_seconds
+    if not await failover.buffer.wait(lambda: primary_ready(app), timeout):
+        return None
+    return app.topology.primary

@@ -1,25 +1,23 @@
 """What each client command does. ``dispatch(session, payload)`` is called once per command packet.
 
-Each handler either answers locally (``session.reply_ok``/``reply_error``) or routes the command with
-``session.send`` (the response is relayed unchanged). Prepared statements live in ``prepared``.
+Each handler either answers locally (``session.reply_ok``/``reply_error``) or builds a ``Request``
+(route, payload, how its response ends, ...) and hands it to ``session.send``, the one send path
+(the response is relayed unchanged). Prepared statements live in ``prepared``.
 """
 
 from __future__ import annotations
 
 import re
 import struct
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from proxy.backend.connection import BackendConnection, BackendError, Result
-from proxy.frontend import buffering, causal, kill, processlist, processlist_schema, session_ids, session_sets
+from proxy.backend.connection import BackendConnection, Result
+from proxy.frontend import kill, processlist, processlist_schema, session_ids, session_sets
 from proxy.frontend.prepared import (
     BackendStatement,
     PreparedStatement,
     PreparedStatements,
-    rewrite_execute,
     statement_id,
 )
 from proxy.protocol.constants import Command, ErrorCode
@@ -27,16 +25,18 @@ from proxy.protocol.framing import frame
 from proxy.protocol.results import ResponseKind
 from proxy.protocol.statements import replace_stmt_id
 from proxy.router.classifications import PLAIN_SELECT
-from proxy.router.policy import Route, RouteReason, Target, primary_route
+from proxy.router.fallback import route_to_server
+from proxy.router.policy import Route, primary_route
 from proxy.router.session_state import Consistency
 from proxy.router.statement import Effect, Kind, PrimaryReason, StatementInfo
 
 if TYPE_CHECKING:
     from proxy.frontend.session import ClientSession
 
-__all__ = ["After", "Inflight", "PreparedStatements", "dispatch"]
+__all__ = ["After", "Inflight", "PreparedStatements", "Request", "dispatch"]
 
 After = Callable[[BackendConnection, Result], None]
+Run = Callable[[BackendConnection], Awaitable[None]]
 
 _U32 = struct.Struct("<I")
 _CURSOR_TYPE_READ_ONLY = 1
@@ -47,12 +47,39 @@ _SHOW_KIND, _PLAIN_SELECT, _may_mention_id = Kind.SHOW, PLAIN_SELECT, session_id
 _PROCESSLIST = PrimaryReason.PROCESSLIST
 
 
-@dataclass(slots=True)
-class Inflight:
-    info: StatementInfo | None
-    argument: bytes
-    route: Route
-    after: After | None
+class Request:
+    """One command for a backend, as a handler built it; ``session.inflight`` while it runs.
+
+    A plain class (compiled: a C struct). ``kind`` None: no response (COM_STMT_SEND_LONG_DATA).
+    ``stmt``: a prepared statement (prepared on the connection first, its id rewritten). ``run``:
+    instead of relaying, what to do with the connection (COM_STMT_PREPARE rewrites the response).
+    ``route`` changes when the statement waits or falls back (``session.reroute``)."""
+
+    __slots__ = ("after", "argument", "info", "kind", "payload", "retried", "route", "run", "stmt")
+
+    def __init__(
+        self,
+        route: Route,
+        payload: bytes,
+        kind: ResponseKind | None,
+        info: StatementInfo | None,
+        argument: bytes = b"",
+        after: After | None = None,
+        stmt: PreparedStatement | None = None,
+        run: Run | None = None,
+    ) -> None:
+        self.route = route
+        self.payload = payload
+        self.kind = kind
+        self.info = info
+        self.argument = argument  # the SQL text (digests)
+        self.after = after  # called with the connection and outcome when the response ended
+        self.stmt = stmt
+        self.run = run
+        self.retried = False  # a read already run again after its replica failed (once only)
+
+
+Inflight = Request  # the older name, still read by other modules (``session.inflight.route``)
 
 
 def dispatch(session: ClientSession, payload: bytes) -> None:
@@ -96,7 +123,7 @@ def _query(session: ClientSession, payload: bytes) -> None:
             "42000",
         )
         return
-    session.send(session.route(info, sql), payload, _QUERY, info, body)
+    session.send(Request(session.route(info, sql), payload, _QUERY, info, body))
     if kind is _SET:  # an evaluated SET: its read-back goes right behind it (session_sets)
         session_sets.pipeline(session)
 
@@ -139,7 +166,7 @@ def _init_db(session: ClientSession, payload: bytes) -> None:
     info = StatementInfo(kind=Kind.USE, effects=Effect.CHANGES_DB, names=(name,))
     r = _primary_route(session)
     # COM_INIT_DB changes the database like USE: recorded in the replay log on success.
-    session.send(r, payload, ResponseKind.SIMPLE, info, b"")
+    session.send(Request(r, payload, ResponseKind.SIMPLE, info))
 
 
 def _ping(session: ClientSession, payload: bytes) -> None:
@@ -151,11 +178,11 @@ def _quit(session: ClientSession, payload: bytes) -> None:
 
 
 def _field_list(session: ClientSession, payload: bytes) -> None:
-    session.send(session.route(_SHOW), payload, ResponseKind.FIELDS, None)
+    session.send(Request(session.route(_SHOW), payload, ResponseKind.FIELDS, None))
 
 
 def _statistics(session: ClientSession, payload: bytes) -> None:
-    session.send(_primary_route(session), payload, ResponseKind.ONE_PACKET, None)
+    session.send(Request(_primary_route(session), payload, ResponseKind.ONE_PACKET, None))
 
 
 def _set_option(session: ClientSession, payload: bytes) -> None:
@@ -172,7 +199,7 @@ def _set_option(session: ClientSession, payload: bytes) -> None:
         if outcome.ok:
             conn.applied_seq = max(conn.applied_seq, conn_before)
 
-    session.send(_primary_route(session), payload, ResponseKind.SIMPLE, None, b"", after)
+    session.send(Request(_primary_route(session), payload, ResponseKind.SIMPLE, None, b"", after))
 
 
 def _reset_connection(session: ClientSession, payload: bytes) -> None:
@@ -202,7 +229,7 @@ def _kill_statement(session: ClientSession, info: StatementInfo, payload: bytes)
     except ValueError:
         target = -1
     if target < 0:  # not a plain id (KILL USER ..., a syntax error): the primary answers
-        session.send(_primary_route(session), payload, ResponseKind.QUERY, None)
+        session.send(Request(_primary_route(session), payload, ResponseKind.QUERY, None))
         return
     _kill(session, target, query_only=info.kill_query)
 
@@ -221,38 +248,22 @@ def _stmt_prepare(session: ClientSession, payload: bytes) -> None:
     if info is not _PLAIN_SELECT and _may_mention_id(sql):  # CONNECTION_ID() -> the session id
         sql, payload, info = session_ids.with_session_id(session, sql, payload, info)
     sql_bytes = payload[1:]
-    r = session.route(info, sql)
-    node = r.node
-    session.app.stats.count_route(r)
-    if node is None:
-        session.reply_error(ErrorCode.ER_UNKNOWN_ERROR, f"rwproxy: {r.reason.value}", "HY000")
-        return
-    session.busy = True
-    session.spawn(_prepare_async(session, r, sql_bytes, info))
 
+    async def prepare(conn: BackendConnection) -> None:
+        outcome, data = await conn.call_keep(Command.STMT_PREPARE, sql_bytes, ResponseKind.PREPARE)
+        if outcome.ok and outcome.prepare_ok is not None:
+            ok = outcome.prepare_ok
+            backend_id = int(_U32.unpack_from(ok, 1)[0])
+            cols = ok[5] | ok[6] << 8
+            params = ok[7] | ok[8] << 8
+            stmt = session.stmts.add(sql_bytes, info, params, cols)
+            stmt.on[conn] = BackendStatement(backend_id)
+            # The client sees rwproxy's id: rewrite it in the first packet (after the 4-byte header).
+            data = data[:5] + _U32.pack(stmt.client_id) + data[9:]
+        session.relay(data)
+        session.finish_command()
 
-async def _prepare_async(session: ClientSession, r: Route, sql: bytes, info: StatementInfo) -> None:
-    assert r.node is not None
-    try:
-        conn = await session.connection_for(r.node)
-    except BackendError:
-        primary = session.app.topology.primary
-        if r.target is not Target.REPLICA or primary is None:
-            raise
-        conn = await session.connection_for(primary)
-    outcome, data = await conn.call_keep(Command.STMT_PREPARE, sql, ResponseKind.PREPARE)
-    if outcome.ok and outcome.prepare_ok is not None:
-        ok = outcome.prepare_ok
-        backend_id = int(_U32.unpack_from(ok, 1)[0])
-        cols = ok[5] | ok[6] << 8
-        params = ok[7] | ok[8] << 8
-        stmt = session.stmts.add(sql, info, params, cols)
-        stmt.on[conn] = BackendStatement(backend_id)
-        # The client sees rwproxy's id: rewrite it in the first packet (after the 4-byte header).
-        data = data[:5] + _U32.pack(stmt.client_id) + data[9:]
-    if session.transport is not None:
-        session.transport.write(data)
-    session.finish_command()
+    session.send(Request(session.route(info, sql), payload, ResponseKind.PREPARE, info, run=prepare))
 
 
 def _stmt_execute(session: ClientSession, payload: bytes) -> None:
@@ -267,7 +278,7 @@ def _stmt_execute(session: ClientSession, payload: bytes) -> None:
     def after(c: BackendConnection, outcome: Result) -> None:
         stmt.cursor_conn = c if flags & _CURSOR_TYPE_READ_ONLY and outcome.ok else None
 
-    _run_prepared(session, stmt, r, payload, ResponseKind.QUERY, stmt.info, after, respond=True)
+    session.send(Request(r, payload, ResponseKind.QUERY, stmt.info, stmt.sql, after, stmt))
 
 
 def _stmt_send_long_data(session: ClientSession, payload: bytes) -> None:
@@ -276,7 +287,7 @@ def _stmt_send_long_data(session: ClientSession, payload: bytes) -> None:
         return
     conn = stmt.long_data_conn
     r = _route_to(session, conn) if conn is not None and conn.usable else session.route(stmt.info)
-    _run_prepared(session, stmt, r, payload, None, None, None, respond=False)
+    session.send(Request(r, payload, None, None, stmt=stmt))
 
 
 def _stmt_reset(session: ClientSession, payload: bytes) -> None:
@@ -289,9 +300,7 @@ def _stmt_reset(session: ClientSession, payload: bytes) -> None:
     if conn is None or not conn.usable or conn not in stmt.on:
         session.reply_ok()
         return
-    _run_prepared(
-        session, stmt, _route_to(session, conn), payload, ResponseKind.SIMPLE, None, None, respond=True
-    )
+    session.send(Request(_route_to(session, conn), payload, ResponseKind.SIMPLE, None, stmt.sql, stmt=stmt))
 
 
 def _stmt_fetch(session: ClientSession, payload: bytes) -> None:
@@ -302,9 +311,7 @@ def _stmt_fetch(session: ClientSession, payload: bytes) -> None:
     if conn is None or not conn.usable or conn not in stmt.on:
         session.reply_error(ErrorCode.ER_UNKNOWN_STMT_HANDLER, "The statement has no open cursor", "HY000")
         return
-    _run_prepared(
-        session, stmt, _route_to(session, conn), payload, ResponseKind.ROWS, None, None, respond=True
-    )
+    session.send(Request(_route_to(session, conn), payload, ResponseKind.ROWS, None, stmt.sql, stmt=stmt))
 
 
 def _stmt_close(session: ClientSession, payload: bytes) -> None:
@@ -330,128 +337,9 @@ def _lookup(session: ClientSession, payload: bytes, what: str | None) -> Prepare
     return stmt
 
 
-def _run_prepared(
-    session: ClientSession,
-    stmt: PreparedStatement,
-    r: Route,
-    payload: bytes,
-    kind: ResponseKind | None,
-    info: StatementInfo | None,
-    after: Callable[[BackendConnection, Result], None] | None,
-    *,
-    respond: bool,
-) -> None:
-    node = r.node
-    failover = session.app.failover
-    if (
-        respond
-        and failover is not None
-        and r.target is Target.PRIMARY
-        and (node is None or failover.buffer.active)
-        and buffering.may_wait(session)
-    ):
-        session.busy = True
-        session.spawn(_run_prepared_when_primary(session, stmt, payload, kind, info, after))
-        return
-    if node is None:
-        if respond:
-            session.app.stats.count_route(r)
-            session.reply_error(
-                ErrorCode.ER_UNKNOWN_ERROR, buffering.no_primary_message(session.app, r), "HY000"
-            )
-        return
-    conn = session.conns.get(node.name)
-    if (
-        conn is not None
-        and conn.usable
-        and conn.applied_seq == session.state.replay_seq
-        and conn in stmt.on
-        and r.reason is not RouteReason.CAUSAL_WAIT
-    ):
-        _send_prepared(session, stmt, conn, r, payload, kind, info, after)
-        return
-    session.busy = True
-    session.spawn(_run_prepared_async(session, stmt, r, payload, kind, info, after))
-
-
-async def _run_prepared_when_primary(
-    session: ClientSession,
-    stmt: PreparedStatement,
-    payload: bytes,
-    kind: ResponseKind | None,
-    info: StatementInfo | None,
-    after: Callable[[BackendConnection, Result], None] | None,
-) -> None:
-    """COM_STMT_EXECUTE/RESET/FETCH that needs the primary while it moves: wait (write buffering)."""
-    r = await buffering.wait_for_primary(session, info)
-    await _run_prepared_async(session, stmt, r, payload, kind, info, after)
-
-
-async def _run_prepared_async(
-    session: ClientSession,
-    stmt: PreparedStatement,
-    r: Route,
-    payload: bytes,
-    kind: ResponseKind | None,
-    info: StatementInfo | None,
-    after: Callable[[BackendConnection, Result], None] | None,
-) -> None:
-    if r.reason is RouteReason.CAUSAL_WAIT:
-        r = await causal.resolve(session, r)
-        if r.node is None:
-            raise BackendError(f"rwproxy: {RouteReason.NO_PRIMARY.value}", 2013)
-    assert r.node is not None
-    conn = await session.connection_for(r.node)
-    if conn not in stmt.on:
-        outcome, _ = await conn.call_keep(Command.STMT_PREPARE, stmt.sql, ResponseKind.PREPARE)
-        if not outcome.ok or outcome.prepare_ok is None:
-            raise BackendError(
-                f"rwproxy could not prepare the statement on {conn.node_name}", outcome.error_code or 1105
-            )
-        stmt.on[conn] = BackendStatement(int(_U32.unpack_from(outcome.prepare_ok, 1)[0]))
-    session.busy = False
-    _send_prepared(session, stmt, conn, r, payload, kind, info, after)
-    if kind is None:
-        session.finish_command()
-
-
-def _send_prepared(
-    session: ClientSession,
-    stmt: PreparedStatement,
-    conn: BackendConnection,
-    r: Route,
-    payload: bytes,
-    kind: ResponseKind | None,
-    info: StatementInfo | None,
-    after: Callable[[BackendConnection, Result], None] | None,
-) -> None:
-    target = stmt.on[conn]
-    command = payload[0]
-    if command == Command.STMT_EXECUTE:
-        packet = rewrite_execute(payload, stmt, target)
-    else:
-        packet = replace_stmt_id(payload, target.backend_id)
-    if kind is None:  # COM_STMT_SEND_LONG_DATA: no response
-        stmt.long_data_conn = conn
-        conn.request(frame(packet, 0), None, None)
-        return
-    session.app.stats.count_route(r)
-    session.busy = True
-    session.inflight = Inflight(info, stmt.sql, r, after)
-    if session.timed:
-        session.started = time.perf_counter()
-    session.active = conn
-    session._relayed = False
-    if session._write_paused:
-        session.hold(conn)
-    conn.request(frame(packet, 0), kind, session)
-
-
 def _route_to(session: ClientSession, conn: BackendConnection) -> Route:
     """The route to the server of a connection that holds statement state (long data, a cursor)."""
-    node = session.app.topology.by_name.get(conn.node_name)
-    target = Target.PRIMARY if node is not None and node is session.app.topology.primary else Target.REPLICA
-    return Route(target, node, RouteReason.STATEMENT)
+    return route_to_server(session.app.topology, conn.node_name)
 
 
 def _primary_route(session: ClientSession) -> Route:

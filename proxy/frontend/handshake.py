@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendError
 from proxy.frontend import backend_link
+from proxy.frontend.buffering import primary_after_wait
 from proxy.frontend.tls import TlsTransport
+from proxy.frontend.unreachable import connect_failed
 from proxy.protocol.auth import AuthFailed, AuthOk, SendMore, ServerAuthenticator
 from proxy.protocol.connection import (
     HandshakeResponse41,
@@ -27,6 +29,7 @@ from proxy.protocol.constants import Capability, Command, ErrorCode
 from proxy.protocol.errors import RemoteProtocolError
 from proxy.protocol.packets import make_err, make_ok, parse_err
 from proxy.protocol.results import ResponseKind
+from proxy.router.fallback import CONNECT_ERRORS
 
 if TYPE_CHECKING:
     from proxy.frontend.session import ClientSession
@@ -156,6 +159,24 @@ async def _use_database(session: ClientSession, database: str, seq: int) -> bool
         return False
     try:
         conn = await backend_link.connection_for(session, node, login_database=database)
+    except BackendError as exc:
+        # The primary is not there although the snapshot says ONLINE (the first moments of a
+        # failover): evidence for the monitor; check the database on a replica, as above, else
+        # wait for a primary like a statement would (write buffering).
+        if exc.errno not in CONNECT_ERRORS or node is not topology.primary:
+            _deny(session, seq, exc.errno, str(exc), exc.sqlstate)
+            return False
+        connect_failed(session.app, node.name, exc)
+        other = session.app.topology.choose_replica(0.5) or await primary_after_wait(session.app)
+        if other is None:
+            _deny(session, seq, exc.errno, str(exc), exc.sqlstate)
+            return False
+        try:
+            conn = await backend_link.connection_for(session, other, login_database=database)
+        except BackendError as exc2:
+            _deny(session, seq, exc2.errno, str(exc2), exc2.sqlstate)
+            return False
+    try:
         name = database.encode("utf-8", "surrogateescape")  # the client's bytes, even if not UTF-8
         outcome, data = await conn.call_keep(Command.INIT_DB, name, ResponseKind.SIMPLE)
     except BackendError as exc:

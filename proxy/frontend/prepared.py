@@ -10,14 +10,26 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Final
 
-from proxy.backend.connection import BackendConnection
+from proxy.backend.connection import BackendConnection, BackendError
+from proxy.protocol.constants import Command
+from proxy.protocol.results import ResponseKind
 from proxy.protocol.statements import replace_stmt_id
 from proxy.router.statement import StatementInfo
 
-__all__ = ["BackendStatement", "PreparedStatement", "PreparedStatements", "rewrite_execute", "statement_id"]
+__all__ = [
+    "BackendStatement",
+    "PreparedStatement",
+    "PreparedStatements",
+    "backend_payload",
+    "prepare_on",
+    "rewrite_execute",
+    "statement_id",
+]
 
 _ID = struct.Struct("<I")
+_STMT_EXECUTE: Final = int(Command.STMT_EXECUTE)
 LAST_PREPARED = 0xFFFFFFFF  # MariaDB: "the statement prepared last" in a pipelined prepare+execute
 
 
@@ -86,6 +98,26 @@ class PreparedStatements:
 def statement_id(payload: bytes) -> int:
     """The statement id of a COM_STMT_* payload (command byte first)."""
     return int(_ID.unpack_from(payload, 1)[0])
+
+
+async def prepare_on(conn: BackendConnection, stmt: PreparedStatement) -> None:
+    """Prepare ``stmt`` on ``conn`` (a server where it was not prepared yet); BackendError with the
+    server's error code when it refuses."""
+    outcome, _ = await conn.call_keep(Command.STMT_PREPARE, stmt.sql, ResponseKind.PREPARE)
+    if not outcome.ok or outcome.prepare_ok is None:
+        raise BackendError(
+            f"rwproxy could not prepare the statement on {conn.node_name}", outcome.error_code or 1105
+        )
+    stmt.on[conn] = BackendStatement(int(_ID.unpack_from(outcome.prepare_ok, 1)[0]))
+
+
+def backend_payload(stmt: PreparedStatement, conn: BackendConnection, payload: bytes) -> bytes:
+    """A client's COM_STMT_* payload for ``conn``: its statement id there (and the parameter types
+    of COM_STMT_EXECUTE when that server has not seen them)."""
+    target = stmt.on[conn]
+    if payload[0] == _STMT_EXECUTE:
+        return rewrite_execute(payload, stmt, target)
+    return replace_stmt_id(payload, target.backend_id)
 
 
 def rewrite_execute(payload: bytes, stmt: PreparedStatement, target: BackendStatement) -> bytes:

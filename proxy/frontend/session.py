@@ -18,17 +18,28 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING, Final
 
 from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Result
-from proxy.frontend import backend_link, buffering, causal, commands, infile, multiplex, preauth, session_sets
+from proxy.frontend import (
+    backend_link,
+    buffering,
+    causal,
+    commands,
+    infile,
+    multiplex,
+    preauth,
+    send_path,
+    session_sets,
+)
 from proxy.frontend.handshake import run_handshake, run_reauth
+from proxy.frontend.prepared import backend_payload
 from proxy.frontend.tls import TlsTransport
 from proxy.latency import BOUNDS as _LATENCY_BOUNDS
 from proxy.protocol.constants import ErrorCode, ServerStatus
 from proxy.protocol.errors import PacketTooLarge, RemoteProtocolError
 from proxy.protocol.framing import PacketDecoder, frame
 from proxy.protocol.packets import make_err, make_ok
-from proxy.protocol.results import ResponseKind
 from proxy.router import sticky
 from proxy.router.digest import digest_text
+from proxy.router.fallback import waits_for_primary
 from proxy.router.policy import Route, RouteReason, Target, route
 from proxy.router.session_state import Consistency, SessionState
 from proxy.router.statement import Effect, StatementInfo
@@ -54,6 +65,7 @@ _RYW: Final = Consistency.READ_YOUR_WRITES
 _CAUSAL_WAIT: Final = RouteReason.CAUSAL_WAIT
 _perf_counter: Final = time.perf_counter
 _PRIMARY: Final = Target.PRIMARY
+_READ_TIMEOUT: Final = BadConnReason.READ_TIMEOUT
 _bisect: Final = bisect_left
 
 
@@ -103,6 +115,9 @@ class ClientSession:
         self.started = 0.0  # perf_counter() when the statement was sent (only when timed)
         self.mux: multiplex.Multiplexer | None = None  # None: multiplexing off (proxy.frontend.multiplex)
         self.unauthenticated = False  # counted in app.preauth (proxy.frontend.preauth)
+        # The replica read the read-timeout sweep saw in flight, and since when (check_read_timeout).
+        self.read_mark: commands.Request | None = None
+        self.read_since = 0.0
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -244,18 +259,53 @@ class ClientSession:
         self.finish_command()
 
     def failed(self, conn: BackendConnection, error: BackendError) -> None:
+        """The backend connection of the statement in flight was lost (or stopped: a read timeout)."""
         self.drop_connection(conn)
         if self.phase == _CLOSED:
             return
-        if self._relayed:
-            # Part of a response reached the client: its framing cannot be repaired.
-            log.warning("session %d: backend %s lost mid-response: %s", self.id, conn.node_name, error)
-            self.close()
-            return
+        timed_out = conn.bad is _READ_TIMEOUT
+        if timed_out:
+            error = BackendError(
+                f"rwproxy: the read on {conn.node_name} did not finish within "
+                f"{self.app.config.routing.replica_read_timeout_seconds:g} s "
+                "(routing.replica_read_timeout_seconds); it was stopped",
+                3024,
+            )
         if conn.node_name == self._primary_name():
             self.state.in_transaction = False
+        req = self.inflight
+        if self._relayed:
+            # Part of a response reached the client. Between rows an ERR packet ends it validly
+            # (the session goes on); inside a packet nothing can repair the framing: close.
+            seq = conn.err_sequence()
+            if seq is None or req is None:
+                log.warning("session %d: backend %s lost mid-response: %s", self.id, conn.node_name, error)
+                self.close()
+                return
+            message = str(error) if timed_out else f"rwproxy: {error} in the middle of the result"
+            self.app.stats.count_error(error.errno)
+            self.write_packet(make_err(error.errno, message, error.sqlstate, self.client_flags), seq)
+            self.finish_command()
+            return
+        if req is not None and send_path.retry_read(self, req, conn.node_name):
+            return
         self.reply_error(error.errno, str(error), error.sqlstate)
         self.finish_command()
+
+    def check_read_timeout(self, now: float, timeout: float) -> None:
+        """The read-timeout sweep's look at this session: see ``send_path.check_read_timeout``."""
+        send_path.check_read_timeout(self, now, timeout)
+
+    def resend(self, req: commands.Request) -> None:
+        """Send the statement in flight again on its (new) route: a retried read."""
+        self.active = None
+        self.read_mark = None
+        self.spawn(self._send_slow(req))
+
+    @property
+    def writing_paused(self) -> bool:
+        """The client reads slower than its backend sends (flow control)."""
+        return self._write_paused
 
     # -- the command loop --------------------------------------------------------------------
 
@@ -294,99 +344,115 @@ class ClientSession:
         if self.phase == _COMMAND and (self._read_paused or not self.decoder.empty):
             self._pump()
 
-    def send(
-        self,
-        r: Route,
-        payload: bytes,
-        kind: ResponseKind,
-        info: StatementInfo | None,
-        argument: bytes = b"",
-        after: commands.After | None = None,
-    ) -> None:
-        """Run one command on the routed server and relay its response."""
+    def send(self, req: commands.Request) -> None:
+        """The one send path: run ``req`` on its route (or where it must wait or fall back) and
+        relay the response. Text and prepared statements, write buffering, causal waits and the
+        replica fallback all go through here; the choices are pure (``proxy.router.fallback``)."""
+        r = req.route
         node = r.node
         app = self.app
-        app.stats.count_route(r)
+        respond = req.kind is not None
+        if respond:
+            app.stats.count_route(r)
         failover = app.failover
         if (
             failover is not None
             and r.target is _PRIMARY
             and (node is None or failover.buffer.active)
-            and buffering.may_wait(self)
+            and waits_for_primary(
+                r,
+                buffering=True,
+                buffer_active=failover.buffer.active,
+                in_transaction=self.state.in_transaction,
+                split_brain=bool(app.topology.split_brain),
+            )
         ):
-            self.busy = True
-            self._relayed = False
             # node=None: not counted as outstanding anywhere until it is rerouted.
-            self.inflight = commands.Inflight(info, argument, r.replace(node=None), after)
-            self.spawn(buffering.send_when_primary(self, payload, kind))
+            req.route = r.replace(node=None)
+            self._start(req, None)
+            self.spawn(self._send_slow(req, True))
             return
         if node is None:
-            self.reply_error(ErrorCode.ER_UNKNOWN_ERROR, buffering.no_primary_message(app, r), "HY000")
+            if respond:
+                self.reply_error(ErrorCode.ER_UNKNOWN_ERROR, buffering.no_primary_message(app, r), "HY000")
             return
+        if req.run is None and r.reason is not _CAUSAL_WAIT:
+            conn = self.conns.get(node.name)
+            if conn is not None and conn.bad is None and conn.applied_seq == self.state.replay_seq:
+                stmt = req.stmt
+                if stmt is None:
+                    # The usual case, inline (pure Python: each call counts): _start + _write.
+                    self.busy = True
+                    self._relayed = False
+                    self.inflight = req
+                    outstanding = app.outstanding
+                    if outstanding is not None:
+                        outstanding[node.name] += 1
+                    if self.timed:
+                        self.started = _perf_counter()
+                    self.active = conn
+                    if self._write_paused:
+                        self.hold(conn)
+                    payload = req.payload
+                    packet = self._raw_packet if payload is self._raw_payload else frame(payload, 0)
+                    conn.request(packet, req.kind, self)
+                    return
+                if conn in stmt.on:
+                    if respond:
+                        self._start(req, node)
+                    # else COM_STMT_SEND_LONG_DATA: no response, nothing in flight
+                    self._write(conn, req)
+                    return
+        self._start(req, node)
+        self.spawn(self._send_slow(req))
+
+    def _start(self, req: commands.Request, node: Node | None) -> None:
         self.busy = True
         self._relayed = False
-        self.inflight = commands.Inflight(info, argument, r, after)
-        outstanding = self.app.outstanding
-        if outstanding is not None:
-            outstanding[node.name] += 1
+        self.inflight = req
+        if node is not None:
+            outstanding = self.app.outstanding
+            if outstanding is not None:
+                outstanding[node.name] += 1
         if self.timed:
             self.started = _perf_counter()
-        if r.reason is _CAUSAL_WAIT:
-            self.spawn(self._send_causal(r, payload, kind))
-            return
-        conn = self.conns.get(node.name)
-        if conn is not None and conn.bad is None and conn.applied_seq == self.state.replay_seq:
-            self.active = conn
-            if self._write_paused:
-                self.hold(conn)
-            conn.request(self._raw_packet if payload is self._raw_payload else frame(payload, 0), kind, self)
-            return
-        self.spawn(self._send_slow(r, node, payload, kind))
 
-    async def _send_slow(
-        self, r: Route, node: Node, payload: bytes, kind: ResponseKind, *, may_wait: bool = True
-    ) -> None:
-        try:
-            conn = await self.connection_for(node)
-        except BackendError as exc:
-            primary = self.app.topology.primary
-            if may_wait and buffering.primary_down(self, r, exc):
-                await buffering.send_when_primary(self, payload, kind)
+    def _write(self, conn: BackendConnection, req: commands.Request) -> None:
+        stmt = req.stmt
+        payload = req.payload
+        if stmt is None:
+            packet = self._raw_packet if payload is self._raw_payload else frame(payload, 0)
+        else:
+            packet = frame(backend_payload(stmt, conn, payload), 0)
+            if req.kind is None:
+                stmt.long_data_conn = conn
+                conn.request(packet, None, None)
                 return
-            if r.target is Target.REPLICA and primary is not None and primary.online:
-                self.app.stats.replica_fallbacks += 1
-                log.info("session %d: replica %s unusable (%s); using the primary", self.id, node.name, exc)
-                try:
-                    conn = await self.connection_for(primary)
-                except BackendError as exc2:
-                    self.fail_statement(exc2)
-                    return
-            else:
-                self.fail_statement(exc)
-                return
-        if self.phase == _CLOSED:
-            return
         self.active = conn
         if self._write_paused:
             self.hold(conn)
-        conn.request(frame(payload, 0), kind, self)
-        session_sets.pipeline(self)  # an evaluated SET: its read-back right behind it
+        conn.request(packet, req.kind, self)
+        if stmt is None:
+            session_sets.pipeline(self)  # an evaluated SET: its read-back right behind it
 
-    async def _send_causal(self, r: Route, payload: bytes, kind: ResponseKind) -> None:
-        r = await causal.resolve(self, r)
-        self.reroute(r)
-        if r.node is None:
-            self.fail_statement(BackendError(f"rwproxy: {RouteReason.NO_PRIMARY.value}", 2013))
+    async def _send_slow(self, req: commands.Request, wait: bool = False) -> None:
+        conn = await self.connect_routed(req, wait)
+        if conn is None or self.phase == _CLOSED:
             return
-        await self._send_slow(r, r.node, payload, kind)
+        run = req.run
+        if run is not None:
+            await run(conn)
+            return
+        self._write(conn, req)
+        if req.kind is None:
+            self.finish_command()
 
-    async def send_routed(self, r: Route, payload: bytes, kind: ResponseKind) -> None:
-        """Send the statement in flight on ``r`` (already rerouted), without waiting again."""
-        assert r.node is not None
-        await self._send_slow(r, r.node, payload, kind, may_wait=False)
+    async def connect_routed(self, req: commands.Request, wait: bool = False) -> BackendConnection | None:
+        """A connection for ``req`` (the statement in flight), see ``send_path.connect_routed``."""
+        return await send_path.connect_routed(self, req, wait)
 
     def reroute(self, r: Route) -> None:
-        """The statement in flight now runs on ``r`` (after a causal wait or buffering)."""
+        """The statement in flight now runs on ``r`` (after a causal wait, buffering or a fallback)."""
         inflight = self.inflight
         if inflight is None or inflight.route is r:
             return
@@ -399,10 +465,13 @@ class ClientSession:
         inflight.route = r
 
     def fail_statement(self, exc: BackendError) -> None:
-        """The statement in flight cannot run: tell the client, go on with the next one."""
+        """The statement in flight cannot run: tell the client (when the command has a response),
+        go on with the next one."""
         if self.phase == _CLOSED:
             return
-        self.reply_error(exc.errno, str(exc), exc.sqlstate)
+        inflight = self.inflight
+        if inflight is None or inflight.kind is not None:
+            self.reply_error(exc.errno, str(exc), exc.sqlstate)
         self.finish_command()
 
     async def connection_for(self, node: Node) -> BackendConnection:

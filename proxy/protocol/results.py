@@ -30,6 +30,8 @@ _CURSOR = int(ServerStatus.CURSOR_EXISTS)
 # Keep at most this much of a terminal packet (OK/ERR/EOF/prepare-OK); longer ones are truncated
 # for inspection (the relay still forwards all bytes).
 _KEEP_LIMIT = 64 * 1024
+# A row split across reads is held back by the relay (see ``tail``) only when smaller than this.
+_HOLD_LIMIT = 1 << 20
 
 
 class ScanError(Exception):
@@ -73,6 +75,16 @@ def _read_lenenc(buf: bytes, pos: int) -> tuple[int, int]:
     raise ScanError(f"invalid length-encoded integer prefix 0x{b:02x}")
 
 
+def _last_sequence(data: bytes, pos: int) -> int:
+    """The sequence id of the last whole packet header in ``data`` walking from ``pos`` (-1: none)."""
+    n = len(data)
+    last = -1
+    while pos + 4 <= n:
+        last = data[pos + 3]
+        pos += 4 + (data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16)
+    return last
+
+
 class ResultScanner:
     """Incremental scanner for one response. Reuse with ``start()`` for the next command.
 
@@ -87,6 +99,8 @@ class ResultScanner:
 
     __slots__ = (
         "_capabilities",
+        "_chunk",
+        "_chunk_start",
         "_cols_pending",
         "_deprecate_eof",
         "_fresh",
@@ -96,6 +110,8 @@ class ResultScanner:
         "_left",
         "_need_first",
         "_phase",
+        "_prev_chunk",
+        "_prev_start",
         "_remaining_defs",
         "_skip_frame_continuation",
         "done",
@@ -105,6 +121,7 @@ class ResultScanner:
         "prepare_ok",
         "result_sets",
         "status_flags",
+        "tail",
         "terminal",
     )
 
@@ -112,6 +129,15 @@ class ResultScanner:
         self._capabilities = capabilities
         self._deprecate_eof = bool(capabilities & Capability.DEPRECATE_EOF)
         self.kind = ResponseKind.SIMPLE
+        self._chunk = b""  # the last chunk fed to the incremental scanner ...
+        self._chunk_start = 0  # ... and where its first whole packet starts (see err_sequence)
+        self._prev_chunk = b""  # the same for the chunk before
+        self._prev_start = 0
+        # Bytes at the end of the last chunk that start a row not yet whole (0: none; -1: the
+        # whole chunk continues a row begun in an earlier chunk): the relay may hold them back so
+        # that the client only ever has whole rows, and an ERR packet can still end the result if
+        # the backend dies (see BackendConnection.data_received).
+        self.tail = 0
         self.start(ResponseKind.SIMPLE)
 
     def start(self, kind: ResponseKind) -> None:
@@ -170,11 +196,18 @@ class ResultScanner:
             self._begin()
         n = len(data)
         pos = 0
+        self.tail = 0
         # Finish a packet started in an earlier chunk.
         if self._left or self._need_first or self._header:
             pos = self._resume(data)
             if self.done or pos >= n:
+                if self._phase == _ROWS and (self._left or self._need_first or self._header):
+                    self.tail = -1  # all of it continues a row begun before
                 return pos
+        self._prev_chunk = self._chunk
+        self._prev_start = self._chunk_start
+        self._chunk = data
+        self._chunk_start = pos
         deprecate_eof = self._deprecate_eof
         while pos + 4 <= n:
             length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
@@ -205,6 +238,8 @@ class ResultScanner:
                 self._need_first = True
                 self._left = length
                 self._skip_frame_continuation = length == _MAX_FRAME
+                if self._phase == _ROWS and length < _HOLD_LIMIT:
+                    self.tail = n - pos
                 return n
             else:
                 first = data[body]
@@ -219,6 +254,8 @@ class ResultScanner:
                 end = body + length
                 if end > n:
                     self._left = end - n
+                    if length < _HOLD_LIMIT:
+                        self.tail = n - pos
                     return n
                 pos = end
                 continue
@@ -230,6 +267,8 @@ class ResultScanner:
                 self._append_keep(data[body:stop])
                 if stop < end:
                     self._left = end - stop
+                    if self._phase == _ROWS:  # a terminator not yet whole
+                        self.tail = n - pos
                     return n
                 if not self._skip_frame_continuation:
                     self._packet_complete()
@@ -241,8 +280,41 @@ class ResultScanner:
                 return pos
         if pos < n:
             self._header = bytes(data[pos:n])
+            if self._phase == _ROWS:
+                self.tail = n - pos
             return n
         return pos
+
+    @property
+    def in_rows(self) -> bool:
+        """Between the column definitions and the end of a result set (text or binary rows)."""
+        return self._phase == _ROWS and not self.done
+
+    def err_sequence(self) -> int | None:
+        """The sequence id of an ERR packet that would end this response validly now, else None.
+
+        Only between two packets of the rows of a result set (text or binary): an ERR packet is a
+        valid terminator there (also when only part of the next packet's header arrived: the relay
+        held it back, see ``tail``). Inside a packet, in column definitions or before anything was
+        scanned it is not. Costs nothing while scanning: the last chunks' headers are walked here,
+        once, when the backend is gone."""
+        if (
+            self.done
+            or self._fresh
+            or self._phase != _ROWS
+            or self._left
+            or self._need_first
+            or self._skip_frame_continuation
+        ):
+            return None
+        return self.next_sequence()
+
+    def next_sequence(self) -> int | None:
+        """The sequence id after the last packet header seen whole (None: not in the last two chunks)."""
+        last = _last_sequence(self._chunk, self._chunk_start)
+        if last < 0:
+            last = _last_sequence(self._prev_chunk, self._prev_start)
+        return None if last < 0 else (last + 1) & 0xFF
 
     # -- internals ---------------------------------------------------------------------------
 

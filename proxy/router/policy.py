@@ -21,6 +21,7 @@ __all__ = [
     "Strategy",
     "Target",
     "choose_replica",
+    "pick_replica",
     "primary_route",
     "route",
 ]
@@ -63,6 +64,9 @@ class RouteReason(enum.Enum):
     NO_REPLICA_ERROR = "no replica is usable and routing.on_no_replica = 'error'"
     NO_PRIMARY = "no primary is known"
     SPLIT_BRAIN = "several servers are writable at once: writes are refused until only one is"
+    # Set by proxy.router.fallback when the routed server could not serve the statement.
+    REPLICA_RETRY = "the chosen replica could not serve the read: another replica serves it"
+    REPLICA_UNREACHABLE = "the chosen replica could not serve the read: the primary serves it"
 
 
 # Primary reasons that a replica hint or rule may not override: moving them would change results.
@@ -246,7 +250,7 @@ def _no_replica(
     return Route(Target.REPLICA, None, RouteReason.NO_REPLICA_ERROR)
 
 
-def _pick(options: PolicyOptions, candidates: tuple[Node, ...], rand: float) -> Node | None:
+def pick_replica(options: PolicyOptions, candidates: tuple[Node, ...], rand: float) -> Node | None:
     """One of ``candidates`` (usable replicas) by the configured strategy."""
     if not candidates:
         return None
@@ -262,7 +266,7 @@ def _pick(options: PolicyOptions, candidates: tuple[Node, ...], rand: float) -> 
 def _by_strategy(
     topology: Topology, options: PolicyOptions, reason: RouteReason, candidates: tuple[Node, ...], rand: float
 ) -> Route:
-    node = _pick(options, candidates, rand)
+    node = pick_replica(options, candidates, rand)
     if node is not None:
         return Route(_REPLICA, node, reason)
     return _no_replica(topology, options)
@@ -273,7 +277,7 @@ def _within_lag(topology: Topology, options: PolicyOptions, max_lag: float, rand
     candidates = tuple(
         n for n in topology.eligible_replicas() if n.lag_seconds is not None and n.lag_seconds <= max_lag
     )
-    node = _pick(options, candidates, rand)
+    node = pick_replica(options, candidates, rand)
     if node is not None:
         return Route(_REPLICA, node, _READ)
     return _no_replica(topology, options, RouteReason.NO_REPLICA_WITHIN_LAG)
@@ -297,7 +301,7 @@ def _causal(
             return _to_primary(topology.primary, RouteReason.CAUSAL_NO_WAIT)
     applied = tuple(n for n in candidates if n.gtid is not None and _covers(n, gtid))
     if applied:
-        node = _pick(options, applied, rand)
+        node = pick_replica(options, applied, rand)
         return Route(_REPLICA, node, RouteReason.CAUSAL_APPLIED)
     return Route(_REPLICA, min(candidates, key=_lag_key), RouteReason.CAUSAL_WAIT)
 

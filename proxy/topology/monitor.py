@@ -105,6 +105,7 @@ class _Slot:
     flavor: Flavor | None = None
     task: asyncio.Task[None] | None = None
     relogin: bool = False  # the monitor credentials changed: reconnect before the next check
+    suspect_at: float | None = None  # a session could not connect at this time (report_unreachable)
 
 
 class Monitor:
@@ -218,6 +219,19 @@ class Monitor:
         slot = self._slots.get(server_name)
         if slot is not None:
             slot.wake.set()
+
+    def report_unreachable(self, server_name: str) -> None:
+        """A session could not connect to ``server_name``: evidence. Check it now, and call it
+        ``suspected`` until a check that started after this report has ended."""
+        slot = self._slots.get(server_name)
+        if slot is not None:
+            slot.suspect_at = self._clock()
+            slot.wake.set()
+
+    def suspected(self, server_name: str) -> bool:
+        """A connect failure was reported and no check has looked at the server since."""
+        slot = self._slots.get(server_name)
+        return slot is not None and slot.suspect_at is not None
 
     # -- failover support (proxy.failover.controller) -----------------------------------------
 
@@ -345,6 +359,8 @@ class Monitor:
                 slot.wake.clear()
                 try:
                     result = await self._check(slot)
+                    if slot.suspect_at is not None and started > slot.suspect_at:
+                        slot.suspect_at = None  # this check saw the server after the report
                     self._record(slot, result, started)
                 except Exception:  # a bug here must not stop monitoring this server
                     log.exception("monitor: check of %s failed unexpectedly", slot.server.name)
@@ -366,13 +382,15 @@ class Monitor:
             close_quietly(slot.conn)
             slot.conn = None
         if slot.conn is None:
+            # A failing server may be hung (accepts TCP, never answers): a shorter connect timeout.
+            timeout = s.connect_timeout_seconds
+            if slot.health.failing and slot.health.checks:
+                timeout = min(timeout, s.failing_connect_timeout_seconds or s.check_timeout_seconds)
             try:
                 server = slot.server
-                slot.conn = await self._connect(server.name, server.host, server.port)
+                slot.conn = await self._connect(server.name, server.host, server.port, timeout)
             except TimeoutError:
-                return ProbeResult.failed(
-                    f"connect timed out after {s.connect_timeout_seconds:g} s", self._clock()
-                )
+                return ProbeResult.failed(f"connect timed out after {timeout:g} s", self._clock())
             except Exception as exc:
                 return ProbeResult.failed(f"cannot connect: {describe_error(exc)}", self._clock())
             slot.stats.connects += 1
@@ -452,7 +470,9 @@ class Monitor:
         """The writer's own connection, with the monitor's credentials."""
         return await self._connect(node.name, node.host, node.port)
 
-    async def _connect(self, name: str, host: str, port: int) -> aiomysql.Connection:
+    async def _connect(
+        self, name: str, host: str, port: int, timeout: float | None = None
+    ) -> aiomysql.Connection:
         """A monitor connection: [monitor] credentials, or [backend] ones (env, secret, IAM token)."""
         user, password, require_tls = self.user, self._password, False
         if self.credentials is not None:
@@ -465,7 +485,7 @@ class Monitor:
             port,
             user,
             password,
-            timeout=self.settings.connect_timeout_seconds,
+            timeout=timeout or self.settings.connect_timeout_seconds,
             ssl=self._ssl,
             require_tls=require_tls,
         )

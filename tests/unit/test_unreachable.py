@@ -1,0 +1,29 @@
+"""proxy.frontend.unreachable: connect failures logged once per server per episode, the rest counted."""
+
+from __future__ import annotations
+
+from proxy.frontend.unreachable import ConnectFailures
+from proxy.topology.model import Node, NodeState, Role, Topology
+
+
+def _topology(r1: NodeState) -> Topology:
+    return Topology(
+        (
+            Node("db1", "h", 1, Role.PRIMARY),
+            Node("r1", "h", 2, Role.REPLICA, state=r1),
+            Node("r2", "h", 3, Role.REPLICA),
+        )
+    )
+
+
+def test_once_per_server_per_episode() -> None:
+    f = ConnectFailures()
+    assert [f.note("r1") for _ in range(5)] == [True, False, False, False, False]
+    assert f.note("r2") is True  # another server: its own episode
+    f.on_topology(_topology(NodeState.ONLINE))  # still ONLINE: the same episode
+    assert f.note("r1") is False
+    f.on_topology(_topology(NodeState.OFFLINE))  # the monitor took over
+    assert f.note("r1") is False  # a statement routed there just before: counted only
+    f.on_topology(_topology(NodeState.ONLINE))  # back: the episode ended
+    assert f.note("r1") is True
+    assert f.counts == {"r1": 8, "r2": 1}

@@ -171,7 +171,8 @@ def test_client_killed_mid_result_releases_backend(proxy, cluster, connect) -> N
 
     c = RawClient(proxy.host, proxy.port)
     c.login(cluster.app_user, cluster.app_password)
-    c.send(b"\x03SELECT seq, REPEAT('x', 200) FROM seq_1_to_2000000", 0)
+    # Qualified: the session has no default database (it used to inherit a pooled connection's).
+    c.send(f"\x03SELECT seq, REPEAT('x', 200) FROM {cluster.database}.seq_1_to_2000000".encode(), 0)
     c.sock.recv(1024)  # the result has started
     assert sum(checked_out().values()) >= 1
     closed_before = app.pool.stats.closed

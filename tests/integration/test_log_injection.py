@@ -12,7 +12,7 @@ import pytest
 
 from proxy.demo import demo_config_text
 from proxy.devcluster import Cluster, free_port
-from tests.support.proxy_child import ProxyProcess
+from tests.support.proxy_process import ProxyProcess
 
 pytestmark = pytest.mark.cluster
 

@@ -23,7 +23,7 @@ from proxy.protocol.constants import Capability
 from proxy.protocol.framing import PacketDecoder, frame, frame_header
 from proxy.protocol.packets import parse_err
 from tests.support.proxy import ProxyThread
-from tests.support.proxy_child import ProxyProcess
+from tests.support.proxy_process import ProxyProcess
 
 pytestmark = pytest.mark.cluster
 

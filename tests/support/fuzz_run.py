@@ -29,7 +29,7 @@ import pymysql
 from proxy.demo import demo_config_text
 from proxy.devcluster import free_port
 from tests.support.fuzz import FuzzStats, FuzzTarget, run_fuzz
-from tests.support.proxy_child import ProxyProcess
+from tests.support.proxy_process import ProxyProcess
 
 __all__ = ["RSS_BOUND", "FuzzReport", "fuzz_proxy"]
 

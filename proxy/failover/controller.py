@@ -12,8 +12,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from proxy.coordination.hooks import coordination_guard, coordination_publish, coordination_refuses
@@ -21,6 +19,8 @@ from proxy.failover import sql
 from proxy.failover.actions import ActionError, Admin
 from proxy.failover.buffer import WriteBuffer, drain_sessions
 from proxy.failover.decision import Candidate, ReplicaView, choose_candidate, may_rejoin, primary_is_dead
+from proxy.failover.report import FailoverStats, run_role_change
+from proxy.failover.report import step as _step
 from proxy.failover.semisync import SemiSyncRoles, read_semi_sync
 from proxy.topology.model import Node, Topology
 from proxy.topology.probe import Flavor
@@ -38,16 +38,6 @@ SEMI_SYNC_EVERY = 5.0  # seconds between two reads of the primary's semi-sync st
 
 class SwitchoverError(Exception):
     """A switchover was refused or failed (the message says why; the old primary is kept)."""
-
-
-@dataclass(slots=True)
-class FailoverStats:
-    failovers: Counter[str] = field(default_factory=Counter)  # by result: ok / failed
-    switchovers: Counter[str] = field(default_factory=Counter)
-    last_duration_seconds: float | None = None  # of the last failover or switchover
-    last: dict[str, Any] | None = None  # report of the last failover/switchover
-    fenced: dict[str, str] = field(default_factory=dict)  # server -> why it is kept out
-    semi_sync: dict[str, Any] = field(default_factory=dict)  # primary's: enabled, clients
 
 
 class FailoverController:
@@ -195,25 +185,27 @@ class FailoverController:
         async with self._lock:
             started = time.monotonic()
             self._last_failover = started
-            self.buffer.hold(f"failover from {old} in progress")
             report: dict[str, Any] = {"kind": "failover", "from": old, "reason": why, "steps": []}
             log.warning("failover: primary %s is down: %s; promoting a replica", old, why)
-            try:
+
+            async def body() -> None:
                 new = await self._promote_best(old, report)
                 report["to"] = new
                 await self._wait_primary(new)
-                self.stats.failovers["ok"] += 1
-                report["result"] = "ok"
-            except ActionError as exc:
-                self.stats.failovers["failed"] += 1
-                report["result"] = f"failed: {exc}"
+
+            async def on_failure(exc: ActionError) -> None:
                 log.error("failover: failed: %s (the buffered statements will time out)", exc)
-            finally:
-                self.buffer.release()
-                report["seconds"] = round(time.monotonic() - started, 3)
-                self._semi_sync_changed(report)
-                self.stats.last_duration_seconds = report["seconds"]
-                self.stats.last = report
+
+            await run_role_change(
+                self,
+                report,
+                results=self.stats.failovers,
+                seconds_key="seconds",
+                started=started,
+                hold=f"failover from {old} in progress",
+                body=body,
+                on_failure=on_failure,
+            )
             log.info("failover: %s in %.3f s", report["result"], report["seconds"])
             return report
 
@@ -256,13 +248,19 @@ class FailoverController:
             if health is None or health.failing:
                 _step(report, f"{other.name} unreachable: repoint it to {node.name} when it is back")
                 continue
-            try:
-                await self._repoint(other, node, old_primary=False)
-                _step(report, f"repointed {other.name} to {node.name}")
-            except ActionError as exc:
-                self.monitor.repointing([other.name], None)
-                _step(report, f"could not repoint {other.name}: {exc}")
+            await self._repoint_step(report, other, node, old_primary=False)
         return node.name
+
+    async def _repoint_step(
+        self, report: dict[str, Any], other: Node, primary: Node, *, old_primary: bool
+    ) -> None:
+        """Repoint ``other`` to ``primary``; either way a report step (no repoint expected on failure)."""
+        try:
+            await self._repoint(other, primary, old_primary=old_primary)
+            _step(report, f"repointed {other.name} to {primary.name}")
+        except ActionError as exc:
+            self.monitor.repointing([other.name], None)
+            _step(report, f"could not repoint {other.name}: {exc}")
 
     async def _repoint(self, replica: Node, primary: Node, *, old_primary: bool) -> None:
         cfg = self.cfg
@@ -361,9 +359,10 @@ class FailoverController:
             report: dict[str, Any] = {"kind": "switchover", "from": old.name, "to": target.name, "steps": []}
             log.info("switchover: %s -> %s", old.name, target.name)
             await self.semi.read_from(old, await self._flavor(old))  # before writes wait
-            self.buffer.hold(f"switchover from {old.name} to {target.name} in progress")
             demoted = False
-            try:
+
+            async def body() -> None:
+                nonlocal demoted
                 open_txns = await drain_sessions(self.app.sessions, old.name, self.cfg.drain_timeout_seconds)
                 _step(report, f"new writes buffered; {open_txns} transaction(s) still open after the drain")
                 flavor = await self._flavor(old)
@@ -395,18 +394,10 @@ class FailoverController:
                 for other in topology.nodes:
                     if other.name == target.name:
                         continue
-                    try:
-                        await self._repoint(other, target, old_primary=other.name == old.name)
-                        _step(report, f"repointed {other.name} to {target.name}")
-                    except ActionError as exc:
-                        self.monitor.repointing([other.name], None)
-                        _step(report, f"could not repoint {other.name}: {exc}")
+                    await self._repoint_step(report, other, target, old_primary=other.name == old.name)
                 await self._wait_primary(target.name)
-                self.stats.switchovers["ok"] += 1
-                report["result"] = "ok"
-            except ActionError as exc:
-                self.stats.switchovers["failed"] += 1
-                report["result"] = f"failed: {exc}"
+
+            async def on_failure(exc: ActionError) -> None:
                 log.error("switchover: failed: %s", exc)
                 if (
                     demoted
@@ -418,12 +409,17 @@ class FailoverController:
                             old.host, old.port, sql.read_only(await self._flavor(old), False)
                         )
                         _step(report, f"{old.name} writable again (switchover undone)")
-            finally:
-                self.buffer.release()
-                report["write_pause_seconds"] = round(time.monotonic() - started, 3)
-                self._semi_sync_changed(report)
-                self.stats.last_duration_seconds = report["write_pause_seconds"]
-                self.stats.last = report
+
+            await run_role_change(
+                self,
+                report,
+                results=self.stats.switchovers,
+                seconds_key="write_pause_seconds",
+                started=started,
+                hold=f"switchover from {old.name} to {target.name} in progress",
+                body=body,
+                on_failure=on_failure,
+            )
             log.info("switchover: %s, writes paused %.3f s", report["result"], report["write_pause_seconds"])
             if report["result"] != "ok":
                 raise SwitchoverError(report["result"])
@@ -542,8 +538,3 @@ class FailoverController:
         if key not in self._said:
             self._said.add(key)
             log.log(level, message)
-
-
-def _step(report: dict[str, Any], text: str) -> None:
-    report["steps"].append(text)
-    log.info("failover: %s", text)

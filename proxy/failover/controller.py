@@ -1,7 +1,8 @@
 """FailoverController: watches the topology, promotes a replica when the primary is really dead
 (``failover.mode = "promote"``), asks AWS to (``"rds"``), fences an old primary that comes back,
 and runs planned switchovers. One failover or switchover at a time; statements that need the
-primary wait in the ``WriteBuffer`` meanwhile.
+primary wait in the ``WriteBuffer`` meanwhile. The switchover's steps are in ``switchover``, the AWS
+failover's in ``rds``, the report/timing/stats both share in ``report``.
 
 Every step is logged at INFO (one line each) and kept in ``FailoverStats`` (metrics, /status).
 """
@@ -17,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 from proxy.coordination.hooks import coordination_guard, coordination_publish, coordination_refuses
 from proxy.failover import sql
 from proxy.failover.actions import ActionError, Admin
-from proxy.failover.buffer import WriteBuffer, drain_sessions
+from proxy.failover.buffer import WriteBuffer
 from proxy.failover.decision import Candidate, ReplicaView, choose_candidate, may_rejoin, primary_is_dead
+from proxy.failover.rds import rds_failover
 from proxy.failover.report import FailoverStats, run_role_change
 from proxy.failover.report import step as _step
 from proxy.failover.semisync import SemiSyncRoles, read_semi_sync
+from proxy.failover.switchover import SwitchoverError, run_switchover
 from proxy.topology.model import Node, Topology
 from proxy.topology.probe import Flavor
 
@@ -34,10 +37,6 @@ __all__ = ["FailoverController", "FailoverStats", "SwitchoverError"]
 log = logging.getLogger(__name__)
 
 SEMI_SYNC_EVERY = 5.0  # seconds between two reads of the primary's semi-sync state
-
-
-class SwitchoverError(Exception):
-    """A switchover was refused or failed (the message says why; the old primary is kept)."""
 
 
 class FailoverController:
@@ -174,7 +173,7 @@ class FailoverController:
             )
             return
         if self.mode == "rds":
-            await self._rds_failover(primary, why)
+            await rds_failover(self, primary, why)
         else:
             await self.failover(primary.name, why)
 
@@ -337,156 +336,7 @@ class FailoverController:
     async def switchover(self, to: str | None = None) -> dict[str, Any]:
         """Planned: buffer writes, let open transactions finish, old primary read-only, wait until
         the candidate has everything, promote it, repoint the others and the old primary, release."""
-        if self.mode == "rds":
-            raise SwitchoverError('switchover with failover.mode = "rds" is AWS\'s (FailoverDBCluster)')
-        fixed = [s.name for s in self.app.config.servers if s.role != "auto"]
-        if fixed:
-            raise SwitchoverError(
-                f'switchover moves the primary role: servers {", ".join(fixed)} need role = "auto"'
-            )
-        if self.in_progress:
-            raise SwitchoverError("a failover or switchover is already running")
-        refused = coordination_refuses(self.app)
-        if refused is not None:
-            raise SwitchoverError(f"switchover refused: {refused}")
-        async with self._lock:
-            topology = self.app.topology
-            old = topology.primary
-            if old is None or not old.online:
-                raise SwitchoverError("there is no ONLINE primary to switch over from")
-            target = self._switchover_target(topology, to)
-            started = time.monotonic()
-            report: dict[str, Any] = {"kind": "switchover", "from": old.name, "to": target.name, "steps": []}
-            log.info("switchover: %s -> %s", old.name, target.name)
-            await self.semi.read_from(old, await self._flavor(old))  # before writes wait
-            demoted = False
-
-            async def body() -> None:
-                nonlocal demoted
-                open_txns = await drain_sessions(self.app.sessions, old.name, self.cfg.drain_timeout_seconds)
-                _step(report, f"new writes buffered; {open_txns} transaction(s) still open after the drain")
-                flavor = await self._flavor(old)
-                await coordination_guard(self.app, f"switchover: {old.name} read_only = ON")
-                await self.admin.run(old.host, old.port, sql.read_only(flavor, True))
-                demoted = True
-                position = str(
-                    await self.admin.scalar(old.host, old.port, sql.written_position_sql(flavor)) or ""
-                )
-                _step(report, f"{old.name} read_only = ON at {position or '-'}")
-                tflavor = await self._flavor(target)
-                if not await self.admin.wait_applied(
-                    target.host, target.port, tflavor, position, self.cfg.catchup_timeout_seconds
-                ):
-                    raise ActionError(
-                        f"{target.name} did not catch up within {self.cfg.catchup_timeout_seconds:g} s"
-                    )
-                _step(report, f"{target.name} applied everything")
-                await coordination_guard(self.app, f"switchover: promote {target.name}")
-                promoted_at = await self.admin.promote(
-                    target.host, target.port, tflavor, self.cfg.catchup_timeout_seconds
-                )
-                await self.semi.promoted(target, tflavor)
-                others = [n.name for n in topology.nodes if n.name != target.name]
-                self.monitor.repointing(others, target.name, demoted=old.name)
-                self.monitor.promoted(target.name, f"switchover from {old.name}")
-                _step(report, f"promoted {target.name} at {promoted_at or '-'}")
-                await coordination_publish(self.app, report, target.name, old.name, promoted_at)
-                for other in topology.nodes:
-                    if other.name == target.name:
-                        continue
-                    await self._repoint_step(report, other, target, old_primary=other.name == old.name)
-                await self._wait_primary(target.name)
-
-            async def on_failure(exc: ActionError) -> None:
-                log.error("switchover: failed: %s", exc)
-                if (
-                    demoted
-                    and self.app.topology.primary is not None
-                    and self.app.topology.primary.name == old.name
-                ):
-                    with contextlib.suppress(ActionError):
-                        await self.admin.run(
-                            old.host, old.port, sql.read_only(await self._flavor(old), False)
-                        )
-                        _step(report, f"{old.name} writable again (switchover undone)")
-
-            await run_role_change(
-                self,
-                report,
-                results=self.stats.switchovers,
-                seconds_key="write_pause_seconds",
-                started=started,
-                hold=f"switchover from {old.name} to {target.name} in progress",
-                body=body,
-                on_failure=on_failure,
-            )
-            log.info("switchover: %s, writes paused %.3f s", report["result"], report["write_pause_seconds"])
-            if report["result"] != "ok":
-                raise SwitchoverError(report["result"])
-            return report
-
-    def _switchover_target(self, topology: Topology, to: str | None) -> Node:
-        if to is not None:
-            node = topology.by_name.get(to)
-            if node is None:
-                raise SwitchoverError(f"unknown server {to!r}")
-            if node is topology.primary:
-                raise SwitchoverError(f"{to} is already the primary")
-            if not node.online:
-                raise SwitchoverError(f"{to} is not ONLINE ({node.state.value}, {node.reason})")
-            return node
-        online = [n for n in topology.replicas if n.online]
-        if not online:
-            raise SwitchoverError("no ONLINE replica to switch over to")
-        return min(online, key=lambda n: n.lag_seconds if n.lag_seconds is not None else float("inf"))
-
-    # -- rds ---------------------------------------------------------------------------------
-
-    async def _rds_failover(self, primary: Node, why: str) -> None:
-        async with self._lock:
-            self._last_failover = time.monotonic()
-            self.buffer.hold(f"AWS failover from {primary.name} in progress")
-            try:
-                actions = self._rds_actions()
-                cluster = self.app.config.topology_source.cluster_id
-                if actions is None or cluster is None:
-                    log.warning(
-                        "failover: primary %s is down (%s); waiting for AWS to fail over", primary.name, why
-                    )
-                else:
-                    log.warning(
-                        "failover: primary %s is down (%s); FailoverDBCluster %s", primary.name, why, cluster
-                    )
-                    from proxy.discovery.rds_actions import RdsActionError
-
-                    await coordination_guard(self.app, f"FailoverDBCluster {cluster}")
-                    try:
-                        await actions.failover_db_cluster(cluster)
-                    except RdsActionError as exc:
-                        # Aurora fails over by itself when its writer dies and then refuses another
-                        # request (InvalidDBClusterStateFault): keep waiting for the new writer.
-                        log.warning("failover: %s; waiting for AWS to fail over by itself", exc)
-                deadline = time.monotonic() + self.cfg.buffer_timeout_seconds
-                while time.monotonic() < deadline and not self.primary_ready():
-                    await asyncio.sleep(0.05)
-                self.stats.failovers["ok" if self.primary_ready() else "failed"] += 1
-            except Exception as exc:  # RdsActionError and boto errors
-                self.stats.failovers["failed"] += 1
-                log.error("failover: AWS failover failed: %s", exc)
-            finally:
-                self.buffer.release()
-
-    def _rds_actions(self) -> Any:
-        aws = getattr(self.app, "aws", None)
-        if aws is None or aws.clients is None:
-            return None
-        from proxy.discovery.rds_actions import RdsActions
-
-        return RdsActions(
-            aws.clients,
-            discovery=aws.discovery,
-            allow_promote_read_replica=self.app.config.topology_source.promote_read_replica,
-        )
+        return await run_switchover(self, to)
 
     # -- semi-sync ----------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@
 One asyncio task per server, each with its own monitor connection (never a client's), reconnecting
 after any failed check. Every ``interval_seconds`` a task checks its server (``probe.probe``), feeds
 the result to the server's ``ServerHealth`` and rebuilds the nodes of all servers
-(``health.build_nodes``). When any node differs from the last published snapshot (state, reason,
+(``election.build_nodes``). When any node differs from the last published snapshot (state, reason,
 role, lag), a NEW immutable ``Topology`` with ``version + 1`` is handed to ``on_topology``; nothing is
 published for a check that changed nothing. Nothing is published before every server has been
 checked once.
@@ -31,13 +31,8 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from proxy.topology.health import (
-    ProbeResult,
-    ServerHealth,
-    ServerView,
-    build_nodes,
-    role_mismatch,
-)
+from proxy.topology.election import ServerView, build_nodes
+from proxy.topology.health import ProbeResult, ServerHealth, role_mismatch
 from proxy.topology.heartbeat_io import Heartbeat
 from proxy.topology.model import Node, NodeState, Topology
 from proxy.topology.monitor_state import ServerStats, Slot, configured_role, health_policy, note_changes

@@ -6,4 +6,7 @@ advanced replica, fencing of an old primary, write buffering while the primary m
     buffer.py      statements that need the primary wait here while it moves
     actions.py     the I/O: promote, repoint, fence, positions (aiomysql side connections)
     controller.py  FailoverController: watches the topology, runs failovers and switchovers
+    switchover.py  the planned switchover's steps (and its undo)
+    rds.py         failover.mode = "rds": FailoverDBCluster, or wait for AWS
+    report.py      what both share: the report, its steps, timing, result count, FailoverStats
 """

@@ -1,7 +1,8 @@
 """FailoverController: watches the topology, promotes a replica when the primary is really dead
 (``failover.mode = "promote"``), asks AWS to (``"rds"``), fences an old primary that comes back,
 and runs planned switchovers. One failover or switchover at a time; statements that need the
-primary wait in the ``WriteBuffer`` meanwhile.
+primary wait in the ``WriteBuffer`` meanwhile. The switchover's steps are in ``switchover``, the AWS
+failover's in ``rds``, the report/timing/stats both share in ``report``.
 
 Every step is logged at INFO (one line each) and kept in ``FailoverStats`` (metrics, /status).
 """
@@ -12,16 +13,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from proxy.coordination.hooks import coordination_guard, coordination_publish, coordination_refuses
 from proxy.failover import sql
 from proxy.failover.actions import ActionError, Admin
-from proxy.failover.buffer import WriteBuffer, drain_sessions
+from proxy.failover.buffer import WriteBuffer
 from proxy.failover.decision import Candidate, ReplicaView, choose_candidate, may_rejoin, primary_is_dead
+from proxy.failover.rds import rds_failover
+from proxy.failover.report import FailoverStats, run_role_change
+from proxy.failover.report import step as _step
 from proxy.failover.semisync import SemiSyncRoles, read_semi_sync
+from proxy.failover.switchover import SwitchoverError, run_switchover
 from proxy.topology.model import Node, Topology
 from proxy.topology.probe import Flavor
 
@@ -34,20 +37,6 @@ __all__ = ["FailoverController", "FailoverStats", "SwitchoverError"]
 log = logging.getLogger(__name__)
 
 SEMI_SYNC_EVERY = 5.0  # seconds between two reads of the primary's semi-sync state
-
-
-class SwitchoverError(Exception):
-    """A switchover was refused or failed (the message says why; the old primary is kept)."""
-
-
-@dataclass(slots=True)
-class FailoverStats:
-    failovers: Counter[str] = field(default_factory=Counter)  # by result: ok / failed
-    switchovers: Counter[str] = field(default_factory=Counter)
-    last_duration_seconds: float | None = None  # of the last failover or switchover
-    last: dict[str, Any] | None = None  # report of the last failover/switchover
-    fenced: dict[str, str] = field(default_factory=dict)  # server -> why it is kept out
-    semi_sync: dict[str, Any] = field(default_factory=dict)  # primary's: enabled, clients
 
 
 class FailoverController:
@@ -184,7 +173,7 @@ class FailoverController:
             )
             return
         if self.mode == "rds":
-            await self._rds_failover(primary, why)
+            await rds_failover(self, primary, why)
         else:
             await self.failover(primary.name, why)
 
@@ -195,25 +184,27 @@ class FailoverController:
         async with self._lock:
             started = time.monotonic()
             self._last_failover = started
-            self.buffer.hold(f"failover from {old} in progress")
             report: dict[str, Any] = {"kind": "failover", "from": old, "reason": why, "steps": []}
             log.warning("failover: primary %s is down: %s; promoting a replica", old, why)
-            try:
+
+            async def body() -> None:
                 new = await self._promote_best(old, report)
                 report["to"] = new
                 await self._wait_primary(new)
-                self.stats.failovers["ok"] += 1
-                report["result"] = "ok"
-            except ActionError as exc:
-                self.stats.failovers["failed"] += 1
-                report["result"] = f"failed: {exc}"
+
+            async def on_failure(exc: ActionError) -> None:
                 log.error("failover: failed: %s (the buffered statements will time out)", exc)
-            finally:
-                self.buffer.release()
-                report["seconds"] = round(time.monotonic() - started, 3)
-                self._semi_sync_changed(report)
-                self.stats.last_duration_seconds = report["seconds"]
-                self.stats.last = report
+
+            await run_role_change(
+                self,
+                report,
+                results=self.stats.failovers,
+                seconds_key="seconds",
+                started=started,
+                hold=f"failover from {old} in progress",
+                body=body,
+                on_failure=on_failure,
+            )
             log.info("failover: %s in %.3f s", report["result"], report["seconds"])
             return report
 
@@ -256,13 +247,19 @@ class FailoverController:
             if health is None or health.failing:
                 _step(report, f"{other.name} unreachable: repoint it to {node.name} when it is back")
                 continue
-            try:
-                await self._repoint(other, node, old_primary=False)
-                _step(report, f"repointed {other.name} to {node.name}")
-            except ActionError as exc:
-                self.monitor.repointing([other.name], None)
-                _step(report, f"could not repoint {other.name}: {exc}")
+            await self._repoint_step(report, other, node, old_primary=False)
         return node.name
+
+    async def _repoint_step(
+        self, report: dict[str, Any], other: Node, primary: Node, *, old_primary: bool
+    ) -> None:
+        """Repoint ``other`` to ``primary``; either way a report step (no repoint expected on failure)."""
+        try:
+            await self._repoint(other, primary, old_primary=old_primary)
+            _step(report, f"repointed {other.name} to {primary.name}")
+        except ActionError as exc:
+            self.monitor.repointing([other.name], None)
+            _step(report, f"could not repoint {other.name}: {exc}")
 
     async def _repoint(self, replica: Node, primary: Node, *, old_primary: bool) -> None:
         cfg = self.cfg
@@ -339,158 +336,7 @@ class FailoverController:
     async def switchover(self, to: str | None = None) -> dict[str, Any]:
         """Planned: buffer writes, let open transactions finish, old primary read-only, wait until
         the candidate has everything, promote it, repoint the others and the old primary, release."""
-        if self.mode == "rds":
-            raise SwitchoverError('switchover with failover.mode = "rds" is AWS\'s (FailoverDBCluster)')
-        fixed = [s.name for s in self.app.config.servers if s.role != "auto"]
-        if fixed:
-            raise SwitchoverError(
-                f'switchover moves the primary role: servers {", ".join(fixed)} need role = "auto"'
-            )
-        if self.in_progress:
-            raise SwitchoverError("a failover or switchover is already running")
-        refused = coordination_refuses(self.app)
-        if refused is not None:
-            raise SwitchoverError(f"switchover refused: {refused}")
-        async with self._lock:
-            topology = self.app.topology
-            old = topology.primary
-            if old is None or not old.online:
-                raise SwitchoverError("there is no ONLINE primary to switch over from")
-            target = self._switchover_target(topology, to)
-            started = time.monotonic()
-            report: dict[str, Any] = {"kind": "switchover", "from": old.name, "to": target.name, "steps": []}
-            log.info("switchover: %s -> %s", old.name, target.name)
-            await self.semi.read_from(old, await self._flavor(old))  # before writes wait
-            self.buffer.hold(f"switchover from {old.name} to {target.name} in progress")
-            demoted = False
-            try:
-                open_txns = await drain_sessions(self.app.sessions, old.name, self.cfg.drain_timeout_seconds)
-                _step(report, f"new writes buffered; {open_txns} transaction(s) still open after the drain")
-                flavor = await self._flavor(old)
-                await coordination_guard(self.app, f"switchover: {old.name} read_only = ON")
-                await self.admin.run(old.host, old.port, sql.read_only(flavor, True))
-                demoted = True
-                position = str(
-                    await self.admin.scalar(old.host, old.port, sql.written_position_sql(flavor)) or ""
-                )
-                _step(report, f"{old.name} read_only = ON at {position or '-'}")
-                tflavor = await self._flavor(target)
-                if not await self.admin.wait_applied(
-                    target.host, target.port, tflavor, position, self.cfg.catchup_timeout_seconds
-                ):
-                    raise ActionError(
-                        f"{target.name} did not catch up within {self.cfg.catchup_timeout_seconds:g} s"
-                    )
-                _step(report, f"{target.name} applied everything")
-                await coordination_guard(self.app, f"switchover: promote {target.name}")
-                promoted_at = await self.admin.promote(
-                    target.host, target.port, tflavor, self.cfg.catchup_timeout_seconds
-                )
-                await self.semi.promoted(target, tflavor)
-                others = [n.name for n in topology.nodes if n.name != target.name]
-                self.monitor.repointing(others, target.name, demoted=old.name)
-                self.monitor.promoted(target.name, f"switchover from {old.name}")
-                _step(report, f"promoted {target.name} at {promoted_at or '-'}")
-                await coordination_publish(self.app, report, target.name, old.name, promoted_at)
-                for other in topology.nodes:
-                    if other.name == target.name:
-                        continue
-                    try:
-                        await self._repoint(other, target, old_primary=other.name == old.name)
-                        _step(report, f"repointed {other.name} to {target.name}")
-                    except ActionError as exc:
-                        self.monitor.repointing([other.name], None)
-                        _step(report, f"could not repoint {other.name}: {exc}")
-                await self._wait_primary(target.name)
-                self.stats.switchovers["ok"] += 1
-                report["result"] = "ok"
-            except ActionError as exc:
-                self.stats.switchovers["failed"] += 1
-                report["result"] = f"failed: {exc}"
-                log.error("switchover: failed: %s", exc)
-                if (
-                    demoted
-                    and self.app.topology.primary is not None
-                    and self.app.topology.primary.name == old.name
-                ):
-                    with contextlib.suppress(ActionError):
-                        await self.admin.run(
-                            old.host, old.port, sql.read_only(await self._flavor(old), False)
-                        )
-                        _step(report, f"{old.name} writable again (switchover undone)")
-            finally:
-                self.buffer.release()
-                report["write_pause_seconds"] = round(time.monotonic() - started, 3)
-                self._semi_sync_changed(report)
-                self.stats.last_duration_seconds = report["write_pause_seconds"]
-                self.stats.last = report
-            log.info("switchover: %s, writes paused %.3f s", report["result"], report["write_pause_seconds"])
-            if report["result"] != "ok":
-                raise SwitchoverError(report["result"])
-            return report
-
-    def _switchover_target(self, topology: Topology, to: str | None) -> Node:
-        if to is not None:
-            node = topology.by_name.get(to)
-            if node is None:
-                raise SwitchoverError(f"unknown server {to!r}")
-            if node is topology.primary:
-                raise SwitchoverError(f"{to} is already the primary")
-            if not node.online:
-                raise SwitchoverError(f"{to} is not ONLINE ({node.state.value}, {node.reason})")
-            return node
-        online = [n for n in topology.replicas if n.online]
-        if not online:
-            raise SwitchoverError("no ONLINE replica to switch over to")
-        return min(online, key=lambda n: n.lag_seconds if n.lag_seconds is not None else float("inf"))
-
-    # -- rds ---------------------------------------------------------------------------------
-
-    async def _rds_failover(self, primary: Node, why: str) -> None:
-        async with self._lock:
-            self._last_failover = time.monotonic()
-            self.buffer.hold(f"AWS failover from {primary.name} in progress")
-            try:
-                actions = self._rds_actions()
-                cluster = self.app.config.topology_source.cluster_id
-                if actions is None or cluster is None:
-                    log.warning(
-                        "failover: primary %s is down (%s); waiting for AWS to fail over", primary.name, why
-                    )
-                else:
-                    log.warning(
-                        "failover: primary %s is down (%s); FailoverDBCluster %s", primary.name, why, cluster
-                    )
-                    from proxy.discovery.rds_actions import RdsActionError
-
-                    await coordination_guard(self.app, f"FailoverDBCluster {cluster}")
-                    try:
-                        await actions.failover_db_cluster(cluster)
-                    except RdsActionError as exc:
-                        # Aurora fails over by itself when its writer dies and then refuses another
-                        # request (InvalidDBClusterStateFault): keep waiting for the new writer.
-                        log.warning("failover: %s; waiting for AWS to fail over by itself", exc)
-                deadline = time.monotonic() + self.cfg.buffer_timeout_seconds
-                while time.monotonic() < deadline and not self.primary_ready():
-                    await asyncio.sleep(0.05)
-                self.stats.failovers["ok" if self.primary_ready() else "failed"] += 1
-            except Exception as exc:  # RdsActionError and boto errors
-                self.stats.failovers["failed"] += 1
-                log.error("failover: AWS failover failed: %s", exc)
-            finally:
-                self.buffer.release()
-
-    def _rds_actions(self) -> Any:
-        aws = getattr(self.app, "aws", None)
-        if aws is None or aws.clients is None:
-            return None
-        from proxy.discovery.rds_actions import RdsActions
-
-        return RdsActions(
-            aws.clients,
-            discovery=aws.discovery,
-            allow_promote_read_replica=self.app.config.topology_source.promote_read_replica,
-        )
+        return await run_switchover(self, to)
 
     # -- semi-sync ----------------------------------------------------------------------------
 
@@ -542,8 +388,3 @@ class FailoverController:
         if key not in self._said:
             self._said.add(key)
             log.log(level, message)
-
-
-def _step(report: dict[str, Any], text: str) -> None:
-    report["steps"].append(text)
-    log.info("failover: %s", text)

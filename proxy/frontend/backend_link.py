@@ -190,3 +190,18 @@ async def adopt(conn: BackendConnection, state: SessionState, stats: ProxyStats)
         if command == Command.INIT_DB:
             conn.database = payload.decode("utf-8", "surrogateescape")
     conn.applied_seq = state.replay_seq
+
+
+def release_all(session: ClientSession) -> None:
+    """Give every backend connection of ``session`` back: to the pool, or discarded when busy or
+    when its multi-statements setting changed."""
+    conns = list(session.conns.values())
+    session.conns.clear()
+    for conn in conns:
+        if conn.busy:
+            session.app.pool.discard(conn, BadConnReason.ABANDONED)
+        elif session.multi_statements_changed:
+            session.app.pool.discard(conn, BadConnReason.STATE_CHANGED)
+        else:
+            session.app.pool.release(conn)
+    session.multi_statements_changed = False

@@ -13,7 +13,7 @@ import secrets
 from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendError
-from proxy.frontend import backend_link
+from proxy.frontend import backend_link, preauth
 from proxy.frontend.buffering import primary_after_wait
 from proxy.frontend.tls import TlsTransport
 from proxy.frontend.unreachable import connect_failed
@@ -260,6 +260,22 @@ async def run_reauth(session: ClientSession, payload: bytes) -> bool:
         return False
     session.state.consistency = session.app.user_consistency(session.user)
     return True
+
+
+async def handshake_phase(session: ClientSession) -> None:
+    """A new connection's task: authenticate, then the command loop."""
+    try:
+        ok = await run_handshake(session)
+    finally:
+        preauth.leave(session)
+    if ok:
+        session.enter_commands()
+
+
+async def reauth_phase(session: ClientSession, payload: bytes) -> None:
+    """COM_CHANGE_USER's task: authenticate again, then the command loop goes on."""
+    if await run_reauth(session, payload):
+        session.enter_commands()
 
 
 async def read_packet(session: ClientSession, timeout: float) -> tuple[int, bytes]:

@@ -4,7 +4,7 @@ A hung (not dead) replica (SIGSTOP, a stuck disk, a network black hole) keeps it
 open and answers nothing: every read routed there would wait for as long as the hang lasts, while
 the monitor needs a few checks to mark it OFFLINE. A sweep over the sessions, a few times per
 timeout, finds replica reads in flight for longer than the timeout
-(``ClientSession.check_read_timeout``): rwproxy sends KILL QUERY for it where the server still
+(``send_path.check_read_timeout``): rwproxy sends KILL QUERY for it where the server still
 answers, drops the connection, and runs the read again on another replica or the primary when it
 was a plain autocommit read and nothing was sent to the client yet (else the client gets ERROR
 3024). Nothing runs per statement: no timer is armed on the hot path.
@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import TYPE_CHECKING
+
+from proxy.frontend import send_path
 
 if TYPE_CHECKING:
     from proxy.app import ProxyApp
@@ -39,4 +41,4 @@ async def sweep(app: ProxyApp) -> None:
         await asyncio.sleep(sweep_step(timeout))
         now = time.monotonic()
         for session in list(app.sessions.values()):
-            session.check_read_timeout(now, timeout)
+            send_path.check_read_timeout(session, now, timeout)

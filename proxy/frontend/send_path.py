@@ -7,7 +7,8 @@ goes through when it cannot be written at once to a connection the session holds
 * ``retry_read``: a plain autocommit replica read whose connection failed before anything reached
   the client runs once more elsewhere;
 * ``check_read_timeout``: ``routing.replica_read_timeout_seconds`` (called by the sweep in
-  ``proxy.frontend.read_timeouts``).
+  ``proxy.frontend.read_timeouts``);
+* ``reroute`` / ``fail_statement``: the statement in flight moves to another route / cannot run.
 
 Every choice is a pure function of ``proxy.router.fallback``; only I/O and bookkeeping are here.
 """
@@ -22,13 +23,13 @@ from proxy.backend.connection import BackendConnection, BackendError, BadConnRea
 from proxy.frontend import buffering, causal, unreachable
 from proxy.frontend.prepared import prepare_on
 from proxy.router.fallback import CONNECT_ERRORS, may_retry_read, read_fallback, waits_after_connect_failure
-from proxy.router.policy import RouteReason, Target
+from proxy.router.policy import Route, RouteReason, Target
 
 if TYPE_CHECKING:
     from proxy.frontend.commands import Request
     from proxy.frontend.session import ClientSession
 
-__all__ = ["check_read_timeout", "connect_routed", "retry_read"]
+__all__ = ["check_read_timeout", "connect_routed", "fail_statement", "reroute", "retry_read"]
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +48,18 @@ async def connect_routed(session: ClientSession, req: Request, wait: bool) -> Ba
             try:
                 routed = await buffering.wait_for_primary(session, req.info, deadline)
             except BackendError as exc:
-                session.fail_statement(exc)
+                fail_statement(session, exc)
                 return None
             if session.inflight is not req:  # the client left meanwhile
                 return None
-            session.reroute(routed)
+            reroute(session, routed)
         r = req.route
         if r.reason is RouteReason.CAUSAL_WAIT:
-            session.reroute(await causal.resolve(session, r))
+            reroute(session, await causal.resolve(session, r))
             r = req.route
         node = r.node
         if node is None:
-            session.fail_statement(BackendError(f"rwproxy: {RouteReason.NO_PRIMARY.value}", 2013))
+            fail_statement(session, BackendError(f"rwproxy: {RouteReason.NO_PRIMARY.value}", 2013))
             return None
         try:
             conn = await session.connection_for(node)
@@ -72,7 +73,7 @@ async def connect_routed(session: ClientSession, req: Request, wait: bool) -> Ba
                 in_transaction=session.state.in_transaction,
                 split_brain=bool(app.topology.split_brain),
             ):
-                session.reroute(r.replace(node=None))  # not counted anywhere while it waits
+                reroute(session, r.replace(node=None))  # not counted anywhere while it waits
                 wait = True
                 continue
             tried.append(node.name)
@@ -86,10 +87,10 @@ async def connect_routed(session: ClientSession, req: Request, wait: bool) -> Ba
                 info.max_lag if info is not None else None,
             )
             if fallback is None:
-                session.fail_statement(exc)
+                fail_statement(session, exc)
                 return None
             app.stats.replica_fallbacks += 1
-            session.reroute(fallback)
+            reroute(session, fallback)
             continue
         if session.closed:
             return None
@@ -121,7 +122,7 @@ def retry_read(session: ClientSession, req: Request, failed_on: str) -> bool:
         return False
     req.retried = True
     app.stats.replica_fallbacks += 1
-    session.reroute(r)
+    reroute(session, r)
     session.resend(req)
     return True
 
@@ -152,3 +153,28 @@ def check_read_timeout(session: ClientSession, now: float, timeout: float) -> No
     )
     session.app.kill_backend_query(conn)
     conn.abort(BadConnReason.READ_TIMEOUT)
+
+
+def reroute(session: ClientSession, r: Route) -> None:
+    """The statement in flight now runs on ``r`` (after a causal wait, buffering or a fallback)."""
+    inflight = session.inflight
+    if inflight is None or inflight.route is r:
+        return
+    outstanding = session.app.outstanding
+    if outstanding is not None:
+        if inflight.route.node is not None:
+            outstanding[inflight.route.node.name] -= 1
+        if r.node is not None:
+            outstanding[r.node.name] += 1
+    inflight.route = r
+
+
+def fail_statement(session: ClientSession, exc: BackendError) -> None:
+    """The statement in flight cannot run: tell the client (when the command has a response),
+    go on with the next one."""
+    if session.closed:
+        return
+    inflight = session.inflight
+    if inflight is None or inflight.kind is not None:
+        session.reply_error(exc.errno, str(exc), exc.sqlstate)
+    session.finish_command()

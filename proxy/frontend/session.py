@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final
 from proxy.backend.connection import BackendConnection, BackendError, BadConnReason, Result
 from proxy.frontend import (
     backend_link,
+    backend_lost,
     buffering,
     causal,
     commands,
@@ -29,7 +30,7 @@ from proxy.frontend import (
     send_path,
     session_sets,
 )
-from proxy.frontend.handshake import run_handshake, run_reauth
+from proxy.frontend.handshake import handshake_phase, reauth_phase
 from proxy.frontend.prepared import backend_payload
 from proxy.frontend.tls import TlsTransport
 from proxy.latency import BOUNDS as _LATENCY_BOUNDS
@@ -65,7 +66,6 @@ _RYW: Final = Consistency.READ_YOUR_WRITES
 _CAUSAL_WAIT: Final = RouteReason.CAUSAL_WAIT
 _perf_counter: Final = time.perf_counter
 _PRIMARY: Final = Target.PRIMARY
-_READ_TIMEOUT: Final = BadConnReason.READ_TIMEOUT
 _bisect: Final = bisect_left
 
 
@@ -134,7 +134,7 @@ class ClientSession:
             return
         if not preauth.admit(self):
             return
-        self._task = asyncio.get_running_loop().create_task(self._run_handshake())
+        self._task = asyncio.get_running_loop().create_task(handshake_phase(self))
 
     def data_received(self, data: bytes) -> None:
         if self.tls_layer is not None:
@@ -187,7 +187,7 @@ class ClientSession:
             self.waiter.set_exception(ConnectionResetError("client disconnected"))
         if self._task is not None and not self._task.done():
             self._task.cancel()
-        self._release_all()
+        backend_link.release_all(self)
 
     def pause_writing(self) -> None:
         """The client reads slower than the backend sends: stop reading the backend."""
@@ -260,41 +260,7 @@ class ClientSession:
 
     def failed(self, conn: BackendConnection, error: BackendError) -> None:
         """The backend connection of the statement in flight was lost (or stopped: a read timeout)."""
-        self.drop_connection(conn)
-        if self.phase == _CLOSED:
-            return
-        timed_out = conn.bad is _READ_TIMEOUT
-        if timed_out:
-            error = BackendError(
-                f"rwproxy: the read on {conn.node_name} did not finish within "
-                f"{self.app.config.routing.replica_read_timeout_seconds:g} s "
-                "(routing.replica_read_timeout_seconds); it was stopped",
-                3024,
-            )
-        if conn.node_name == self._primary_name():
-            self.state.in_transaction = False
-        req = self.inflight
-        if self._relayed:
-            # Part of a response reached the client. Between rows an ERR packet ends it validly
-            # (the session goes on); inside a packet nothing can repair the framing: close.
-            seq = conn.err_sequence()
-            if seq is None or req is None:
-                log.warning("session %d: backend %s lost mid-response: %s", self.id, conn.node_name, error)
-                self.close()
-                return
-            message = str(error) if timed_out else f"rwproxy: {error} in the middle of the result"
-            self.app.stats.count_error(error.errno)
-            self.write_packet(make_err(error.errno, message, error.sqlstate, self.client_flags), seq)
-            self.finish_command()
-            return
-        if req is not None and send_path.retry_read(self, req, conn.node_name):
-            return
-        self.reply_error(error.errno, str(error), error.sqlstate)
-        self.finish_command()
-
-    def check_read_timeout(self, now: float, timeout: float) -> None:
-        """The read-timeout sweep's look at this session: see ``send_path.check_read_timeout``."""
-        send_path.check_read_timeout(self, now, timeout)
+        backend_lost.backend_failed(self, conn, error)
 
     def resend(self, req: commands.Request) -> None:
         """Send the statement in flight again on its (new) route: a retried read."""
@@ -436,7 +402,7 @@ class ClientSession:
             session_sets.pipeline(self)  # an evaluated SET: its read-back right behind it
 
     async def _send_slow(self, req: commands.Request, wait: bool = False) -> None:
-        conn = await self.connect_routed(req, wait)
+        conn = await send_path.connect_routed(self, req, wait)
         if conn is None or self.phase == _CLOSED:
             return
         run = req.run
@@ -446,33 +412,6 @@ class ClientSession:
         self._write(conn, req)
         if req.kind is None:
             self.finish_command()
-
-    async def connect_routed(self, req: commands.Request, wait: bool = False) -> BackendConnection | None:
-        """A connection for ``req`` (the statement in flight), see ``send_path.connect_routed``."""
-        return await send_path.connect_routed(self, req, wait)
-
-    def reroute(self, r: Route) -> None:
-        """The statement in flight now runs on ``r`` (after a causal wait, buffering or a fallback)."""
-        inflight = self.inflight
-        if inflight is None or inflight.route is r:
-            return
-        outstanding = self.app.outstanding
-        if outstanding is not None:
-            if inflight.route.node is not None:
-                outstanding[inflight.route.node.name] -= 1
-            if r.node is not None:
-                outstanding[r.node.name] += 1
-        inflight.route = r
-
-    def fail_statement(self, exc: BackendError) -> None:
-        """The statement in flight cannot run: tell the client (when the command has a response),
-        go on with the next one."""
-        if self.phase == _CLOSED:
-            return
-        inflight = self.inflight
-        if inflight is None or inflight.kind is not None:
-            self.reply_error(exc.errno, str(exc), exc.sqlstate)
-        self.finish_command()
 
     async def connection_for(self, node: Node) -> BackendConnection:
         """This session's connection to ``node``, opened or taken from the pool, state replayed."""
@@ -495,7 +434,7 @@ class ClientSession:
         except asyncio.CancelledError:
             raise
         except BackendError as exc:
-            self.fail_statement(exc)
+            send_path.fail_statement(self, exc)
         except Exception:
             log.exception("session %d: internal error", self.id)
             self.fatal(ErrorCode.ER_UNKNOWN_ERROR, "rwproxy internal error", "HY000")
@@ -527,24 +466,8 @@ class ClientSession:
 
     def release_connections(self) -> None:
         """Return every backend connection to the pool (reset there); used by reset/change user."""
-        self._release_all()
+        backend_link.release_all(self)
         self.stmts.clear()
-
-    def _release_all(self) -> None:
-        conns = list(self.conns.values())
-        self.conns.clear()
-        for conn in conns:
-            if conn.busy:
-                self.app.pool.discard(conn, BadConnReason.ABANDONED)
-            elif self.multi_statements_changed:
-                self.app.pool.discard(conn, BadConnReason.STATE_CHANGED)
-            else:
-                self.app.pool.release(conn)
-        self.multi_statements_changed = False
-
-    def _primary_name(self) -> str | None:
-        primary = self.app.topology.primary
-        return primary.name if primary is not None else None
 
     def fatal(self, errno: int, message: str, sqlstate: str) -> None:
         """Tell the client what went wrong, then close this session only."""
@@ -564,24 +487,14 @@ class ClientSession:
 
     # -- handshake / authentication (coroutines) ---------------------------------------------
 
-    async def _run_handshake(self) -> None:
-        try:
-            ok = await run_handshake(self)
-        finally:
-            preauth.leave(self)
-        if ok:
-            self.phase = _COMMAND
-            self.mux = multiplex.multiplexer_for(self)
-            self.finish_command()
+    def enter_commands(self) -> None:
+        """Authenticated (again): the command loop starts or goes on."""
+        self.phase = _COMMAND
+        self.mux = multiplex.multiplexer_for(self)
+        self.finish_command()
 
     def begin_reauth(self, payload: bytes) -> None:
         """COM_CHANGE_USER: authenticate again, then continue the command loop."""
         self.phase = _AUTH
         self.busy = True
-        self.spawn(self._reauth(payload))
-
-    async def _reauth(self, payload: bytes) -> None:
-        if await run_reauth(self, payload):
-            self.phase = _COMMAND
-            self.mux = multiplex.multiplexer_for(self)
-            self.finish_command()
+        self.spawn(reauth_phase(self, payload))

@@ -33,7 +33,7 @@ class Node:
     state: NodeState = NodeState.ONLINE
     # Seconds behind the primary; None means unknown, which is never treated as zero.
     lag_seconds: float | None = None
-    # Share of reads after lag weighting (see health.lag_factor); None: ``weight`` as configured.
+    # Share of reads after lag weighting (see election.lag_factor); None: ``weight`` as configured.
     read_weight: float | None = None
     # Why the node is not ONLINE (a ``proxy.topology.health.ShunReason`` value such as "lag_unknown");
     # None when ONLINE or when the topology is static.

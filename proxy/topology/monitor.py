@@ -10,7 +10,7 @@
 One asyncio task per server, each with its own monitor connection (never a client's), reconnecting
 after any failed check. Every ``interval_seconds`` a task checks its server (``probe.probe``), feeds
 the result to the server's ``ServerHealth`` and rebuilds the nodes of all servers
-(``health.build_nodes``). When any node differs from the last published snapshot (state, reason,
+(``election.build_nodes``). When any node differs from the last published snapshot (state, reason,
 role, lag), a NEW immutable ``Topology`` with ``version + 1`` is handed to ``on_topology``; nothing is
 published for a check that changed nothing. Nothing is published before every server has been
 checked once.
@@ -29,20 +29,13 @@ import ssl as _ssl
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from proxy.topology.health import (
-    HealthPolicy,
-    ProbeResult,
-    ServerHealth,
-    ServerView,
-    ShunReason,
-    build_nodes,
-    role_mismatch,
-)
+from proxy.topology.election import ServerView, build_nodes
+from proxy.topology.health import ProbeResult, ServerHealth, role_mismatch
 from proxy.topology.heartbeat_io import Heartbeat
-from proxy.topology.model import Node, NodeState, Role, Topology
+from proxy.topology.model import Node, NodeState, Topology
+from proxy.topology.monitor_state import ServerStats, Slot, configured_role, health_policy, note_changes
 from proxy.topology.probe import (
     Flavor,
     close_quietly,
@@ -67,47 +60,6 @@ log = logging.getLogger(__name__)
 REQUESTED_CHECK_MIN_GAP = 0.1
 
 
-@dataclass(slots=True)
-class ServerStats:
-    """What the monitor knows about one server; times are ``clock()`` (monotonic) seconds.
-    ``role``/``state``/``reason`` are the published ones (after primary election)."""
-
-    name: str
-    checks: int = 0
-    failures: int = 0
-    consecutive_failures: int = 0
-    connects: int = 0
-    last_error: str | None = None
-    last_error_at: float | None = None
-    last_check_at: float | None = None
-    last_check_seconds: float | None = None  # duration of the last check, connect included
-    last_lag_seconds: float | None = None  # from the last successful check; None: NULL / not a replica
-    read_only: bool | None = None
-    version: str | None = None
-    gtid_position: str | None = None
-    role: Role = Role.REPLICA
-    state: NodeState = NodeState.OFFLINE
-    reason: str | None = ShunReason.NOT_CHECKED.value
-    detail: str = "not checked yet"
-    state_since: float | None = None
-    state_changes: int = 0
-    role_mismatch: str | None = None
-    lag_source: str | None = None  # "heartbeat" or "seconds_behind_master" (replicas, last check)
-
-
-@dataclass(eq=False, slots=True)
-class _Slot:
-    server: ServerConfig
-    health: ServerHealth
-    stats: ServerStats
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    conn: aiomysql.Connection | None = None
-    flavor: Flavor | None = None
-    task: asyncio.Task[None] | None = None
-    relogin: bool = False  # the monitor credentials changed: reconnect before the next check
-    suspect_at: float | None = None  # a session could not connect at this time (report_unreachable)
-
-
 class Monitor:
     def __init__(
         self,
@@ -121,16 +73,16 @@ class Monitor:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self.policy = _policy(settings)
+        self.policy = health_policy(settings)
         self.user = user  # the monitor account (for status output; the password stays private)
         self._password = password
         self._on_topology = on_topology
         self._ssl = ssl
         self._clock = clock
         self._slots = {
-            s.name: _Slot(
+            s.name: Slot(
                 server=s,
-                health=ServerHealth(s.name, self.policy, _configured_role(s.role)),
+                health=ServerHealth(s.name, self.policy, configured_role(s.role)),
                 stats=ServerStats(s.name),
             )
             for s in servers
@@ -301,13 +253,13 @@ class Monitor:
             if slot is not None and slot.server.address == server.address:
                 if slot.server != server:
                     slot.server = server
-                    slot.health.configured_role = _configured_role(server.role)
+                    slot.health.configured_role = configured_role(server.role)
                 continue
             if slot is not None:
                 self._drop_slot(slot)
-            slot = _Slot(
+            slot = Slot(
                 server=server,
-                health=ServerHealth(server.name, self.policy, _configured_role(server.role)),
+                health=ServerHealth(server.name, self.policy, configured_role(server.role)),
                 stats=ServerStats(server.name),
             )
             self._slots[server.name] = slot
@@ -324,7 +276,7 @@ class Monitor:
         once, credentials at a reconnect before each server's next check."""
         self._heartbeat_settings(self.settings, settings)
         self.settings = settings
-        policy = _policy(settings)
+        policy = health_policy(settings)
         if policy != self.policy:
             self.policy = policy
             for slot in self._slots.values():
@@ -340,7 +292,7 @@ class Monitor:
         if self._ready.is_set():
             self._publish()  # lag thresholds may move servers between states
 
-    def _drop_slot(self, slot: _Slot) -> None:
+    def _drop_slot(self, slot: Slot) -> None:
         if slot.task is not None:
             slot.task.cancel()  # its finally closes the monitor connection
             slot.task = None
@@ -350,7 +302,7 @@ class Monitor:
 
     # -- per-server task ---------------------------------------------------------------------
 
-    async def _run(self, slot: _Slot) -> None:
+    async def _run(self, slot: Slot) -> None:
         try:
             while True:
                 interval = self.settings.interval_seconds  # per round: a reload may change it
@@ -375,7 +327,7 @@ class Monitor:
             close_quietly(slot.conn)
             slot.conn = None
 
-    async def _check(self, slot: _Slot) -> ProbeResult:
+    async def _check(self, slot: Slot) -> ProbeResult:
         s = self.settings
         if slot.relogin:
             slot.relogin = False
@@ -406,7 +358,7 @@ class Monitor:
             slot.conn = None
         return result
 
-    def _record(self, slot: _Slot, result: ProbeResult, started: float) -> None:
+    def _record(self, slot: Slot, result: ProbeResult, started: float) -> None:
         h = slot.health
         duration = self._clock() - started
         lost_before = h.io_lost_at
@@ -437,9 +389,7 @@ class Monitor:
 
     # -- heartbeat lag (proxy.topology.heartbeat_io) ----------------------------------------
 
-    async def _heartbeat_lag(
-        self, slot: _Slot, conn: aiomysql.Connection, result: ProbeResult
-    ) -> ProbeResult:
+    async def _heartbeat_lag(self, slot: Slot, conn: aiomysql.Connection, result: ProbeResult) -> ProbeResult:
         assert self.heartbeat is not None
         result, source = await self.heartbeat.adjust(
             slot.server.name, conn, result, timeout=self.settings.check_timeout_seconds
@@ -512,20 +462,7 @@ class Monitor:
             return
         self.version += 1
         topology = Topology(nodes=nodes, version=self.version)
-        now = self._clock()
-        for node in nodes:
-            old = previous.by_name.get(node.name) if previous is not None else None
-            if old is not None and (old.role, old.state, old.reason) == (node.role, node.state, node.reason):
-                continue
-            slot = self._slots[node.name]
-            st = slot.stats
-            detail = slot.health.detail
-            if node.reason == ShunReason.WRITABLE_NOT_PRIMARY.value and topology.primary is not None:
-                detail = f"read_only = OFF, but {topology.primary.name} is the primary"
-            st.role, st.state, st.reason, st.detail = node.role, node.state, node.reason, detail
-            st.state_since = now
-            st.state_changes += 1
-            log.info("monitor: %s: %s -> %s: %s", node.name, _show(old), _show(node), detail)
+        note_changes(previous, topology, self._slots, self._clock())
         new_primary = topology.primary.name if topology.primary is not None else None
         if previous is not None and new_primary != prev_primary:
             log.info("monitor: the primary is now %s (was %s)", new_primary or "none", prev_primary or "none")
@@ -534,24 +471,3 @@ class Monitor:
             self._on_topology(topology)
         except Exception:
             log.exception("monitor: on_topology failed for topology version %d", topology.version)
-
-
-def _policy(settings: MonitorConfig) -> HealthPolicy:
-    return HealthPolicy(
-        failures_to_offline=settings.failures_to_offline,
-        successes_to_online=settings.successes_to_online,
-        max_replication_lag=settings.max_replication_lag_seconds,
-        soft_replication_lag=settings.soft_replication_lag_seconds,
-        min_replicas=settings.min_replicas,
-    )
-
-
-def _configured_role(role: str) -> Role | None:
-    return {"primary": Role.PRIMARY, "replica": Role.REPLICA}.get(role)
-
-
-def _show(node: Node | None) -> str:
-    if node is None:
-        return "unchecked"
-    text = f"{node.role.value} {node.state.name}"
-    return text + (f" ({node.reason})" if node.reason else "")

@@ -14,14 +14,13 @@ from hypothesis import strategies as st
 
 from proxy.config import MonitorConfig, ServerConfig, parse_config
 from proxy.topology import monitor as monitor_mod
+from proxy.topology.election import ServerView, build_nodes
 from proxy.topology.health import (
     HealthPolicy,
     ProbeResult,
     ServerHealth,
-    ServerView,
     ShunReason,
     assess,
-    build_nodes,
     role_mismatch,
 )
 from proxy.topology.model import NodeState, Role, Topology
@@ -677,7 +676,7 @@ def test_monitor_credentials_fall_back_to_the_first_user() -> None:
     ],
 )
 def test_lag_factor(lag: float, max_lag: float, factor: float) -> None:
-    from proxy.topology.health import lag_factor
+    from proxy.topology.election import lag_factor
 
     assert lag_factor(lag, max_lag) == pytest.approx(factor)
 

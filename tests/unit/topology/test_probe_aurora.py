@@ -21,8 +21,9 @@ from typing import Any
 from proxy.router.classify import classify
 from proxy.router.policy import RouteReason, Target, route
 from proxy.router.session_state import Consistency, SessionState
+from proxy.topology.election import ServerView, build_nodes
 from proxy.topology.gtid import parse_position
-from proxy.topology.health import ProbeResult, ServerHealth, ServerView, ShunReason, build_nodes
+from proxy.topology.health import ProbeResult, ServerHealth, ShunReason
 from proxy.topology.model import Node, NodeState, Role, Topology
 from proxy.topology.probe import Flavor, flavor_for_version
 from proxy.topology.probe_aurora import FRESH_SECONDS, aurora_replication, version_label

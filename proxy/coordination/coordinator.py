@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 from proxy.coordination.election import Elector, NotLeader, Published
@@ -142,11 +143,29 @@ class Coordinator:
             return
         old = topology.by_name.get(published.from_ or "") if published.from_ else None
         if published.primary == primary.name:
-            # A failover finished by an earlier leader: fence its old primary when it returns.
+            # A failover published by an earlier leader: fence its old primary when it returns, and
+            # when that leader may have died before repointing every replica (a recent epoch of
+            # another instance), repoint them now (promote mode only; repointing is idempotent).
             key = (published.primary, published.epoch)
-            if key not in self._adopted and old is not None and not old.online:
-                failover.adopt_promotion(old.name, primary.name, published.position)
+            if key in self._adopted:
+                return
             self._adopted.add(key)
+            if old is not None and not old.online:
+                failover.adopt_promotion(old.name, primary.name, published.position)
+            recent = time.time() - published.at < max(30.0, 4.0 * self.cfg.lease_ttl_seconds)
+            if (
+                failover.mode == "promote"
+                and published.from_
+                and published.leader != self.instance
+                and recent
+            ):
+                log.info(
+                    "coordination: finishing the promotion of %s (epoch %d, published by %s)",
+                    primary.name,
+                    published.epoch,
+                    published.leader or "another instance",
+                )
+                await failover.finish_promotion(published.from_, primary.name, published.position)
             return
         was = topology.by_name.get(published.primary)
         if was is not None and was.online:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendConnection, Result
-from proxy.frontend import kill, processlist, processlist_schema, session_ids, session_sets
+from proxy.frontend import causal_tokens, kill, processlist, processlist_schema, session_ids, session_sets
 from proxy.frontend.prepared import (
     BackendStatement,
     PreparedStatement,
@@ -113,8 +113,16 @@ def _query(session: ClientSession, payload: bytes) -> None:
         return
     if info.primary_reason is _PROCESSLIST and processlist_schema.answer(session, sql):
         return
-    if kind is _SET and "rwproxy_consistency" in sql.lower():
-        _set_consistency(session, sql)
+    if kind is _SET and "rwproxy_" in sql.lower():
+        lowered = sql.lower()
+        if "rwproxy_consistency" in lowered:
+            _set_consistency(session, sql)
+            return
+        if "rwproxy_wait_gtid" in lowered:
+            causal_tokens.answer_wait_gtid(session, sql)
+            return
+    if info.reads_user_vars and "rwproxy_last_gtid" in sql.lower():
+        causal_tokens.answer_last_gtid(session, sql)
         return
     if kind is _LOAD and not app.config.proxy.local_infile and _is_local_load(sql):
         session.reply_error(

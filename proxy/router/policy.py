@@ -10,6 +10,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from proxy.router.causal_token import read_gtid
 from proxy.router.session_state import Consistency, PinReason, SessionState
 from proxy.router.statement import Hint, Kind, PrimaryReason, StatementInfo
 from proxy.topology.model import Node, Topology, weighted_choice
@@ -54,6 +55,8 @@ class RouteReason(enum.Enum):
     RULE_REPLICA = "a routing rule sends it to a replica"
     READS_TO_PRIMARY = "routing.reads_to_primary is on"
     CONSISTENCY_PRIMARY = "the session's consistency is 'primary'"
+    # CAUSAL_APPLIED/WAIT/FALLBACK also serve @rwproxy_wait_gtid (proxy.router.causal_token): "the
+    # session's last write" is then the token's (another connection's) write.
     CAUSAL_APPLIED = "read_your_writes: a replica known to have applied the session's last write"
     CAUSAL_WAIT = "read_your_writes: a replica that must first apply the session's last write"
     CAUSAL_PRIMARY = "read_your_writes: the GTID of the session's last write is unknown"
@@ -199,13 +202,14 @@ def route(
         return _to_primary(primary, RouteReason.PINNED, pin=PinReason.USER_VARS)
     if options.reads_to_primary:
         return _to_primary(primary, RouteReason.READS_TO_PRIMARY)
-    if session.consistency is not _EVENTUAL:
+    if session.consistency is not _EVENTUAL or session.wait_gtid is not None:
         if session.consistency is _C_PRIMARY:
             return _to_primary(primary, RouteReason.CONSISTENCY_PRIMARY)
         if session.write_unconfirmed:
             return _to_primary(primary, RouteReason.CAUSAL_PRIMARY)
-        if session.causal_gtid is not None:
-            return _causal(topology, options, session.causal_gtid, info.max_lag, rand)
+        gtid = read_gtid(session)  # the session's last write and/or its @rwproxy_wait_gtid token
+        if gtid is not None:
+            return _causal(topology, options, gtid, info.max_lag, rand)
     if info.max_lag is not None:
         return _within_lag(topology, options, info.max_lag, rand)
     return _to_replica(topology, options, _READ, rand)

@@ -17,7 +17,7 @@ __all__ = ["answer_last_gtid", "answer_wait_gtid"]
 
 
 def answer_last_gtid(session: ClientSession, sql: str) -> None:
-    """A query mentioning ``@rwproxy_last_gtid``: answered (True) with one row, the GTID of the
+    """A query mentioning ``@rwproxy_last_gtid``: answered with one row, the GTID of the
     session's last commit rwproxy learned (NULL: none yet); refused when it is not the plain
     ``SELECT @rwproxy_last_gtid`` (a server would silently answer NULL)."""
     if not is_last_gtid_query(sql):

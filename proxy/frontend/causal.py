@@ -66,11 +66,12 @@ def learn_gtid(state: SessionState, outcome: Result) -> None:
         state.wait_gtid = None  # the session's own commit ends its @rwproxy_wait_gtid token
 
 
-async def resolve(session: ClientSession, r: Route) -> Route:
-    """The route to run a CAUSAL_WAIT read on: ``r`` once its replica applied the session's last
-    write, else the primary (CAUSAL_FALLBACK)."""
+async def resolve(session: ClientSession, r: Route, gtid: str | None = None) -> Route:
+    """The route to run a CAUSAL_WAIT read on: ``r`` once its replica applied ``gtid`` (default: the
+    session's last write and/or token), else the primary (CAUSAL_FALLBACK)."""
     app = session.app
-    gtid = read_gtid(session.state)
+    if gtid is None:
+        gtid = read_gtid(session.state)
     node = r.node
     assert node is not None
     if gtid is not None:

@@ -147,7 +147,7 @@ def _set_consistency(session: ClientSession, sql: str) -> None:
         session.reply_error(
             ErrorCode.ER_PARSE_ERROR,
             "rwproxy: set the consistency alone, as SET @rwproxy_consistency = 'eventual' | "
-            "'read_your_writes' | 'primary'",
+            "'read_your_writes' | 'primary' | 'universal'",
             "42000",
         )
         return
@@ -157,7 +157,7 @@ def _set_consistency(session: ClientSession, sql: str) -> None:
         session.reply_error(
             ErrorCode.ER_WRONG_VALUE_FOR_VAR,
             f"Variable 'rwproxy_consistency' can't be set to the value of '{m.group(2)}' "
-            "(eventual, read_your_writes or primary)",
+            "(eventual, read_your_writes, primary or universal)",
             "42000",
         )
         return

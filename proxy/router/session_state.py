@@ -39,12 +39,14 @@ class Consistency(enum.Enum):
 
     EVENTUAL: any usable replica. READ_YOUR_WRITES: after the session committed a write, only a
     replica that has applied it (known from the monitor, or waited for), else the primary.
-    PRIMARY: every statement on the primary.
+    PRIMARY: every statement on the primary. UNIVERSAL: every read sees everything the primary had
+    committed when it arrived (its position, read once per batch of reads: ``proxy.frontend.universal``).
     """
 
     EVENTUAL = "eventual"
     READ_YOUR_WRITES = "read_your_writes"
     PRIMARY = "primary"
+    UNIVERSAL = "universal"
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,3 +160,66 @@ def test_token_statements(delayed_cluster: Cluster) -> None:
             cur.fetchall()
             assert sum(n for (_n, r), n in routes.items() if r is RouteReason.READ) == reads + 1
         conn.close()
+
+
+def _direct_pairs(
+    p: ProxyThread, c: Cluster, start: int, count: int, stale: list[int], consistency: str | None
+) -> None:
+    """Writes straight to the primary (not through rwproxy at all), reads through rwproxy."""
+    writer, reader = c.connect(c.primary, autocommit=True), _connect(p, c)
+    with writer.cursor() as w, reader.cursor() as r:
+        if consistency is not None:
+            r.execute(f"SET @rwproxy_consistency = '{consistency}'")
+        for i in range(start, start + count):
+            w.execute("INSERT INTO rwtest.causal VALUES (%s, %s)", (i, i))
+            r.execute("SELECT v FROM rwtest.causal WHERE id = %s", (i,))
+            if r.fetchone() is None:
+                stale.append(i)
+    writer.close()
+    reader.close()
+
+
+def _run_direct(
+    p: ProxyThread, c: Cluster, base: int, total: int, consistency: str | None = None
+) -> list[int]:
+    stale: list[int] = []
+    per = total // THREADS
+    threads = [
+        threading.Thread(target=_direct_pairs, args=(p, c, base + k * per, per, stale, consistency))
+        for k in range(THREADS)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return stale
+
+
+UNIVERSAL_PAIRS = 1000
+
+
+def test_universal_sees_every_write_committed_before_the_read(delayed_cluster: Cluster) -> None:
+    from proxy.frontend.universal import batch_for
+
+    c = delayed_cluster
+    with ProxyThread(_config(c, "universal")) as p:
+        _wait_lagging(p, c)
+        stale = _run_direct(p, c, 6_000_000, UNIVERSAL_PAIRS)
+        assert stale == []
+        batch = batch_for(p.app)
+        routed = batch.routed
+        # One position query per batch of reads (never more than one per read) ...
+        assert 0 < batch.queries <= sum(routed.values()) <= UNIVERSAL_PAIRS + 10, (batch.queries, routed)
+        # ... and the reads were served by replicas (after a wait), not all by the primary.
+        assert routed[RouteReason.CAUSAL_APPLIED] + routed[RouteReason.CAUSAL_WAIT] > UNIVERSAL_PAIRS // 2, (
+            routed
+        )
+        assert p.app.stats.causal_waits["applied"] > 0, p.app.stats.causal_waits
+
+
+def test_eventual_misses_direct_writes_and_set_universal_fixes_it(delayed_cluster: Cluster) -> None:
+    c = delayed_cluster
+    with ProxyThread(_config(c, "eventual")) as p:
+        _wait_lagging(p, c)
+        assert len(_run_direct(p, c, 7_000_000, 1000)) > 50
+        assert _run_direct(p, c, 8_000_000, 400, "universal") == []

@@ -56,12 +56,12 @@ class RouteReason(enum.Enum):
     RULE_REPLICA = "a routing rule sends it to a replica"
     READS_TO_PRIMARY = "routing.reads_to_primary is on"
     CONSISTENCY_PRIMARY = "the session's consistency is 'primary'"
-    # CAUSAL_APPLIED/WAIT/FALLBACK also serve @rwproxy_wait_gtid (proxy.router.causal_token): "the
-    # session's last write" is then the token's (another connection's) write.
-    CAUSAL_APPLIED = "read_your_writes: a replica known to have applied the session's last write"
-    CAUSAL_WAIT = "read_your_writes: a replica that must first apply the session's last write"
+    # CAUSAL_APPLIED/WAIT/FALLBACK: read_your_writes, a @rwproxy_wait_gtid token
+    # (proxy.router.causal_token) and universal (after UNIVERSAL_WAIT) reads alike.
+    CAUSAL_APPLIED = "causal read: a replica known to have applied the GTID the read must see"
+    CAUSAL_WAIT = "causal read: a replica that must first apply the GTID the read must see"
     CAUSAL_PRIMARY = "read_your_writes: the GTID of the session's last write is unknown"
-    CAUSAL_FALLBACK = "read_your_writes: no replica applied the session's last write in time"
+    CAUSAL_FALLBACK = "causal read: no replica applied the GTID the read must see in time"
     CAUSAL_NO_WAIT = "read_your_writes: no usable replica can wait for a GTID (Aurora): the primary serves it"
     UNIVERSAL_WAIT = "universal: the read waits for the primary's position when it arrived"
     NO_REPLICA = "no replica is usable: the primary serves the read"

@@ -112,7 +112,9 @@ class UserConfig(_Model):
     backend_password: str = Field(default="", repr=False)
     default_database: str | None = None
     max_connections: Annotated[int, _at_least(1)] | None = None
-    consistency: Literal["eventual", "read_your_writes", "primary"] | None = None  # else routing's
+    consistency: Literal["eventual", "read_your_writes", "primary", "universal"] | None = (
+        None  # else routing's
+    )
     # Multiplexing (proxy.frontend.multiplex): between transactions, a session that holds nothing
     # binding it to its backend connections lends them to other sessions.
     multiplex: bool | None = None  # None: on
@@ -291,7 +293,7 @@ class RoutingConfig(_Model):
     reads_to_primary: bool = False
     strategy: Literal["weighted", "least_lag", "least_outstanding"] = "weighted"
     # Causal reads (see README "Consistency modes"): the default for every user and session.
-    consistency: Literal["eventual", "read_your_writes", "primary"] = "eventual"
+    consistency: Literal["eventual", "read_your_writes", "primary", "universal"] = "eventual"
     causal_wait_timeout_seconds: _PositiveSeconds = 0.25
     gtid_tracking: bool = True
     rules: Annotated[tuple[RoutingRule, ...], Strict(False)] = ()

@@ -20,6 +20,7 @@ from proxy.protocol.constants import Command
 from proxy.protocol.packets import first_value
 from proxy.protocol.results import ResponseKind
 from proxy.protocol.session_track import tracked_gtid
+from proxy.router.causal_token import read_gtid
 from proxy.router.policy import Route, RouteReason, Target
 from proxy.router.session_state import SessionState
 from proxy.router.statement import PrimaryReason, StatementInfo
@@ -62,13 +63,15 @@ def learn_gtid(state: SessionState, outcome: Result) -> None:
     if gtid is not None:
         state.causal_gtid = gtid
         state.write_unconfirmed = False
+        state.wait_gtid = None  # the session's own commit ends its @rwproxy_wait_gtid token
 
 
-async def resolve(session: ClientSession, r: Route) -> Route:
-    """The route to run a CAUSAL_WAIT read on: ``r`` once its replica applied the session's last
-    write, else the primary (CAUSAL_FALLBACK)."""
+async def resolve(session: ClientSession, r: Route, gtid: str | None = None) -> Route:
+    """The route to run a CAUSAL_WAIT read on: ``r`` once its replica applied ``gtid`` (default: the
+    session's last write and/or token), else the primary (CAUSAL_FALLBACK)."""
     app = session.app
-    gtid = session.state.causal_gtid
+    if gtid is None:
+        gtid = read_gtid(session.state)
     node = r.node
     assert node is not None
     if gtid is not None:

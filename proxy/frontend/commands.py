@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendConnection, Result
-from proxy.frontend import kill, processlist, processlist_schema, session_ids, session_sets
+from proxy.frontend import causal_tokens, kill, processlist, processlist_schema, session_ids, session_sets
 from proxy.frontend.prepared import (
     BackendStatement,
     PreparedStatement,
@@ -53,7 +53,7 @@ class Request:
     A plain class (compiled: a C struct). ``kind`` None: no response (COM_STMT_SEND_LONG_DATA).
     ``stmt``: a prepared statement (prepared on the connection first, its id rewritten). ``run``:
     instead of relaying, what to do with the connection (COM_STMT_PREPARE rewrites the response).
-    ``route`` changes when the statement waits or falls back (``session.reroute``)."""
+    ``route`` changes when the statement waits or falls back (``send_path.reroute``)."""
 
     __slots__ = ("after", "argument", "info", "kind", "payload", "retried", "route", "run", "stmt")
 
@@ -113,8 +113,16 @@ def _query(session: ClientSession, payload: bytes) -> None:
         return
     if info.primary_reason is _PROCESSLIST and processlist_schema.answer(session, sql):
         return
-    if kind is _SET and "rwproxy_consistency" in sql.lower():
-        _set_consistency(session, sql)
+    if kind is _SET and "rwproxy_" in sql.lower():
+        lowered = sql.lower()
+        if "rwproxy_consistency" in lowered:
+            _set_consistency(session, sql)
+            return
+        if "rwproxy_wait_gtid" in lowered:
+            causal_tokens.answer_wait_gtid(session, sql)
+            return
+    if info.reads_user_vars and "rwproxy_last_gtid" in sql.lower():
+        causal_tokens.answer_last_gtid(session, sql)
         return
     if kind is _LOAD and not app.config.proxy.local_infile and _is_local_load(sql):
         session.reply_error(
@@ -139,7 +147,7 @@ def _set_consistency(session: ClientSession, sql: str) -> None:
         session.reply_error(
             ErrorCode.ER_PARSE_ERROR,
             "rwproxy: set the consistency alone, as SET @rwproxy_consistency = 'eventual' | "
-            "'read_your_writes' | 'primary'",
+            "'read_your_writes' | 'primary' | 'universal'",
             "42000",
         )
         return
@@ -149,7 +157,7 @@ def _set_consistency(session: ClientSession, sql: str) -> None:
         session.reply_error(
             ErrorCode.ER_WRONG_VALUE_FOR_VAR,
             f"Variable 'rwproxy_consistency' can't be set to the value of '{m.group(2)}' "
-            "(eventual, read_your_writes or primary)",
+            "(eventual, read_your_writes, primary or universal)",
             "42000",
         )
         return

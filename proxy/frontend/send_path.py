@@ -20,7 +20,7 @@ import random
 from typing import TYPE_CHECKING
 
 from proxy.backend.connection import BackendConnection, BackendError, BadConnReason
-from proxy.frontend import buffering, causal, unreachable
+from proxy.frontend import buffering, causal, universal, unreachable
 from proxy.frontend.prepared import prepare_on
 from proxy.router.fallback import CONNECT_ERRORS, may_retry_read, read_fallback, waits_after_connect_failure
 from proxy.router.policy import Route, RouteReason, Target
@@ -54,8 +54,15 @@ async def connect_routed(session: ClientSession, req: Request, wait: bool) -> Ba
                 return None
             reroute(session, routed)
         r = req.route
+        position = None
+        if r.reason is RouteReason.UNIVERSAL_WAIT:
+            routed, position = await universal.resolve(session, req)
+            if session.inflight is not req:  # the client left meanwhile
+                return None
+            reroute(session, routed)
+            r = req.route
         if r.reason is RouteReason.CAUSAL_WAIT:
-            reroute(session, await causal.resolve(session, r))
+            reroute(session, await causal.resolve(session, r, position))
             r = req.route
         node = r.node
         if node is None:

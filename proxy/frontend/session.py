@@ -64,6 +64,7 @@ _INPUT_HIGH_WATER: Final = 1 << 20
 _STATE_CHANGED: Final = 0x4000  # ServerStatus.SESSION_STATE_CHANGED: the OK may carry a GTID
 _RYW: Final = Consistency.READ_YOUR_WRITES
 _CAUSAL_WAIT: Final = RouteReason.CAUSAL_WAIT
+_UNIVERSAL_WAIT: Final = RouteReason.UNIVERSAL_WAIT
 _perf_counter: Final = time.perf_counter
 _PRIMARY: Final = Target.PRIMARY
 _bisect: Final = bisect_left
@@ -342,7 +343,7 @@ class ClientSession:
             if respond:
                 self.reply_error(ErrorCode.ER_UNKNOWN_ERROR, buffering.no_primary_message(app, r), "HY000")
             return
-        if req.run is None and r.reason is not _CAUSAL_WAIT:
+        if req.run is None and r.reason is not _CAUSAL_WAIT and r.reason is not _UNIVERSAL_WAIT:
             conn = self.conns.get(node.name)
             if conn is not None and conn.bad is None and conn.applied_seq == self.state.replay_seq:
                 stmt = req.stmt

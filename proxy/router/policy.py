@@ -10,6 +10,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from proxy.router.causal_token import read_gtid
 from proxy.router.session_state import Consistency, PinReason, SessionState
 from proxy.router.statement import Hint, Kind, PrimaryReason, StatementInfo
 from proxy.topology.model import Node, Topology, weighted_choice
@@ -20,6 +21,7 @@ __all__ = [
     "RouteReason",
     "Strategy",
     "Target",
+    "causal_route",
     "choose_replica",
     "pick_replica",
     "primary_route",
@@ -54,11 +56,14 @@ class RouteReason(enum.Enum):
     RULE_REPLICA = "a routing rule sends it to a replica"
     READS_TO_PRIMARY = "routing.reads_to_primary is on"
     CONSISTENCY_PRIMARY = "the session's consistency is 'primary'"
-    CAUSAL_APPLIED = "read_your_writes: a replica known to have applied the session's last write"
-    CAUSAL_WAIT = "read_your_writes: a replica that must first apply the session's last write"
+    # CAUSAL_APPLIED/WAIT/FALLBACK: read_your_writes, a @rwproxy_wait_gtid token
+    # (proxy.router.causal_token) and universal (after UNIVERSAL_WAIT) reads alike.
+    CAUSAL_APPLIED = "causal read: a replica known to have applied the GTID the read must see"
+    CAUSAL_WAIT = "causal read: a replica that must first apply the GTID the read must see"
     CAUSAL_PRIMARY = "read_your_writes: the GTID of the session's last write is unknown"
-    CAUSAL_FALLBACK = "read_your_writes: no replica applied the session's last write in time"
+    CAUSAL_FALLBACK = "causal read: no replica applied the GTID the read must see in time"
     CAUSAL_NO_WAIT = "read_your_writes: no usable replica can wait for a GTID (Aurora): the primary serves it"
+    UNIVERSAL_WAIT = "universal: the read waits for the primary's position when it arrived"
     NO_REPLICA = "no replica is usable: the primary serves the read"
     NO_REPLICA_WITHIN_LAG = "no replica within the statement's max_lag: the primary serves the read"
     NO_REPLICA_ERROR = "no replica is usable and routing.on_no_replica = 'error'"
@@ -157,7 +162,7 @@ _DEFAULT_OPTIONS = PolicyOptions()
 _PRIMARY, _REPLICA = Target.PRIMARY, Target.REPLICA
 _HINT_PRIMARY, _HINT_REPLICA = Hint.PRIMARY, Hint.REPLICA
 _READ = RouteReason.READ
-_EVENTUAL, _C_PRIMARY = Consistency.EVENTUAL, Consistency.PRIMARY
+_EVENTUAL, _C_PRIMARY, _UNIVERSAL = Consistency.EVENTUAL, Consistency.PRIMARY, Consistency.UNIVERSAL
 _WEIGHTED = Strategy.WEIGHTED
 
 
@@ -199,13 +204,16 @@ def route(
         return _to_primary(primary, RouteReason.PINNED, pin=PinReason.USER_VARS)
     if options.reads_to_primary:
         return _to_primary(primary, RouteReason.READS_TO_PRIMARY)
-    if session.consistency is not _EVENTUAL:
+    if session.consistency is not _EVENTUAL or session.wait_gtid is not None:
         if session.consistency is _C_PRIMARY:
             return _to_primary(primary, RouteReason.CONSISTENCY_PRIMARY)
+        if session.consistency is _UNIVERSAL:
+            return _universal(topology, options, info.max_lag)
         if session.write_unconfirmed:
             return _to_primary(primary, RouteReason.CAUSAL_PRIMARY)
-        if session.causal_gtid is not None:
-            return _causal(topology, options, session.causal_gtid, info.max_lag, rand)
+        gtid = read_gtid(session)  # the session's last write and/or its @rwproxy_wait_gtid token
+        if gtid is not None:
+            return _causal(topology, options, gtid, info.max_lag, rand)
     if info.max_lag is not None:
         return _within_lag(topology, options, info.max_lag, rand)
     return _to_replica(topology, options, _READ, rand)
@@ -290,9 +298,7 @@ def _causal(
     else the least-lagged replica (the session waits there for the GTID, then falls back). Replicas
     that cannot wait for a GTID (``Node.gtid_waits`` False: Aurora) are never chosen: with only
     those, the primary serves the read."""
-    candidates = topology.eligible_replicas()
-    if max_lag is not None:
-        candidates = tuple(n for n in candidates if n.lag_seconds is not None and n.lag_seconds <= max_lag)
+    candidates = _candidates(topology, max_lag)
     if not candidates:
         return _no_replica(topology, options)
     if not all(n.gtid_waits for n in candidates):
@@ -304,6 +310,29 @@ def _causal(
         node = pick_replica(options, applied, rand)
         return Route(_REPLICA, node, RouteReason.CAUSAL_APPLIED)
     return Route(_REPLICA, min(candidates, key=_lag_key), RouteReason.CAUSAL_WAIT)
+
+
+def _universal(topology: Topology, options: PolicyOptions, max_lag: float | None) -> Route:
+    """A UNIVERSAL read: UNIVERSAL_WAIT on the least-lagged usable replica (the caller learns the
+    primary's position, then ``causal_route`` decides), or the usual no-replica route."""
+    candidates = _candidates(topology, max_lag)
+    if not candidates:
+        return _no_replica(topology, options)
+    return Route(_REPLICA, min(candidates, key=_lag_key), RouteReason.UNIVERSAL_WAIT)
+
+
+def causal_route(
+    topology: Topology, options: PolicyOptions, gtid: str, max_lag: float | None, rand: float
+) -> Route:
+    """Where a read that must see ``gtid`` goes (CAUSAL_APPLIED / CAUSAL_WAIT / primary)."""
+    return _causal(topology, options, gtid, max_lag, rand)
+
+
+def _candidates(topology: Topology, max_lag: float | None) -> tuple[Node, ...]:
+    candidates = topology.eligible_replicas()
+    if max_lag is not None:
+        candidates = tuple(n for n in candidates if n.lag_seconds is not None and n.lag_seconds <= max_lag)
+    return candidates
 
 
 def _covers(node: Node, gtid: str) -> bool:

@@ -39,12 +39,14 @@ class Consistency(enum.Enum):
 
     EVENTUAL: any usable replica. READ_YOUR_WRITES: after the session committed a write, only a
     replica that has applied it (known from the monitor, or waited for), else the primary.
-    PRIMARY: every statement on the primary.
+    PRIMARY: every statement on the primary. UNIVERSAL: every read sees everything the primary had
+    committed when it arrived (its position, read once per batch of reads: ``proxy.frontend.universal``).
     """
 
     EVENTUAL = "eventual"
     READ_YOUR_WRITES = "read_your_writes"
     PRIMARY = "primary"
+    UNIVERSAL = "universal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,9 @@ class SessionState:
     consistency: Consistency = Consistency.EVENTUAL
     causal_gtid: str | None = None
     write_unconfirmed: bool = False
+    # ``SET @rwproxy_wait_gtid``: a GTID (from another connection) every read must see, in any
+    # consistency mode, until replaced, cleared or the session's own commit (proxy.router.causal_token).
+    wait_gtid: str | None = None
     # A SET whose resulting values must be read back from the primary before the session's next
     # statement (proxy.router.set_replay, CAPTURE): the session variables to read, else None.
     capture: tuple[str, ...] | None = None
@@ -232,6 +237,7 @@ class SessionState:
         self.user_vars_in_query = False
         self.unreplayable_set = False
         self.capture = None
+        self.wait_gtid = None
         self._replay.clear()
         self._sig_seq = -1
         if self.database is not None:

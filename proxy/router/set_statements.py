@@ -94,46 +94,24 @@ def scan_set(code: str, pos: int) -> Scan:
 
 def _scan_assignments(code: str, pos: int) -> Scan:
     """``SET [scope] a = ..., [scope] @@b = ..., @c := ...``: effects and session variable names."""
+    items = _parse_assignments(code, pos)
+    if items is None:
+        return None
     effects = _E.NONE
     names: list[str] = []
     autocommit: bool | None = None
-    sticky_global = False
-    for item in split_top_level(code, pos):
-        m = _ASSIGNMENT.match(item)
-        if m is None:
-            return None
-        if m.group("scope") is not None:
-            sticky_global = _SCOPES[m.group("scope").upper()]
-        name_token = m.group("name")
-        rest = m.group("rest")
-        if m.group("user") is not None:
-            if _ASSIGN_OP.match(rest) is None:
-                return None
+    for item in items:
+        target = item.target
+        if target == "user":
             effects |= _E.SETS_USER_VAR
-            continue
-        if name_token[0] in "'\"":
-            return None
-        name = "".join(unquote(name_token).split()).lower()
-        if m.group("sys") is None and name in ("names", "charset", "character"):
-            if name == "character" and word(rest, 0)[0] != "SET":
-                return None
-            effects |= _E.SETS_SESSION_VAR
-            if "names" not in names:
-                names.append("names")
-            continue
-        op = _ASSIGN_OP.match(rest)
-        if op is None:
-            return None
-        # @@name without a scope is SESSION; a bare name takes the scope of the last scope keyword.
-        scope = m.group("sysscope")
-        is_global = _SCOPES[scope.upper()] if scope is not None else sticky_global and m.group("sys") is None
-        if is_global:
+        elif target == "global":
             effects |= _E.SETS_GLOBAL
-        elif name == "autocommit":
+        elif target == "autocommit":
             effects |= _E.SETS_AUTOCOMMIT
-            autocommit = _BOOL_VALUES.get(rest[op.end() :].strip().strip("'\"").lower())
-        else:
+            autocommit = _BOOL_VALUES.get(item.value.strip().strip("'\"").lower())
+        else:  # a session variable, or NAMES / CHARACTER SET / CHARSET
             effects |= _E.SETS_SESSION_VAR
+            name = "names" if target == "names" else item.name
             if name not in names:
                 names.append(name)
     reason = _R.SESSION_COMMAND
@@ -172,6 +150,11 @@ def set_assignments(code: str, pos: int) -> list[Assignment] | None:
         return None
     if keyword in _SCOPES and word(code, after)[0] == "TRANSACTION":
         return None
+    return _parse_assignments(code, pos)
+
+
+def _parse_assignments(code: str, pos: int) -> list[Assignment] | None:
+    """The assignment list after ``SET`` (``pos``), None when an item is not understood."""
     out: list[Assignment] = []
     sticky_global = False
     for item in split_top_level(code, pos):
@@ -202,6 +185,7 @@ def set_assignments(code: str, pos: int) -> list[Assignment] | None:
         op = _ASSIGN_OP.match(rest)
         if op is None:
             return None
+        # @@name without a scope is SESSION; a bare name takes the scope of the last scope keyword.
         scope = m.group("sysscope")
         is_global = _SCOPES[scope.upper()] if scope is not None else sticky_global and m.group("sys") is None
         target = "global" if is_global else "autocommit" if name == "autocommit" else "session"

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from proxy.admin.http import AdminHttp
     from proxy.admin.sql import AdminSql
     from proxy.frontend.session import ClientSession
+    from proxy.frontend.universal import PositionBatch
     from proxy.reload import ReloadResult
 
 __all__ = ["ProxyApp", "ProxyStats", "advertised_capabilities"]
@@ -111,6 +112,7 @@ class ProxyApp:
         self.connect_failures = ConnectFailures()  # seen by sessions (proxy.frontend.unreachable)
         self.sessions: dict[int, ClientSession] = {}
         self.preauth = PreauthGate()  # clients not yet authenticated (proxy.frontend.preauth)
+        self.position_batch: PositionBatch | None = None  # universal reads (proxy.frontend.universal)
         self._ids = itertools.count(1)
         self.tls_context = _frontend_ssl(config)
         self.rsa = RsaKeyPair.generate()

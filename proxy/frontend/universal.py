@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -87,13 +86,11 @@ class PositionBatch:
                 self._send()
 
 
-_BATCHES: weakref.WeakKeyDictionary[ProxyApp, PositionBatch] = weakref.WeakKeyDictionary()
-
-
 def batch_for(app: ProxyApp) -> PositionBatch:
-    batch = _BATCHES.get(app)
+    """The app's one batch (kept on the app: compiled classes take no weak references)."""
+    batch = app.position_batch
     if batch is None:
-        batch = _BATCHES[app] = PositionBatch(lambda user: _primary_position(app, user))
+        batch = app.position_batch = PositionBatch(lambda user: _primary_position(app, user))
     return batch
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pymysql
 import pytest
@@ -91,20 +91,23 @@ def _pairs(
     conn.close()
 
 
-def _run_pairs(
-    p: ProxyThread, c: Cluster, base: int, total: int, consistency: str | None = None
-) -> list[int]:
+def run_in_threads(work: Callable[[int, int, list[int]], None], base: int, total: int) -> list[int]:
+    """``work(start, count, stale)`` in THREADS threads, each over its share of the ids
+    ``base .. base + total``; returns the ids they found stale."""
     stale: list[int] = []
     per = total // THREADS
-    threads = [
-        threading.Thread(target=_pairs, args=(p, c, base + k * per, per, stale, consistency))
-        for k in range(THREADS)
-    ]
+    threads = [threading.Thread(target=work, args=(base + k * per, per, stale)) for k in range(THREADS)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     return stale
+
+
+def _run_pairs(
+    p: ProxyThread, c: Cluster, base: int, total: int, consistency: str | None = None
+) -> list[int]:
+    return run_in_threads(lambda start, n, stale: _pairs(p, c, start, n, stale, consistency), base, total)
 
 
 def test_read_your_writes_has_no_stale_reads(delayed_cluster: Cluster) -> None:

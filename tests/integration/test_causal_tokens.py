@@ -8,7 +8,6 @@ workload without the token does show stale reads (so the check can fail).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pymysql
@@ -16,13 +15,12 @@ import pytest
 
 from proxy.devcluster import Cluster, start_cluster
 from proxy.router.policy import RouteReason
-from tests.integration.test_causal_reads import _config, _connect, _wait_lagging
+from tests.integration.test_causal_reads import _config, _connect, _wait_lagging, run_in_threads
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
 
 PAIRS = 2000
-THREADS = 4
 
 
 @pytest.fixture(scope="module")
@@ -65,17 +63,9 @@ def _pairs(
 def _run(
     writer: ProxyThread, reader: ProxyThread, c: Cluster, base: int, total: int, token: bool
 ) -> list[int]:
-    stale: list[int] = []
-    per = total // THREADS
-    threads = [
-        threading.Thread(target=_pairs, args=(writer, reader, c, base + k * per, per, stale, token))
-        for k in range(THREADS)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return stale
+    return run_in_threads(
+        lambda start, n, stale: _pairs(writer, reader, c, start, n, stale, token), base, total
+    )
 
 
 def _token_reads_on_replicas(p: ProxyThread, c: Cluster) -> int:
@@ -182,17 +172,9 @@ def _direct_pairs(
 def _run_direct(
     p: ProxyThread, c: Cluster, base: int, total: int, consistency: str | None = None
 ) -> list[int]:
-    stale: list[int] = []
-    per = total // THREADS
-    threads = [
-        threading.Thread(target=_direct_pairs, args=(p, c, base + k * per, per, stale, consistency))
-        for k in range(THREADS)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return stale
+    return run_in_threads(
+        lambda start, n, stale: _direct_pairs(p, c, start, n, stale, consistency), base, total
+    )
 
 
 UNIVERSAL_PAIRS = 1000

@@ -13,6 +13,8 @@ import pytest
 
 from proxy.demo import demo_config_text
 from proxy.devcluster import Cluster
+from tests.integration.test_backend_state import client as backend_client
+from tests.integration.test_backend_state import one
 from tests.support.cluster import unique_name
 from tests.support.proxy import ProxyThread
 
@@ -31,24 +33,9 @@ def proxy_with(cluster: Cluster, *, pool: int, wait: float = 10, multiplex: bool
 
 
 def client(p: ProxyThread, cluster: Cluster, **kw: Any) -> pymysql.Connection:
-    args: dict[str, Any] = {
-        "host": p.host,
-        "port": p.port,
-        "user": cluster.app_user,
-        "password": cluster.app_password,
-        "database": "rwtest",
-        "autocommit": True,
-        "connect_timeout": 30,
-        "read_timeout": 60,
-    }
-    args.update(kw)
-    return pymysql.connect(**args)
-
-
-def one(cur: Any, sql: str) -> Any:
-    cur.execute(sql)
-    row = cur.fetchone()
-    return row[0] if row else None
+    """test_backend_state's client, in the database ``rwtest`` and with a longer connect timeout
+    (logins queue for a connection here)."""
+    return backend_client(p, cluster, **{"database": "rwtest", "connect_timeout": 30, **kw})
 
 
 # -- queueing (issue 11, item 3) ---------------------------------------------------------------

@@ -34,7 +34,9 @@ TTL = 3
 TOKEN = "coordination-test-token"
 
 
-def config(c: Cluster, cluster: str, instance: str, endpoints: list[str]) -> str:
+def config(
+    c: Cluster, cluster: str, instance: str, endpoints: list[str], failures_to_offline: int = 3
+) -> str:
     lines = [
         "[proxy]",
         'listen = ["{listen}"]',
@@ -46,7 +48,7 @@ def config(c: Cluster, cluster: str, instance: str, endpoints: list[str]) -> str
         "interval_seconds = 0.2",
         "connect_timeout_seconds = 0.5",
         "check_timeout_seconds = 0.5",
-        "failures_to_offline = 3",
+        f"failures_to_offline = {failures_to_offline}",
         "successes_to_online = 2",
         "[failover]",
         'mode = "promote"',
@@ -79,8 +81,10 @@ class Instances:
         self.cluster = f"t{uuid.uuid4().hex[:8]}"
         self.procs: list[ProxyProcess] = []
 
-    def start(self, name: str, endpoints: list[str] | None = None) -> ProxyProcess:
-        text = config(self.c, self.cluster, name, endpoints or self.etcd.endpoints)
+    def start(
+        self, name: str, endpoints: list[str] | None = None, failures_to_offline: int = 3
+    ) -> ProxyProcess:
+        text = config(self.c, self.cluster, name, endpoints or self.etcd.endpoints, failures_to_offline)
         p = ProxyProcess(text, self.base / name)
         self.procs.append(p)
         return p.start()
@@ -278,7 +282,9 @@ def test_instance_cut_off_from_etcd_only_observes(instances: Instances) -> None:
     with FlakyLink(("127.0.0.1", instances.etcd.members[0].client_port)) as link:
         b = instances.start("b", [f"127.0.0.1:{link.port}"])  # b reaches etcd only through the link
         _wait(lambda: _coord(b)["is_leader"], 10, "b leads", logs=(b,))
-        a = instances.start("a")
+        # a needs more failed checks than b to call the primary dead, so that b (cut off) has
+        # judged it dead, and refused to fail over, before a's promotion makes it visible.
+        a = instances.start("a", failures_to_offline=8)
         _wait(lambda: _coord(a)["leader"] == "b", 10, "a follows b", logs=(a,))
         link.down()
         _wait(lambda: not _coord(b)["etcd_up"], 10, "b sees etcd unreachable", logs=(b,))

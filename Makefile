@@ -25,13 +25,13 @@ test: system-deps test-deps venv lint native
 	RWPROXY_NATIVE=1 $(VENV)/bin/pytest -q
 	RWPROXY_NATIVE=0 $(VENV)/bin/pytest -q tests/unit
 
-# Compile the hot path with mypyc into proxy/_native (skipped while it matches the sources).
+# Compile the hot path with mypyc into rwproxy/_native (skipped while it matches the sources).
 native: venv build-deps
-	$(PY) -m proxy.native_build --if-stale --quiet
+	$(PY) -m rwproxy.dev.native_build --if-stale --quiet
 
 lint: venv
-	$(VENV)/bin/ruff check proxy tests bench
-	$(VENV)/bin/ruff format --check proxy tests bench
+	$(VENV)/bin/ruff check rwproxy tests bench
+	$(VENV)/bin/ruff format --check rwproxy tests bench
 	$(VENV)/bin/mypy
 
 unit: venv
@@ -93,4 +93,4 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache proxy/_native
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache rwproxy/_native

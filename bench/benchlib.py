@@ -1,8 +1,8 @@
 """Shared plumbing for the end-to-end benchmarks (``run_sysbench.py``, ``relay_bench.py``).
 
-A ``Bench`` owns everything a run starts: a local replication cluster (``proxy.devcluster``),
-HAProxy (``mode tcp``, ``nbthread 1``, in front of the primary) and rwproxy (``python -m proxy run``,
-config from ``proxy.demo.demo_config_text``), all on loopback ports picked free, plus a temporary
+A ``Bench`` owns everything a run starts: a local replication cluster (``rwproxy.dev.cluster``),
+HAProxy (``mode tcp``, ``nbthread 1``, in front of the primary) and rwproxy (``python -m rwproxy run``,
+config from ``rwproxy.dev.demo.demo_config_text``), all on loopback ports picked free, plus a temporary
 directory for their configs and logs. Leaving the ``with`` block -- normally, on an exception, on
 Ctrl-C or on SIGTERM/SIGHUP (turned into ``KeyboardInterrupt`` by ``install_signal_handlers``) --
 stops all of them. HAProxy and rwproxy also get PR_SET_PDEATHSIG, so a SIGKILLed harness does not
@@ -35,8 +35,8 @@ if str(REPO) not in sys.path:
 
 import pymysql  # noqa: E402
 
-from proxy.demo import demo_config_text  # noqa: E402
-from proxy.devcluster import Cluster, free_port, start_cluster, wait_for_port  # noqa: E402
+from rwproxy.dev.cluster import Cluster, free_port, start_cluster, wait_for_port  # noqa: E402
+from rwproxy.dev.demo import demo_config_text  # noqa: E402
 
 __all__ = [
     "REPO",
@@ -347,7 +347,7 @@ class Bench:
             if self.proxy is None:
                 self.proxy = Child(
                     "rwproxy",
-                    [sys.executable, "-m", "proxy", "run", "--config", str(cfg)],
+                    [sys.executable, "-m", "rwproxy", "run", "--config", str(cfg)],
                     self.tmp / "rwproxy.log",
                     cwd=REPO,
                 )
@@ -385,7 +385,7 @@ class Bench:
         return False
 
     def proxy_hot_path(self) -> str:
-        """The proxy's start-up line saying whether it runs the compiled hot path (proxy.native)."""
+        """The proxy's start-up line saying whether it runs the compiled hot path (rwproxy.native)."""
         assert self.proxy is not None
         for line in self.proxy.tail(200).splitlines():
             if "hot path:" in line:
@@ -416,7 +416,7 @@ class Bench:
             ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--", "proxy"], capture_output=True, text=True
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "rwproxy"], capture_output=True, text=True
         ).stdout.strip()
         try:
             import uvloop
@@ -427,7 +427,7 @@ class Bench:
         return {
             "python": f"{platform.python_version()} ({sys.executable})",
             "uvloop": uv,
-            "rwproxy": (git or "?") + (" + uncommitted changes in proxy/" if dirty else ""),
+            "rwproxy": (git or "?") + (" + uncommitted changes in rwproxy/" if dirty else ""),
             "mariadb_server": self.cluster.version,
             "haproxy": _first_line(["haproxy", "-v"]),
             "sysbench": _first_line(["sysbench", "--version"]),

@@ -3,8 +3,8 @@
     python bench/causal_bench.py --quick     # 2,000 reads per scenario, 3 rounds (~30 s)
     python bench/causal_bench.py             # 10,000 reads per scenario, 5 rounds (~3 minutes)
 
-A local cluster (primary + 1 replica, ``proxy.devcluster``) and rwproxy as its own process
-(``python -m proxy run``, monitor every 0.5 s, admin HTTP on a free port). One client session per
+A local cluster (primary + 1 replica, ``rwproxy.dev.cluster``) and rwproxy as its own process
+(``python -m rwproxy run``, monitor every 0.5 s, admin HTTP on a free port). One client session per
 scenario; every read is ``SELECT v FROM causal_bench WHERE id = 1`` (autocommit):
 
   a  eventual          an ``eventual`` session: the baseline
@@ -49,8 +49,8 @@ from benchlib import (
     timestamp,
 )
 
-from proxy.demo import server_tables, user_table
-from proxy.devcluster import free_port, wait_for_port
+from rwproxy.dev.cluster import free_port, wait_for_port
+from rwproxy.dev.demo import server_tables, user_table
 
 SCENARIOS = {
     "a": "eventual",
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.write_text(_config(bench, port, admin))
         proxy = Child(
             "rwproxy",
-            [sys.executable, "-m", "proxy", "run", "--config", str(cfg)],
+            [sys.executable, "-m", "rwproxy", "run", "--config", str(cfg)],
             bench.tmp / "rwproxy.log",
             cwd=REPO,
         )

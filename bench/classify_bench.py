@@ -15,8 +15,8 @@ import itertools
 import timeit
 from collections.abc import Callable
 
-from proxy.router.classify import Classifier
-from proxy.router.digest import digest_text
+from rwproxy.router.classify import Classifier
+from rwproxy.router.digest import digest_text
 
 POINT_SELECT = "SELECT c FROM sbtest1 WHERE id=4242"
 RANGE_SELECT = "SELECT id, k, c, pad FROM sbtest1 WHERE id BETWEEN 4242 AND 4342 ORDER BY c LIMIT 10"

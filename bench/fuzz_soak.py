@@ -2,7 +2,7 @@
 
     python bench/fuzz_soak.py --seconds 600 [--seed N] [--workers 3] [--round 30]
 
-Starts a local replication cluster (proxy.devcluster) and ``rwproxy run`` in front of it, warms up,
+Starts a local replication cluster (rwproxy.dev.cluster) and ``rwproxy run`` in front of it, warms up,
 then fuzzes in rounds (each round its own seed, ``seed + round - 1``) with a healthy client beside
 the fuzzer; prints the proxy's RSS after every round (a slow leak shows as a climb) and the final
 checks: healthy client never failed, fuzzer invariants held, the proxy alive without tracebacks,
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchlib import install_signal_handlers  # puts the repository on sys.path
 
-from proxy.devcluster import start_cluster
+from rwproxy.dev.cluster import start_cluster
 from tests.support.fuzz import FuzzStats
 from tests.support.fuzz_run import fuzz_proxy
 

@@ -15,13 +15,13 @@ import argparse
 import asyncio
 import time
 
-from proxy.app import ProxyApp
-from proxy.backend.connection import BackendConnection
-from proxy.config import parse_config
-from proxy.frontend.multiplex import multiplexer_for
-from proxy.frontend.session import _COMMAND, ClientSession
-from proxy.protocol.constants import Capability
-from proxy.protocol.framing import frame
+from rwproxy.app import ProxyApp
+from rwproxy.backend.connection import BackendConnection
+from rwproxy.config import parse_config
+from rwproxy.frontend.multiplex import multiplexer_for
+from rwproxy.frontend.session import _COMMAND, ClientSession
+from rwproxy.protocol.constants import Capability
+from rwproxy.protocol.framing import frame
 
 CONFIG = """
 [[users]]

@@ -1,6 +1,6 @@
 """Multiplexing: many idle client sessions over a small backend pool, each with its own state.
 
-Starts a local replication cluster and rwproxy (``python -m proxy run``) with
+Starts a local replication cluster and rwproxy (``python -m rwproxy run``) with
 ``backend.pool_max_per_server = --pool``, then:
 
 1. opens ``--sessions`` authenticated client sessions (aiomysql), each in one of ``--databases``
@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aiomysql
 from benchlib import REPO, Bench, Child, Endpoint, install_signal_handlers, loadavg
 
-from proxy.demo import demo_config_text
-from proxy.devcluster import free_port
+from rwproxy.dev.cluster import free_port
+from rwproxy.dev.demo import demo_config_text
 
 NOMUX_USER = "nomux"
 
@@ -76,7 +76,7 @@ def start_proxy(bench: Bench, args: argparse.Namespace) -> Child:
     cfg.write_text(proxy_config(bench, port, args))
     bench.proxy = Child(
         "rwproxy",
-        [sys.executable, "-m", "proxy", "run", "--config", str(cfg)],
+        [sys.executable, "-m", "rwproxy", "run", "--config", str(cfg)],
         bench.tmp / "rwproxy.log",
         cwd=REPO,
     )

@@ -5,7 +5,7 @@
 
 Starts a local MariaDB cluster (1 primary + ``--replicas``), prepares the sysbench tables on the
 primary, starts HAProxy (``mode tcp``, ``nbthread 1``, backend = the primary) and rwproxy
-(``python -m proxy run``), then for each round, workload, ps-mode and thread count runs sysbench
+(``python -m rwproxy run``), then for each round, workload, ps-mode and thread count runs sysbench
 against direct, haproxy and rwproxy back to back. Prints medians over rounds and the ratios; the
 absolute numbers on a shared 2-core box are noise, the ratios are the result. Raw results go to
 ``bench/results/sysbench-<timestamp>.json``. Exit status 1 when any run errored (sysbench failed or

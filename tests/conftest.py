@@ -1,6 +1,6 @@
 """Shared fixtures.
 
-The replication cluster (``proxy.devcluster``) is started once per session, on first use. Which kind
+The replication cluster (``rwproxy.dev.cluster``) is started once per session, on first use. Which kind
 follows ``RWPROXY_TEST_CLUSTER`` (local|docker), else Docker if an engine answers, else local
 MariaDB processes. Nothing here skips: if the cluster cannot start, every test that needs it errors
 with the reason (CI must run them).
@@ -14,7 +14,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from proxy.devcluster import Cluster, ClusterNode, start_cluster
+from rwproxy.dev.cluster import Cluster, ClusterNode, start_cluster
 
 __all__ = [
     "cluster",

@@ -12,8 +12,8 @@ from typing import Any
 import pymysql
 import pytest
 
-from proxy.demo import demo_config_text
-from proxy.devcluster import Cluster
+from rwproxy.dev.cluster import Cluster
+from rwproxy.dev.demo import demo_config_text
 from tests.support.etcd import EtcdCluster, etcd_available
 from tests.support.proxy import ProxyThread
 

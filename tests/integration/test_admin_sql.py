@@ -19,8 +19,8 @@ from typing import Any
 import pymysql
 import pytest
 
-from proxy.demo import server_tables
-from proxy.devcluster import Cluster
+from rwproxy.dev.cluster import Cluster
+from rwproxy.dev.demo import server_tables
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
@@ -309,7 +309,7 @@ def test_http_drain_needs_the_token(admin_proxy: ProxyThread, healthy_cluster: C
 def test_per_server_counts_and_readable_values(admin_proxy: ProxyThread, healthy_cluster: Cluster) -> None:
     """admin SQL servers, /status and `rwproxy status` show statements and connections per server;
     counters are integers (15, not 15.0) and times are readable."""
-    from proxy.cli import render_status
+    from rwproxy.cli import render_status
 
     primary = healthy_cluster.primary.name
     with client(admin_proxy, healthy_cluster) as c:

@@ -19,7 +19,7 @@ import sys
 import mysql.connector
 import pytest
 
-from proxy.devcluster import Cluster
+from rwproxy.dev.cluster import Cluster
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from proxy.demo import demo_config_text
-from proxy.devcluster import Cluster
-from proxy.protocol.auth import native_password_hash
+from rwproxy.dev.cluster import Cluster
+from rwproxy.dev.demo import demo_config_text
+from rwproxy.protocol.auth import native_password_hash
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
@@ -191,9 +191,9 @@ def test_client_hello_in_the_same_segment_as_ssl_request(tls_proxy: ProxyThread,
     """Regression: TLS bytes that arrive together with the SSLRequest must reach the TLS layer."""
     import socket
 
-    from proxy.protocol.connection import make_ssl_request, parse_handshake_v10
-    from proxy.protocol.constants import Capability
-    from proxy.protocol.framing import PacketDecoder, frame
+    from rwproxy.protocol.connection import make_ssl_request, parse_handshake_v10
+    from rwproxy.protocol.constants import Capability
+    from rwproxy.protocol.framing import PacketDecoder, frame
 
     caps = int(
         Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION | Capability.PLUGIN_AUTH | Capability.SSL

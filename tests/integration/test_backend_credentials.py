@@ -23,23 +23,23 @@ from typing import Any
 import pymysql
 import pytest
 
-from proxy.backend.clear_password import CLEAR_PASSWORD_REFUSED
-from proxy.backend.connection import BackendError
-from proxy.backend.credentials import IAM_TOKEN_REUSE_SECONDS, CredentialsError, CredentialSource
-from proxy.backend.pool import BackendCredentials, Pool
-from proxy.config.aws_sections import AwsConfig
-from proxy.config.sections import BackendConfig
-from proxy.devcluster import Cluster
-from proxy.discovery.aws import AwsClients
-from proxy.protocol.connection import (
+from rwproxy.backend.clear_password import CLEAR_PASSWORD_REFUSED
+from rwproxy.backend.connection import BackendError
+from rwproxy.backend.credentials import IAM_TOKEN_REUSE_SECONDS, CredentialsError, CredentialSource
+from rwproxy.backend.pool import BackendCredentials, Pool
+from rwproxy.config.aws_sections import AwsConfig
+from rwproxy.config.sections import BackendConfig
+from rwproxy.dev.cluster import Cluster
+from rwproxy.discovery.aws import AwsClients
+from rwproxy.protocol.connection import (
     SslRequest,
     make_auth_switch_request,
     make_handshake_v10,
     parse_handshake_response,
 )
-from proxy.protocol.constants import UTF8MB4_GENERAL_CI, Capability
-from proxy.protocol.framing import frame
-from proxy.protocol.packets import make_ok
+from rwproxy.protocol.constants import UTF8MB4_GENERAL_CI, Capability
+from rwproxy.protocol.framing import frame
+from rwproxy.protocol.packets import make_ok
 from tests.integration.test_auth_tls import self_signed
 from tests.support.aws import MotoEndpoint, rds_address
 from tests.support.proxy import ProxyThread

@@ -18,8 +18,8 @@ import pymysql
 import pymysql.cursors
 import pytest
 
-from proxy.demo import server_tables, user_table
-from proxy.devcluster import Cluster
+from rwproxy.dev.cluster import Cluster
+from rwproxy.dev.demo import server_tables, user_table
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
@@ -181,7 +181,7 @@ def test_dead_replica_logs_one_line_and_counts_the_rest(
         lines = [
             r.getMessage()
             for r in caplog.records
-            if r.name.startswith("proxy.frontend") and dead.name in r.getMessage()
+            if r.name.startswith("rwproxy.frontend") and dead.name in r.getMessage()
         ]
         print(f"\n{served} reads, {failures} connect failures to {dead.name}, log lines: {lines[:3]}")
         assert len(lines) == 1, lines

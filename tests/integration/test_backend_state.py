@@ -11,8 +11,8 @@ from typing import Any
 import pymysql
 import pytest
 
-from proxy.demo import demo_config_text
-from proxy.devcluster import Cluster
+from rwproxy.dev.cluster import Cluster
+from rwproxy.dev.demo import demo_config_text
 from tests.support.cluster import unique_name, wait_until
 from tests.support.proxy import ProxyThread
 

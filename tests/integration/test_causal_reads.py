@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 import pymysql
 import pytest
 
-from proxy.demo import server_tables, user_table
-from proxy.devcluster import Cluster, start_cluster
-from proxy.router.policy import RouteReason
+from rwproxy.dev.cluster import Cluster, start_cluster
+from rwproxy.dev.demo import server_tables, user_table
+from rwproxy.router.policy import RouteReason
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster

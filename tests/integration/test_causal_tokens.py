@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pymysql
 import pytest
 
-from proxy.devcluster import Cluster, start_cluster
-from proxy.router.policy import RouteReason
+from rwproxy.dev.cluster import Cluster, start_cluster
+from rwproxy.router.policy import RouteReason
 from tests.integration.test_causal_reads import _config, _connect, _wait_lagging, run_in_threads
 from tests.support.proxy import ProxyThread
 
@@ -181,7 +181,7 @@ UNIVERSAL_PAIRS = 1000
 
 
 def test_universal_sees_every_write_committed_before_the_read(delayed_cluster: Cluster) -> None:
-    from proxy.frontend.universal import batch_for
+    from rwproxy.frontend.universal import batch_for
 
     c = delayed_cluster
     with ProxyThread(_config(c, "universal")) as p:

@@ -1,4 +1,4 @@
-"""``python -m proxy`` as a user runs it: ``check-config``, ``explain``, ``run`` (with signals and
+"""``python -m rwproxy`` as a user runs it: ``check-config``, ``explain``, ``run`` (with signals and
 graceful shutdown) and ``demo`` (its own cluster, cleaned up on Ctrl-C)."""
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import IO, Any
 import pymysql
 import pytest
 
-from proxy.demo import demo_config_text
-from proxy.devcluster import Cluster, free_port
+from rwproxy.dev.cluster import Cluster, free_port
+from rwproxy.dev.demo import demo_config_text
 
 pytestmark = pytest.mark.cluster
 
@@ -43,7 +43,7 @@ def _env() -> dict[str, str]:
 
 def rwproxy(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "proxy", *args],
+        [sys.executable, "-m", "rwproxy", *args],
         cwd=REPO,
         env=_env(),
         capture_output=True,
@@ -206,7 +206,7 @@ def _wait_listening(r: Running, timeout: float = 30) -> None:
 
 @pytest.fixture
 def run_proxy(cluster: Cluster, tmp_path: Path) -> Iterator[Running]:
-    """``python -m proxy run`` in front of the session cluster, on a free port."""
+    """``python -m rwproxy run`` in front of the session cluster, on a free port."""
     port = free_port()
     config = demo_config_text(cluster, port).replace(
         "[proxy]\n", f"[proxy]\nshutdown_grace_seconds = {GRACE}\n", 1
@@ -217,7 +217,7 @@ def run_proxy(cluster: Cluster, tmp_path: Path) -> Iterator[Running]:
     log = tmp_path / "rwproxy.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "proxy", "run", "--config", str(path)],
+            [sys.executable, "-m", "rwproxy", "run", "--config", str(path)],
             cwd=REPO,
             env=_env(),
             stdout=out,
@@ -359,7 +359,7 @@ def test_demo_refuses_a_busy_port_before_starting_the_cluster() -> None:
         busy.listen()
         port = busy.getsockname()[1]
         out = subprocess.run(
-            [sys.executable, "-m", "proxy", "demo", "--port", str(port), "--admin-port", "0"],
+            [sys.executable, "-m", "rwproxy", "demo", "--port", str(port), "--admin-port", "0"],
             cwd=REPO,
             env=_env(),
             capture_output=True,
@@ -379,7 +379,7 @@ def test_demo_runs_its_own_cluster_and_cleans_up_on_ctrl_c(cluster: Cluster) -> 
         [
             sys.executable,
             "-m",
-            "proxy",
+            "rwproxy",
             "demo",
             "--port",
             str(port),

@@ -8,7 +8,7 @@ import time
 import pymysql
 import pytest
 
-from proxy.devcluster import Cluster, ClusterError
+from rwproxy.dev.cluster import Cluster, ClusterError
 from tests.support.cluster import unique_name, wait_until
 
 __all__: list[str] = []

@@ -17,10 +17,10 @@ from typing import Any
 import pymysql
 import pytest
 
-from proxy.demo import server_tables, user_table
-from proxy.devcluster import Cluster, ClusterNode
-from proxy.drill.instances import render_coordination
-from proxy.drill.scenarios import DrillOptions, run_drill
+from rwproxy.dev.cluster import Cluster, ClusterNode
+from rwproxy.dev.demo import server_tables, user_table
+from rwproxy.drill.instances import render_coordination
+from rwproxy.drill.scenarios import DrillOptions, run_drill
 from tests.support.etcd import EtcdCluster, etcd_available
 from tests.support.flaky_link import FlakyLink
 from tests.support.proxy_process import ProxyProcess

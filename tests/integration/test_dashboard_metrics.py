@@ -22,8 +22,8 @@ import pymysql
 import pytest
 import yaml
 
-from proxy.config import Config
-from proxy.devcluster import Cluster
+from rwproxy.config import Config
+from rwproxy.dev.cluster import Cluster
 from tests.support.etcd import EtcdCluster, etcd_available
 from tests.support.promql import dashboard_expressions, exposed_series, label_names, metric_names
 from tests.support.proxy import ProxyThread

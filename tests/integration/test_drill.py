@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from proxy.cli import main
-from proxy.demo import demo_config_text
-from proxy.devcluster import Cluster, attach, write_state
-from proxy.devcluster.local import _pid_alive
-from proxy.drill.events import IN_DOUBT, OK
-from proxy.drill.report import render_text
-from proxy.drill.scenarios import DrillOptions, DrillResult, run_drill
+from rwproxy.cli import main
+from rwproxy.dev.cluster import Cluster, attach, write_state
+from rwproxy.dev.cluster.local import _pid_alive
+from rwproxy.dev.demo import demo_config_text
+from rwproxy.drill.events import IN_DOUBT, OK
+from rwproxy.drill.report import render_text
+from rwproxy.drill.scenarios import DrillOptions, DrillResult, run_drill
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster

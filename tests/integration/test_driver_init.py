@@ -11,9 +11,9 @@ import pymysql
 import pytest
 from pymysql.constants import CLIENT
 
-from proxy.devcluster import Cluster
-from proxy.frontend import session_sets
-from proxy.router.token_analysis import SERVER_SYSVARS
+from rwproxy.dev.cluster import Cluster
+from rwproxy.frontend import session_sets
+from rwproxy.router.token_analysis import SERVER_SYSVARS
 from tests.fixtures.driver_init import DRIVERS, DriverInit
 
 pytestmark = pytest.mark.cluster

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from mysql.connector import errors as mc_errors
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from proxy.devcluster import Cluster
+from rwproxy.dev.cluster import Cluster
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from proxy.coordination.election import Elector, NotLeader
-from proxy.coordination.etcd import EtcdClient
-from proxy.devcluster.net import free_port
+from rwproxy.coordination.election import Elector, NotLeader
+from rwproxy.coordination.etcd import EtcdClient
+from rwproxy.dev.cluster.net import free_port
 from tests.support.etcd import EtcdCluster, etcd_available
 
 pytestmark = pytest.mark.skipif(not etcd_available(), reason="etcd is not installed")

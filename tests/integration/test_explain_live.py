@@ -15,8 +15,8 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from proxy.demo import server_tables, user_table
-from proxy.devcluster import Cluster
+from rwproxy.dev.cluster import Cluster
+from rwproxy.dev.demo import server_tables, user_table
 from tests.support.cluster import wait_until
 from tests.support.proxy import ProxyThread
 
@@ -71,7 +71,7 @@ def test_explain_asks_the_running_proxy(auto_proxy: ProxyThread, healthy_cluster
 
     # the CLI: the live primary (role = "auto" offline would have to guess), lag-aware max_lag
     out = subprocess.run(
-        [sys.executable, "-m", "proxy", "explain", "--admin", admin, "/* rwproxy:max_lag=30 */ SELECT 1"],
+        [sys.executable, "-m", "rwproxy", "explain", "--admin", admin, "/* rwproxy:max_lag=30 */ SELECT 1"],
         cwd=REPO,
         capture_output=True,
         text=True,

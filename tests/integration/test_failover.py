@@ -15,8 +15,8 @@ from typing import Any
 import pymysql
 import pytest
 
-from proxy.demo import server_tables, user_table
-from proxy.devcluster import Cluster, ClusterNode
+from rwproxy.dev.cluster import Cluster, ClusterNode
+from rwproxy.dev.demo import server_tables, user_table
 from tests.support.flaky_link import FlakyLink
 from tests.support.proxy import ProxyThread
 

@@ -16,7 +16,7 @@ from collections import Counter
 import pymysql
 import pytest
 
-from proxy.devcluster import Cluster
+from rwproxy.dev.cluster import Cluster
 from tests.integration.test_failover import _wait, config, connect
 from tests.support.proxy import ProxyThread
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.devcluster import Cluster
+from rwproxy.dev.cluster import Cluster
 from tests.support.fuzz_run import fuzz_proxy
 
 pytestmark = pytest.mark.cluster

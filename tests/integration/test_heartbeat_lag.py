@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from proxy.demo import server_tables, user_table
-from proxy.devcluster import Cluster
+from rwproxy.dev.cluster import Cluster
+from rwproxy.dev.demo import server_tables, user_table
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
@@ -88,7 +88,7 @@ def test_without_the_table_the_monitor_falls_back_and_says_so_once(
     healthy_cluster: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
     c = healthy_cluster
-    caplog.set_level(logging.INFO, logger="proxy")
+    caplog.set_level(logging.INFO, logger="rwproxy")
     config = _config(c, 'heartbeat_table = "rwtest.no_such_heartbeat"', "heartbeat_write = false")
     with ProxyThread(config) as p:
         assert p.app is not None and p.app.monitor is not None and p._thread is not None

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pymysql
 import pytest
 
-from proxy.demo import server_tables, user_table
-from proxy.devcluster import Cluster, start_cluster
+from rwproxy.dev.cluster import Cluster, start_cluster
+from rwproxy.dev.demo import server_tables, user_table
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster

@@ -1,5 +1,5 @@
 """A client cannot write lines into rwproxy's log: what it sends is logged with control characters
-escaped (proxy.logs.TextFormatter), through ``rwproxy run`` and a real login attempt."""
+escaped (rwproxy.observability.logs.TextFormatter), through ``rwproxy run`` and a real login attempt."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from proxy.demo import demo_config_text
-from proxy.devcluster import Cluster, free_port
+from rwproxy.dev.cluster import Cluster, free_port
+from rwproxy.dev.demo import demo_config_text
 from tests.support.proxy_process import ProxyProcess
 
 pytestmark = pytest.mark.cluster

@@ -19,8 +19,8 @@ import pymysql
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.admin_http import AdminHttp, start_admin_http
-from proxy.devcluster import Cluster
+from rwproxy.admin.http import AdminHttp, start_admin_http
+from rwproxy.dev.cluster import Cluster
 from tests.support.net import free_port
 from tests.support.proxy import ProxyThread
 
@@ -171,7 +171,7 @@ def test_health_readiness_and_status(
 def test_readyz_is_503_without_online_servers(admin: AdminHttp, proxy: ProxyThread) -> None:
     from dataclasses import replace
 
-    from proxy.topology.model import NodeState, Topology
+    from rwproxy.topology.model import NodeState, Topology
 
     app = proxy.app
     assert app is not None

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from proxy.config import MonitorConfig, ServerConfig
-from proxy.devcluster import Cluster
-from proxy.topology.model import NodeState, Role, Topology
-from proxy.topology.monitor import Monitor
+from rwproxy.config import MonitorConfig, ServerConfig
+from rwproxy.dev.cluster import Cluster
+from rwproxy.topology.model import NodeState, Role, Topology
+from rwproxy.topology.monitor import Monitor
 from tests.support.cluster import unique_name
 
 pytestmark = pytest.mark.cluster

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from proxy.config import MonitorConfig, ServerConfig
-from proxy.devcluster import Cluster, ClusterNode
-from proxy.topology.model import NodeState, Topology
-from proxy.topology.monitor import Monitor
+from rwproxy.config import MonitorConfig, ServerConfig
+from rwproxy.dev.cluster import Cluster, ClusterNode
+from rwproxy.topology.model import NodeState, Topology
+from rwproxy.topology.monitor import Monitor
 from tests.support.flaky_link import FlakyLink
 
 pytestmark = pytest.mark.cluster

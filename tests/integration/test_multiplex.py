@@ -11,8 +11,8 @@ import mysql.connector
 import pymysql
 import pytest
 
-from proxy.demo import demo_config_text
-from proxy.devcluster import Cluster
+from rwproxy.dev.cluster import Cluster
+from rwproxy.dev.demo import demo_config_text
 from tests.integration.test_backend_state import client as backend_client
 from tests.integration.test_backend_state import one
 from tests.support.cluster import unique_name
@@ -112,7 +112,7 @@ def test_many_sessions_over_a_small_pool_each_see_their_own_state(
     assert all(mux2.call(app.pool.open_count, n.name) <= 2 for n in app.topology.nodes)
     from prometheus_client import generate_latest
 
-    from proxy.metrics import build_registry
+    from rwproxy.observability.metrics import build_registry
 
     scrape = mux2.call(lambda: generate_latest(build_registry(app, process=False)).decode())
     handoffs = [line for line in scrape.splitlines() if line.startswith("rwproxy_multiplex_handoffs_total ")]

@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pymysql
 import pytest
 
-from proxy.demo import server_tables, user_table
-from proxy.devcluster import Cluster
-from proxy.router.policy import RouteReason
+from rwproxy.dev.cluster import Cluster
+from rwproxy.dev.demo import server_tables, user_table
+from rwproxy.router.policy import RouteReason
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
@@ -92,7 +92,7 @@ def test_no_replica_reads_go_to_the_primary_logged_once_per_transition(
     healthy_cluster: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
     c = healthy_cluster
-    caplog.set_level(logging.INFO, logger="proxy")
+    caplog.set_level(logging.INFO, logger="rwproxy")
     primary_id = int(c.sql(c.primary, "SELECT @@server_id")[0][0])
     replica_ids = {int(c.sql(r, "SELECT @@server_id")[0][0]) for r in c.replicas}
     with ProxyThread(_config(c, "primary")) as p:
@@ -126,7 +126,7 @@ def test_no_replica_with_on_no_replica_error(
     healthy_cluster: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
     c = healthy_cluster
-    caplog.set_level(logging.INFO, logger="proxy")
+    caplog.set_level(logging.INFO, logger="rwproxy")
     with ProxyThread(_config(c, "error")) as p:
         assert p.app is not None
         thread = _thread(p)

@@ -1,4 +1,4 @@
-"""Clients that never authenticate cost the proxy almost nothing (proxy.frontend.preauth): a too big
+"""Clients that never authenticate cost the proxy almost nothing (rwproxy.frontend.preauth): a too big
 packet is refused from its header, the unauthenticated are capped and timed out, memory comes back.
 
 The proxy runs as its own process so that its RSS is what is measured."""
@@ -15,13 +15,13 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from proxy.demo import demo_config_text
-from proxy.devcluster import Cluster, free_port
-from proxy.protocol.auth import scramble_native_password
-from proxy.protocol.connection import make_com_change_user, make_handshake_response, parse_handshake_v10
-from proxy.protocol.constants import Capability
-from proxy.protocol.framing import PacketDecoder, frame, frame_header
-from proxy.protocol.packets import parse_err
+from rwproxy.dev.cluster import Cluster, free_port
+from rwproxy.dev.demo import demo_config_text
+from rwproxy.protocol.auth import scramble_native_password
+from rwproxy.protocol.connection import make_com_change_user, make_handshake_response, parse_handshake_v10
+from rwproxy.protocol.constants import Capability
+from rwproxy.protocol.framing import PacketDecoder, frame, frame_header
+from rwproxy.protocol.packets import parse_err
 from tests.support.proxy import ProxyThread
 from tests.support.proxy_process import ProxyProcess
 

@@ -9,7 +9,7 @@ import decimal
 import mysql.connector
 import pytest
 
-from proxy.devcluster import Cluster
+from rwproxy.dev.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -17,9 +17,9 @@ from typing import Any
 import pymysql
 import pytest
 
-from proxy.devcluster import Cluster, ClusterNode
-from proxy.discovery.aws import AwsClients
-from proxy.discovery.rds_actions import RdsActionError, RdsActions
+from rwproxy.dev.cluster import Cluster, ClusterNode
+from rwproxy.discovery.aws import AwsClients
+from rwproxy.discovery.rds_actions import RdsActionError, RdsActions
 from tests.support.aws import MotoEndpoint, rds_address
 from tests.support.proxy import ProxyThread
 
@@ -147,7 +147,7 @@ def test_rds_mysql_replicas_appear_and_leave_without_client_errors(
 
 
 async def _status(p: ProxyThread) -> dict[str, Any]:
-    from proxy.admin_http import status
+    from rwproxy.admin.http import status
 
     assert p.app is not None
     return status(p.app, started=time.monotonic())
@@ -246,7 +246,7 @@ def test_aurora_failover_followed_with_the_real_roles(
 def test_rds_actions_against_moto(moto: MotoEndpoint) -> None:
     import asyncio
 
-    from proxy.config.aws_sections import AwsConfig
+    from rwproxy.config.aws_sections import AwsConfig
 
     rds = moto.client("rds")
     create_mysql(rds, "t4-primary", MultiAZ=True)

@@ -26,7 +26,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from proxy.devcluster import Cluster, ClusterNode
+from rwproxy.dev.cluster import Cluster, ClusterNode
 from tests.integration.test_rds_discovery import primary_id, rds_config, wait_until
 from tests.support.aws import MotoEndpoint
 from tests.support.proxy import ProxyThread
@@ -139,7 +139,7 @@ def _rows_on(cluster: Cluster, node: ClusterNode, table: str) -> list[int]:
 def test_rds_failover_calls_failover_db_cluster_once_buffers_and_follows(
     fresh_cluster: Cluster, moto: MotoEndpoint, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="proxy.discovery.rds_actions")
+    caplog.set_level(logging.INFO, logger="rwproxy.discovery.rds_actions")
     cluster = fresh_cluster
     rds = moto.client("rds")
     old = cluster.primary
@@ -206,7 +206,7 @@ def test_rds_failover_refused_by_rds_keeps_waiting_for_the_writer(
     """RDS refuses FailoverDBCluster (real Aurora: it is already failing over by itself; moto: a
     one-instance cluster). The controller keeps the writes buffered and waits for the new writer
     anyway, and counts the failover as ok once it is there."""
-    caplog.set_level(logging.INFO, logger="proxy.discovery.rds_actions")
+    caplog.set_level(logging.INFO, logger="rwproxy.discovery.rds_actions")
     cluster = fresh_cluster
     rds = moto.client("rds")
     old, new = cluster.primary, cluster.replicas[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pymysql
 import pytest
 
-from proxy.devcluster import Cluster
+from rwproxy.dev.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

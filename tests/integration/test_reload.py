@@ -1,9 +1,9 @@
-"""Hot reload against the real cluster: a replica added by SIGHUP to a real ``python -m proxy run``
+"""Hot reload against the real cluster: a replica added by SIGHUP to a real ``python -m rwproxy run``
 (sessions opened before, one inside a transaction, keep working), a broken file rejected while the
 old config keeps serving, users added/removed and a replica swapped through POST /reload and admin
 SQL RELOAD CONFIG (ProxyThread), and no password anywhere in the JSON log of all that.
 
-Removed users: sessions they already have keep working (documented in proxy.reload); they cannot
+Removed users: sessions they already have keep working (documented in rwproxy.reload); they cannot
 open new ones.
 """
 
@@ -26,8 +26,8 @@ from typing import Any
 import pymysql
 import pytest
 
-from proxy.demo import server_tables
-from proxy.devcluster import Cluster, ClusterNode, free_port
+from rwproxy.dev.cluster import Cluster, ClusterNode, free_port
+from rwproxy.dev.demo import server_tables
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
@@ -159,7 +159,7 @@ def proxy_process(healthy_cluster: Cluster, tmp_path: Path) -> Iterator[dict[str
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "proxy", "run", "--config", str(path)],
+            [sys.executable, "-m", "rwproxy", "run", "--config", str(path)],
             cwd=REPO,
             env=env,
             stdout=out,

@@ -11,12 +11,12 @@ import time
 import pymysql
 import pytest
 
-from proxy.devcluster import Cluster
-from proxy.protocol.auth import scramble_native_password
-from proxy.protocol.connection import make_handshake_response, parse_handshake_v10
-from proxy.protocol.constants import Capability
-from proxy.protocol.framing import PacketDecoder, frame
-from proxy.protocol.packets import parse_err
+from rwproxy.dev.cluster import Cluster
+from rwproxy.protocol.auth import scramble_native_password
+from rwproxy.protocol.connection import make_handshake_response, parse_handshake_v10
+from rwproxy.protocol.constants import Capability
+from rwproxy.protocol.framing import PacketDecoder, frame
+from rwproxy.protocol.packets import parse_err
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
@@ -134,7 +134,7 @@ def test_malformed_packet_closes_only_that_session(proxy, cluster, connect, name
 
 
 def test_oversize_packet_is_refused_before_buffering(cluster: Cluster, connect) -> None:
-    from proxy.demo import demo_config_text
+    from rwproxy.dev.demo import demo_config_text
 
     text = demo_config_text(cluster, 0).replace("[proxy]", "[proxy]\nmax_packet_size = 4096", 1)
     with ProxyThread(text) as small:
@@ -226,7 +226,7 @@ def test_backend_killed_mid_statement_gives_error_and_session_goes_on(
 
 
 def test_user_connection_limit(cluster: Cluster) -> None:
-    from proxy.demo import demo_config_text
+    from rwproxy.dev.demo import demo_config_text
 
     text = demo_config_text(cluster, 0).replace(
         f'password = "{cluster.app_password}"', f'password = "{cluster.app_password}"\nmax_connections = 2', 1

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pymysql
 import pytest
 
-from proxy.devcluster import Cluster
+from rwproxy.dev.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -96,7 +96,7 @@ def test_many_sessions_share_few_backend_connections(connect, proxy) -> None:
 
 
 def test_explain_matches_routing(connect) -> None:
-    from proxy.cli import main
+    from rwproxy.cli import main
 
     assert main(["explain", "SELECT * FROM t WHERE id = 1 FOR UPDATE"]) == 0
 

@@ -14,8 +14,8 @@ import mysql.connector
 import pymysql
 import pytest
 
-from proxy.demo import demo_config_text
-from proxy.devcluster import Cluster
+from rwproxy.dev.cluster import Cluster
+from rwproxy.dev.demo import demo_config_text
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster

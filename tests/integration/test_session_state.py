@@ -122,7 +122,7 @@ def test_reset_connection_clears_state(connect) -> None:
 
 
 def test_default_database_from_config(cluster) -> None:
-    from proxy.demo import demo_config_text
+    from rwproxy.dev.demo import demo_config_text
     from tests.support.proxy import ProxyThread
 
     text = demo_config_text(cluster, 0).replace(
@@ -138,7 +138,7 @@ def test_default_database_from_config(cluster) -> None:
 
 
 def test_idle_client_is_closed(cluster) -> None:
-    from proxy.demo import demo_config_text
+    from rwproxy.dev.demo import demo_config_text
     from tests.support.proxy import ProxyThread
 
     text = demo_config_text(cluster, 0).replace("[proxy]", "[proxy]\nclient_idle_timeout_seconds = 0.5", 1)

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pymysql
 import pytest
 
-from proxy.demo import server_tables
-from proxy.devcluster import Cluster
+from rwproxy.dev.cluster import Cluster
+from rwproxy.dev.demo import server_tables
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
@@ -147,7 +147,7 @@ def test_read_only_error_triggers_an_immediate_probe(healthy_cluster: Cluster) -
 def test_status_command_prints_the_topology(
     auto_proxy: ProxyThread, healthy_cluster: Cluster, capsys
 ) -> None:
-    from proxy.cli import main
+    from rwproxy.cli import main
 
     admin = auto_proxy.app.admin_http
     assert admin is not None

@@ -1,4 +1,4 @@
-"""Helpers for tests that use the replication cluster (``proxy.devcluster``)."""
+"""Helpers for tests that use the replication cluster (``rwproxy.dev.cluster``)."""
 
 from __future__ import annotations
 

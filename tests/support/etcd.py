@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from proxy.devcluster.net import free_ports
+from rwproxy.dev.cluster.net import free_ports
 
 __all__ = ["ETCD", "EtcdCluster", "etcd_available"]
 

@@ -32,10 +32,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proxy.protocol.auth import scramble_native_password
-from proxy.protocol.connection import make_handshake_response, parse_handshake_v10
-from proxy.protocol.constants import Capability
-from proxy.protocol.framing import PacketDecoder, frame, frame_header
+from rwproxy.protocol.auth import scramble_native_password
+from rwproxy.protocol.connection import make_handshake_response, parse_handshake_v10
+from rwproxy.protocol.constants import Capability
+from rwproxy.protocol.framing import PacketDecoder, frame, frame_header
 
 __all__ = ["FuzzStats", "FuzzTarget", "run_fuzz"]
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import pymysql
 
-from proxy.demo import demo_config_text
-from proxy.devcluster import free_port
+from rwproxy.dev.cluster import free_port
+from rwproxy.dev.demo import demo_config_text
 from tests.support.fuzz import FuzzStats, FuzzTarget, run_fuzz
 from tests.support.proxy_process import ProxyProcess
 

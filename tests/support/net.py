@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from proxy.devcluster.net import free_port, free_ports, wait_for_port
+from rwproxy.dev.cluster.net import free_port, free_ports, wait_for_port
 
 __all__ = ["free_port", "free_ports", "wait_for_port", "wait_for_port_async"]
 

@@ -8,8 +8,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from proxy.app import ProxyApp
-from proxy.config import Config, parse_config
+from rwproxy.app import ProxyApp
+from rwproxy.config import Config, parse_config
 
 __all__ = ["ProxyThread"]
 

@@ -1,4 +1,4 @@
-"""A real ``python -m proxy run`` subprocess (so a test can SIGKILL it or measure it from outside).
+"""A real ``python -m rwproxy run`` subprocess (so a test can SIGKILL it or measure it from outside).
 
 p = ProxyProcess(config_text, tmp_path / "a").start()   # or: with ProxyProcess(...) as p:
 p.port, p.admin_port, p.status(), p.metrics(), p.log_text(), p.rss_bytes()
@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from proxy.devcluster.net import free_ports
+from rwproxy.dev.cluster.net import free_ports
 
 __all__ = ["ProxyProcess", "rss_bytes"]
 
@@ -77,7 +77,7 @@ class ProxyProcess:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "proxy", "run", "--config", str(self.config_path)],
+                [sys.executable, "-m", "rwproxy", "run", "--config", str(self.config_path)],
                 cwd=REPO,
                 env=env,
                 stdout=out,

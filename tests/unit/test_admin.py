@@ -1,14 +1,14 @@
-"""proxy.admin pieces without servers: the digest table, drain on topology snapshots, admin config."""
+"""rwproxy.admin pieces without servers: the digest table, drain on topology snapshots, admin config."""
 
 from __future__ import annotations
 
 import pytest
 
-from proxy.admin.digests import DigestTable
-from proxy.admin.drain import DrainError, set_drained
-from proxy.app import ProxyApp
-from proxy.config import ConfigError, parse_config
-from proxy.topology.model import Node, NodeState, Role, Topology
+from rwproxy.admin.drain import DrainError, set_drained
+from rwproxy.app import ProxyApp
+from rwproxy.config import ConfigError, parse_config
+from rwproxy.observability.digests import DigestTable
+from rwproxy.topology.model import Node, NodeState, Role, Topology
 
 CONFIG = """
 [[users]]

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from proxy.protocol.framing import PacketDecoder, frame
+from rwproxy.protocol.framing import PacketDecoder, frame
 from tests.unit.test_flow_control import FakeTransport, resultset, wired
 
 

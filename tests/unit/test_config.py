@@ -1,4 +1,4 @@
-"""proxy.config: loading, defaults, one failing case per validation rule, dump, topology."""
+"""rwproxy.config: loading, defaults, one failing case per validation rule, dump, topology."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from proxy.config import (
+from rwproxy.config import (
     Config,
     ConfigError,
     RoutingConfig,
@@ -19,7 +19,7 @@ from proxy.config import (
     load_config,
     parse_config,
 )
-from proxy.topology.model import Role
+from rwproxy.topology.model import Role
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "rwproxy.example.toml"
 

@@ -1,12 +1,12 @@
-"""docs/config-reference.md is generated from the config models (proxy.config.reference): it must
+"""docs/config-reference.md is generated from the config models (rwproxy.config.reference): it must
 match what the generator gives now, so a new config key cannot be left out of the reference."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from proxy.config import Config
-from proxy.config.reference import REGENERATE, example_comments, render
+from rwproxy.config import Config
+from rwproxy.config.reference import REGENERATE, example_comments, render
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "docs" / "config-reference.md"
@@ -17,7 +17,7 @@ def test_the_committed_reference_is_up_to_date() -> None:
     # Failure? A config key or an example comment changed: run the command below and commit the file.
     assert REFERENCE.read_text() == render(), (
         f"docs/config-reference.md is stale (a config key or its comment changed); regenerate it with:\n"
-        f"    {REGENERATE}\n(or: python -m proxy config-reference -o docs/config-reference.md)"
+        f"    {REGENERATE}\n(or: python -m rwproxy config-reference -o docs/config-reference.md)"
     )
 
 

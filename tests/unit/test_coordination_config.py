@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.config import ConfigError, parse_config
-from proxy.coordination.election import Published
-from proxy.coordination.etcd import Compare, KeyValue
+from rwproxy.config import ConfigError, parse_config
+from rwproxy.coordination.election import Published
+from rwproxy.coordination.etcd import Compare, KeyValue
 
 BASE = '[[users]]\nname = "app"\npassword = "pw"\n[[servers]]\nname = "db1"\nhost = "h1"\n'
 

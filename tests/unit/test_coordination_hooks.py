@@ -1,12 +1,12 @@
-"""proxy.coordination.hooks: what the failover controller is told, without etcd."""
+"""rwproxy.coordination.hooks: what the failover controller is told, without etcd."""
 
 from __future__ import annotations
 
 import time
 from types import SimpleNamespace
 
-from proxy.coordination.election import Published
-from proxy.coordination.hooks import coordination_refuses
+from rwproxy.coordination.election import Published
+from rwproxy.coordination.hooks import coordination_refuses
 
 
 def _app(leads: bool, published: Published | None) -> SimpleNamespace:

@@ -1,4 +1,4 @@
-"""proxy.demo without a cluster: the port check, the config it writes, how it names rwproxy."""
+"""rwproxy.dev.demo without a cluster: the port check, the config it writes, how it names rwproxy."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy import demo
-from proxy.config import parse_config
+from rwproxy.config import parse_config
+from rwproxy.dev import demo
 
 
 class _FakeCluster:
@@ -79,6 +79,6 @@ def test_rwproxy_command_is_the_venv_path_when_rwproxy_is_not_on_the_path(
 
 def test_rwproxy_version() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "proxy", "--version"], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-m", "rwproxy", "--version"], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.startswith("rwproxy ") and out.stdout.split()[1][0].isdigit(), out.stdout

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from proxy.config import Config, load_config
+from rwproxy.config import Config, load_config
 from tests.support.promql import (
     dashboard_expressions,
     exposed_series,
@@ -95,7 +95,10 @@ def test_yaml_files_found() -> None:
 
 def test_shipped_config_passes_check_config() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "proxy", "check-config", str(TOML)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "rwproxy", "check-config", str(TOML)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert run.returncode == 0, run.stderr
     assert f"{TOML}: OK" in run.stderr
@@ -106,7 +109,7 @@ def test_check_config_would_catch_a_broken_copy(tmp_path: Path) -> None:
     broken = tmp_path / "rwproxy.toml"
     broken.write_text(TOML.read_text().replace("port = 3306", "port = 70000", 1))
     run = subprocess.run(
-        [sys.executable, "-m", "proxy", "check-config", str(broken)],
+        [sys.executable, "-m", "rwproxy", "check-config", str(broken)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -402,7 +405,7 @@ def dockerignored(path: str) -> bool:
 
 def test_dockerignore_helper_can_say_no() -> None:
     assert dockerignored("tests/unit/test_deploy.py") and dockerignored(".venv/bin/python")
-    assert not dockerignored("proxy/app.py") and dockerignored("proxy/__pycache__/app.cpython-311.pyc")
+    assert not dockerignored("rwproxy/app.py") and dockerignored("rwproxy/__pycache__/app.cpython-311.pyc")
 
 
 def test_dockerfile_matches_the_config(config: Config) -> None:
@@ -428,7 +431,7 @@ def test_dockerfile_copies_files_that_exist_and_are_in_the_context() -> None:
         for source in sources:
             assert (ROOT / source).exists(), source
             assert not dockerignored(source), f"{source} is excluded by .dockerignore"
-    assert (ROOT / "pyproject.toml").is_file() and not dockerignored("proxy/cli.py")
+    assert (ROOT / "pyproject.toml").is_file() and not dockerignored("rwproxy/cli.py")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
-"""proxy.drill.instances: which instance led a drill, from /status before and after."""
+"""rwproxy.drill.instances: which instance led a drill, from /status before and after."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from proxy.drill.instances import render_coordination, summarize
+from rwproxy.drill.instances import render_coordination, summarize
 
 
 def _status(name: str, leader: bool, failovers: int = 0, switchovers: int = 0) -> dict[str, Any]:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from proxy.drill.events import ERROR, IN_DOUBT, OK, STALE, ReadEvent, StatusSample, WriteEvent
-from proxy.drill.report import (
+from rwproxy.drill.events import ERROR, IN_DOUBT, OK, STALE, ReadEvent, StatusSample, WriteEvent
+from rwproxy.drill.report import (
     ReportInputs,
     build_report,
     detection,
@@ -194,7 +194,7 @@ def test_build_report_is_json_and_text() -> None:
 
 
 def test_semi_sync_line() -> None:
-    from proxy.drill.report import semi_sync_text
+    from rwproxy.drill.report import semi_sync_text
 
     assert "RPO 0" in semi_sync_text({"enabled": True, "clients": 2})
     assert "RPO > 0" in semi_sync_text({"enabled": True, "clients": 0})
@@ -203,7 +203,7 @@ def test_semi_sync_line() -> None:
 
 
 def test_semi_sync_after_the_role_change_line() -> None:
-    from proxy.drill.report import semi_sync_after_text
+    from rwproxy.drill.report import semi_sync_after_text
 
     assert semi_sync_after_text({"primary": "db2", "enabled": True, "clients": 1}) == (
         "db2: on, 1 replica(s) acknowledging at the end: RPO 0"
@@ -216,7 +216,7 @@ def test_semi_sync_after_the_role_change_line() -> None:
 def test_drill_summary_is_validated() -> None:
     import pytest
 
-    from proxy.failover.metrics import drill_summary
+    from rwproxy.failover.metrics import drill_summary
 
     ok = drill_summary({"scenario": "failover", "lost_acknowledged": 0, "read_availability": 0.99, "x": "y"})
     assert ok == {

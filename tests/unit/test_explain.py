@@ -1,4 +1,4 @@
-"""proxy.admin.explain offline: what `rwproxy explain` says without a running proxy."""
+"""rwproxy.admin.explain offline: what `rwproxy explain` says without a running proxy."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from proxy.admin.explain import effect_names, explain, lines, offline_topology
-from proxy.config import load_config
-from proxy.router.policy import PolicyOptions
-from proxy.router.rules import RuleSet
-from proxy.router.statement import Effect
-from proxy.topology.model import Node, Role, Topology
+from rwproxy.admin.explain import effect_names, explain, lines, offline_topology
+from rwproxy.config import load_config
+from rwproxy.router.policy import PolicyOptions
+from rwproxy.router.rules import RuleSet
+from rwproxy.router.statement import Effect
+from rwproxy.topology.model import Node, Role, Topology
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,7 +64,7 @@ def test_the_example_digest_rule_matches_its_example_statement() -> None:
 
 def test_cli_explain_prints_the_digest_and_json() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "proxy", "explain", "--json", "SELECT a FROM t WHERE id IN (1, 2, 3)"],
+        [sys.executable, "-m", "rwproxy", "explain", "--json", "SELECT a FROM t WHERE id IN (1, 2, 3)"],
         capture_output=True,
         text=True,
         timeout=60,

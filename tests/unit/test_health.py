@@ -1,4 +1,4 @@
-"""proxy.topology.health (state machine, primary election), the pure parts of probe, and the
+"""rwproxy.topology.health (state machine, primary election), the pure parts of probe, and the
 monitor's publishing with a fake probe."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.config import MonitorConfig, ServerConfig, parse_config
-from proxy.topology import monitor as monitor_mod
-from proxy.topology.election import ServerView, build_nodes
-from proxy.topology.health import (
+from rwproxy.config import MonitorConfig, ServerConfig, parse_config
+from rwproxy.topology import monitor as monitor_mod
+from rwproxy.topology.election import ServerView, build_nodes
+from rwproxy.topology.health import (
     HealthPolicy,
     ProbeResult,
     ServerHealth,
@@ -23,8 +23,8 @@ from proxy.topology.health import (
     assess,
     role_mismatch,
 )
-from proxy.topology.model import NodeState, Role, Topology
-from proxy.topology.probe import Flavor, _replication, describe_error, flavor_for_version
+from rwproxy.topology.model import NodeState, Role, Topology
+from rwproxy.topology.probe import Flavor, _replication, describe_error, flavor_for_version
 
 # --------------------------------------------------------------------------------------------------
 # Probe results, by shorthand
@@ -676,13 +676,13 @@ def test_monitor_credentials_fall_back_to_the_first_user() -> None:
     ],
 )
 def test_lag_factor(lag: float, max_lag: float, factor: float) -> None:
-    from proxy.topology.election import lag_factor
+    from rwproxy.topology.election import lag_factor
 
     assert lag_factor(lag, max_lag) == pytest.approx(factor)
 
 
 def test_lagging_replica_gets_proportionally_fewer_reads() -> None:
-    from proxy.topology.model import Node, Role, Topology
+    from rwproxy.topology.model import Node, Role, Topology
 
     fresh = Node("fresh", "h", 1, Role.REPLICA, weight=1, lag_seconds=0.0, read_weight=1.0)
     behind = Node("behind", "h", 2, Role.REPLICA, weight=1, lag_seconds=5.0, read_weight=0.5)

@@ -1,4 +1,4 @@
-"""The latency histogram (proxy.latency) and the metrics added with it, read through the real
+"""The latency histogram (rwproxy.observability.latency) and the metrics added with it, read through the real
 collector of a ProxyApp that is not serving."""
 
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.app import ProxyApp
-from proxy.config import parse_config
-from proxy.latency import BOUNDS, LatencyHistogram, RouteLatency
-from proxy.metrics import build_registry
-from proxy.topology.model import Node, NodeState, Role, Topology
+from rwproxy.app import ProxyApp
+from rwproxy.config import parse_config
+from rwproxy.observability.latency import BOUNDS, LatencyHistogram, RouteLatency
+from rwproxy.observability.metrics import build_registry
+from rwproxy.topology.model import Node, NodeState, Role, Topology
 
 CONFIG = """
 [[users]]

@@ -1,4 +1,4 @@
-"""The JSON log formatter and rwproxy's single root handler (proxy.logs)."""
+"""The JSON log formatter and rwproxy's single root handler (rwproxy.observability.logs)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from proxy.logs import JsonFormatter, setup_logging, update_logging
+from rwproxy.observability.logs import JsonFormatter, setup_logging, update_logging
 
 
 def _record(msg: str, *args: object, **extra: object) -> logging.LogRecord:
@@ -73,7 +73,7 @@ def test_update_does_nothing_without_our_handler(root_restored: None) -> None:
 
 
 def test_text_line_escapes_control_characters_of_the_message() -> None:
-    from proxy.logs import TextFormatter, escape_controls
+    from rwproxy.observability.logs import TextFormatter, escape_controls
 
     assert escape_controls("plain 'text' \\ é") == "plain 'text' \\ é"
     assert (
@@ -88,7 +88,7 @@ def test_text_line_escapes_control_characters_of_the_message() -> None:
 def test_text_traceback_lines_are_indented() -> None:
     import sys
 
-    from proxy.logs import TextFormatter
+    from rwproxy.observability.logs import TextFormatter
 
     try:
         raise ValueError("from a client\nERROR forged")

@@ -1,4 +1,4 @@
-"""proxy.metrics and proxy.admin_http over a hand-built ProxyApp-like object (no servers needed)."""
+"""observability.metrics and admin.http over a hand-built ProxyApp-like object (no servers needed)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy import native
-from proxy.admin_http import readiness, start_admin_http, status
-from proxy.backend.pool import PoolStats
-from proxy.config import parse_config
-from proxy.metrics import RwproxyCollector, build_registry
-from proxy.router.policy import RouteReason
-from proxy.stats import ProxyStats
-from proxy.topology.model import Node, NodeState, Role, Topology
+from rwproxy import native
+from rwproxy.admin.http import readiness, start_admin_http, status
+from rwproxy.backend.pool import PoolStats
+from rwproxy.config import parse_config
+from rwproxy.observability.metrics import RwproxyCollector, build_registry
+from rwproxy.observability.stats import ProxyStats
+from rwproxy.router.policy import RouteReason
+from rwproxy.topology.model import Node, NodeState, Role, Topology
 
 CONFIG = """
 [[users]]

@@ -3,8 +3,8 @@ that started after it has ended (write buffering does not trust the primary mean
 
 from __future__ import annotations
 
-from proxy.config import MonitorConfig, ServerConfig
-from proxy.topology import monitor as monitor_mod
+from rwproxy.config import MonitorConfig, ServerConfig
+from rwproxy.topology import monitor as monitor_mod
 from tests.unit.test_health import WRITABLE, FakeServers, _wait
 from tests.unit.test_health import fake as fake
 

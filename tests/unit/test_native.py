@@ -1,4 +1,4 @@
-"""The compiled hot path (proxy.native): when a build may be used, and that CI really uses it."""
+"""The compiled hot path (rwproxy.native): when a build may be used, and that CI really uses it."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from proxy import native
+from rwproxy import native
 
 HASHES = {m: f"h-{m}" for m in native.HOT_MODULES}
 ABI = "cpython-311.cpython-311-x86_64-linux-gnu.so"
 
 
-IMPORTS: dict[str, str | None] = {"proxy.protocol.constants": "c1", "proxy.metrics": "m1"}
+IMPORTS: dict[str, str | None] = {"rwproxy.protocol.constants": "c1", "rwproxy.observability.metrics": "m1"}
 
 
 def manifest(**changes: object) -> dict[str, object]:
@@ -40,19 +40,21 @@ def test_a_matching_build_may_be_used() -> None:
     [
         (None, "no compiled build"),
         (manifest(abi="cpython-312.so"), "built for cpython-312.so"),
-        (manifest(modules={"proxy.frontend.session": "x"}), "another module list"),
+        (manifest(modules={"rwproxy.frontend.session": "x"}), "another module list"),
         (
-            manifest(modules={**HASHES, "proxy.router.policy": "old"}),
-            "stale: proxy.router.policy changed since the build",
+            manifest(modules={**HASHES, "rwproxy.router.policy": "old"}),
+            "stale: rwproxy.router.policy changed since the build",
         ),
         (
-            manifest(modules={**HASHES, "proxy.router.policy": "old", "proxy.latency": "old"}),
-            "stale: proxy.latency and 1 more changed",
+            manifest(
+                modules={**HASHES, "rwproxy.router.policy": "old", "rwproxy.observability.latency": "old"}
+            ),
+            "stale: rwproxy.observability.latency and 1 more changed",
         ),
         # an imported, not compiled, module changed: mypyc compiled against its old layout
         (
-            manifest(imports={**IMPORTS, "proxy.protocol.constants": "c0"}),
-            "stale: proxy.protocol.constants, imported by the compiled modules, changed",
+            manifest(imports={**IMPORTS, "rwproxy.protocol.constants": "c0"}),
+            "stale: rwproxy.protocol.constants, imported by the compiled modules, changed",
         ),
         (manifest(imports={**IMPORTS, "proxy.gone": "g1"}), "stale: proxy.gone, imported by"),
         (manifest(imports=None), "without a record of its imports"),
@@ -78,13 +80,13 @@ def test_the_manifest_covers_what_the_compiled_modules_import() -> None:
     closure = native.import_closure()
     assert not set(closure) & set(native.HOT_MODULES)
     # direct imports of hot modules (framing -> constants, session -> metrics) and indirect ones
-    # (proxy.app -> proxy.topology.monitor -> proxy.topology.probe), plus the packages they sit in
+    # (rwproxy.app -> rwproxy.topology.monitor -> rwproxy.topology.probe), plus the packages they sit in
     for module in (
-        "proxy.protocol.constants",
-        "proxy.metrics",
-        "proxy.topology.probe",
-        "proxy",
-        "proxy.router",
+        "rwproxy.protocol.constants",
+        "rwproxy.observability.metrics",
+        "rwproxy.topology.probe",
+        "rwproxy",
+        "rwproxy.router",
     ):
         assert module in closure
     assert all(native.source_path(m).is_file() for m in closure)
@@ -96,13 +98,13 @@ def test_the_manifest_covers_what_the_compiled_modules_import() -> None:
         is None
     )
     # editing one imported module makes the build stale
-    m["imports"]["proxy.protocol.constants"] = "edited"
+    m["imports"]["rwproxy.protocol.constants"] = "edited"
     why = native.check(m, native.source_hashes(), native.abi_tag(), native.manifest_imports(m))
-    assert why is not None and "proxy.protocol.constants, imported by the compiled modules" in why
+    assert why is not None and "rwproxy.protocol.constants, imported by the compiled modules" in why
 
 
 def test_if_stale_rebuilds_for_another_mypy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from proxy import native_build
+    from rwproxy.dev import native_build
 
     m = native.make_manifest({}, native.source_hashes(), "0.0.1")
     (tmp_path / native.MANIFEST).write_text(json.dumps(m))
@@ -141,11 +143,11 @@ def test_without_a_build_auto_runs_pure_python_and_1_refuses(
 
 @pytest.mark.skipif(os.environ.get(native.ENV) != "1", reason="only when RWPROXY_NATIVE=1 (make test)")
 def test_the_suite_runs_on_the_compiled_build() -> None:
-    import proxy.frontend.session
-    import proxy.router.policy
+    import rwproxy.frontend.session
+    import rwproxy.router.policy
 
     assert native.status().active, native.status().detail
     assert native.status().summary.startswith("compiled (mypyc build of ")
-    for module in (proxy.frontend.session, proxy.router.policy):
+    for module in (rwproxy.frontend.session, rwproxy.router.policy):
         assert str(module.__file__).endswith(native.abi_tag().split(".", 1)[1]), module.__file__
         assert str(native.BUILD_DIR) in str(module.__file__)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.backend.connection import BackendError
-from proxy.frontend.privileges import result_rows
-from proxy.frontend.processlist import ProcessRow, encode_processlist
-from proxy.frontend.processlist_schema import NotAnswerable, evaluate
-from proxy.protocol.constants import Capability, ColumnType
-from proxy.protocol.framing import PacketDecoder, frame
-from proxy.protocol.packets import (
+from rwproxy.backend.connection import BackendError
+from rwproxy.frontend.privileges import result_rows
+from rwproxy.frontend.processlist import ProcessRow, encode_processlist
+from rwproxy.frontend.processlist_schema import NotAnswerable, evaluate
+from rwproxy.protocol.constants import Capability, ColumnType
+from rwproxy.protocol.framing import PacketDecoder, frame
+from rwproxy.protocol.packets import (
     make_column_count,
     make_column_definition41,
     make_eof,
@@ -162,8 +162,8 @@ def test_result_rows() -> None:
     ],
 )
 def test_classifier_marks_processlist_reads(sql: str, marked: bool) -> None:
-    from proxy.router.classify import Classifier
-    from proxy.router.statement import PrimaryReason
+    from rwproxy.router.classify import Classifier
+    from rwproxy.router.statement import PrimaryReason
 
     info = Classifier().classify(sql)
     assert (info.primary_reason is PrimaryReason.PROCESSLIST) is marked

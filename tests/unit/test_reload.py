@@ -1,4 +1,4 @@
-"""Config diff (proxy.config.diff) and applying a reload to a ProxyApp that is not serving (no servers
+"""Config diff (rwproxy.config.diff) and applying a reload to a ProxyApp that is not serving (no servers
 needed: the monitor is off, so the topology is the static one from the file)."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from proxy.app import ProxyApp
-from proxy.config import parse_config
-from proxy.config.diff import diff_configs, keep_restart_only
-from proxy.reload import ReloadError
+from rwproxy.app import ProxyApp
+from rwproxy.config import parse_config
+from rwproxy.config.diff import diff_configs, keep_restart_only
+from rwproxy.reload import ReloadError
 
 BASE = """
 [proxy]

@@ -1,11 +1,11 @@
-"""proxy.failover.semisync: the pure parts (which variables per flavour, what is remembered of the
+"""rwproxy.failover.semisync: the pure parts (which variables per flavour, what is remembered of the
 primary's state). Carrying semi-sync across real role changes: tests/integration/test_failover.py."""
 
 from __future__ import annotations
 
-from proxy.failover.actions import Admin
-from proxy.failover.semisync import SemiSyncRoles, SemiSyncSettings, semi_sync_variables
-from proxy.topology.probe import Flavor
+from rwproxy.failover.actions import Admin
+from rwproxy.failover.semisync import SemiSyncRoles, SemiSyncSettings, semi_sync_variables
+from rwproxy.topology.probe import Flavor
 
 
 def test_variables_per_flavour() -> None:

@@ -1,13 +1,13 @@
-"""Tests of proxy.frontend.session_sets.readback_values: the read-back row of a captured SET."""
+"""Tests of rwproxy.frontend.session_sets.readback_values: the read-back row of a captured SET."""
 
 from __future__ import annotations
 
 import pytest
 
-from proxy.frontend.session_sets import readback_values
-from proxy.protocol.constants import Capability
-from proxy.protocol.framing import frame
-from proxy.protocol.packets import make_err, make_ok, make_resultset
+from rwproxy.frontend.session_sets import readback_values
+from rwproxy.protocol.constants import Capability
+from rwproxy.protocol.framing import frame
+from rwproxy.protocol.packets import make_err, make_ok, make_resultset
 
 VAR_STRING = 253
 

@@ -7,12 +7,12 @@ import asyncio
 
 import pytest
 
-from proxy.frontend.universal import PositionBatch
-from proxy.router.classify import classify
-from proxy.router.policy import PolicyOptions, RouteReason, Target, causal_route, route
-from proxy.router.session_state import Consistency, SessionState
-from proxy.topology.gtid import parse_position
-from proxy.topology.model import Node, NodeState, Role, Topology
+from rwproxy.frontend.universal import PositionBatch
+from rwproxy.router.classify import classify
+from rwproxy.router.policy import PolicyOptions, RouteReason, Target, causal_route, route
+from rwproxy.router.session_state import Consistency, SessionState
+from rwproxy.topology.gtid import parse_position
+from rwproxy.topology.model import Node, NodeState, Role, Topology
 
 
 class _Primary:

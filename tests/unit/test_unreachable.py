@@ -1,9 +1,9 @@
-"""proxy.frontend.unreachable: connect failures logged once per server per episode, the rest counted."""
+"""rwproxy.frontend.unreachable: connect failures logged once per server per episode, the rest counted."""
 
 from __future__ import annotations
 
-from proxy.frontend.unreachable import ConnectFailures
-from proxy.topology.model import Node, NodeState, Role, Topology
+from rwproxy.frontend.unreachable import ConnectFailures
+from rwproxy.topology.model import Node, NodeState, Role, Topology
 
 
 def _topology(r1: NodeState) -> Topology:

@@ -1,4 +1,4 @@
-"""The pure RDS mapping (proxy.discovery.rds) on dicts shaped like boto3's answers, and the
+"""The pure RDS mapping (rwproxy.discovery.rds) on dicts shaped like boto3's answers, and the
 [topology] / [aws] / [backend] credentials config."""
 
 from __future__ import annotations
@@ -7,17 +7,17 @@ from typing import Any
 
 import pytest
 
-from proxy.backend.credentials import CredentialsError, parse_secret
-from proxy.config import ConfigError, parse_config
-from proxy.config.aws_sections import TopologyConfig
-from proxy.discovery.rds import (
+from rwproxy.backend.credentials import CredentialsError, parse_secret
+from rwproxy.config import ConfigError, parse_config
+from rwproxy.config.aws_sections import TopologyConfig
+from rwproxy.discovery.rds import (
     from_cluster,
     from_source_instance,
     from_tagged,
     role_disagreement,
     select,
 )
-from proxy.topology.model import Role
+from rwproxy.topology.model import Role
 
 REGION_DNS = "aaaaaaaaaa.eu-west-1.rds.amazonaws.com"
 
@@ -232,7 +232,7 @@ def test_backend_credentials_config() -> None:
 
 
 def test_effective_dump_round_trips_topology() -> None:
-    from proxy.config import dump_effective
+    from rwproxy.config import dump_effective
 
     config = parse_config(
         USERS

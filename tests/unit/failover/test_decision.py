@@ -1,4 +1,4 @@
-"""Table-driven tests of proxy.failover.decision: is the primary dead, whom to promote, who may
+"""Table-driven tests of rwproxy.failover.decision: is the primary dead, whom to promote, who may
 rejoin. Pure functions, so every case is a row: inputs -> (decision, words the reason must contain).
 
 These are the split-brain guards: a case that flips from "no" to "yes" is a failover (or a rejoin)
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from proxy.failover.decision import Candidate, ReplicaView, choose_candidate, may_rejoin, primary_is_dead
+from rwproxy.failover.decision import Candidate, ReplicaView, choose_candidate, may_rejoin, primary_is_dead
 
 
 def up(name: str, io: bool | None = False, sql: bool | None = True) -> ReplicaView:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from proxy.protocol.framing import PacketDecoder
+from rwproxy.protocol.framing import PacketDecoder
 
 __all__ = ["FIXTURES", "decode_all", "feed_variants", "fixture_frames", "fixture_payloads", "fixture_text"]
 

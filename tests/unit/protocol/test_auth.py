@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymysql import _auth as pymysql_auth
 
-from proxy.protocol.auth import (
+from rwproxy.protocol.auth import (
     CACHING_SHA2_PLUGIN,
     NATIVE_PLUGIN,
     AuthFailed,
@@ -33,16 +33,16 @@ from proxy.protocol.auth import (
     verify_caching_sha2,
     verify_native_password,
 )
-from proxy.protocol.connection import (
+from rwproxy.protocol.connection import (
     HandshakeResponse41,
     make_handshake_v10,
     parse_auth_switch_request,
     parse_handshake_response,
 )
-from proxy.protocol.constants import Capability as C
-from proxy.protocol.errors import LocalProtocolError, MalformedPacket
-from proxy.protocol.framing import PacketDecoder, frame
-from proxy.protocol.packets import make_err, make_ok
+from rwproxy.protocol.constants import Capability as C
+from rwproxy.protocol.errors import LocalProtocolError, MalformedPacket
+from rwproxy.protocol.framing import PacketDecoder, frame
+from rwproxy.protocol.packets import make_err, make_ok
 
 from .support import fixture_payloads, fixture_text
 

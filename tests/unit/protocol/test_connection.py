@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.protocol.connection import (
+from rwproxy.protocol.connection import (
     AuthSwitchRequest,
     ChangeUser,
     HandshakeResponse41,
@@ -27,8 +27,8 @@ from proxy.protocol.connection import (
     parse_handshake_response,
     parse_handshake_v10,
 )
-from proxy.protocol.constants import Capability as C
-from proxy.protocol.errors import LocalProtocolError, MalformedPacket, RemoteProtocolError
+from rwproxy.protocol.constants import Capability as C
+from rwproxy.protocol.errors import LocalProtocolError, MalformedPacket, RemoteProtocolError
 
 from .support import fixture_payloads, fixture_text
 

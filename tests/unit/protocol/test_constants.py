@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.protocol.constants import (
+from rwproxy.protocol.constants import (
     SQLSTATE,
     UTF8MB4_GENERAL_CI,
     Capability,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.protocol.errors import (
+from rwproxy.protocol.errors import (
     LocalProtocolError,
     MalformedPacket,
     PacketsOutOfOrder,

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.protocol.constants import MAX_FRAME_PAYLOAD
-from proxy.protocol.errors import LocalProtocolError, PacketsOutOfOrder, PacketTooLarge
-from proxy.protocol.framing import PacketDecoder, frame, frame_header, frames_needed, parse_header
+from rwproxy.protocol.constants import MAX_FRAME_PAYLOAD
+from rwproxy.protocol.errors import LocalProtocolError, PacketsOutOfOrder, PacketTooLarge
+from rwproxy.protocol.framing import PacketDecoder, frame, frame_header, frames_needed, parse_header
 
 from .support import decode_all, feed_variants, fixture_frames
 

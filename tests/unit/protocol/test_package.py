@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import proxy.protocol
+import rwproxy.protocol
 
-PACKAGE = Path(proxy.protocol.__file__).resolve().parent
+PACKAGE = Path(rwproxy.protocol.__file__).resolve().parent
 MODULES = sorted(p for p in PACKAGE.glob("*.py"))
 FORBIDDEN = {"asyncio", "socket", "time", "selectors", "ssl", "threading", "trio", "anyio"}
 
@@ -26,13 +26,13 @@ def test_no_io_imports(path: Path) -> None:
             names = [node.module]
         for name in names:
             assert name.split(".")[0] not in FORBIDDEN, f"{path.name} imports {name}"
-            if name.startswith("proxy."):
-                assert name.startswith("proxy.protocol"), f"{path.name} imports {name}"
+            if name.startswith("rwproxy."):
+                assert name.startswith("rwproxy.protocol"), f"{path.name} imports {name}"
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
 def test_all_is_declared_and_resolves(path: Path) -> None:
-    name = "proxy.protocol" if path.stem == "__init__" else f"proxy.protocol.{path.stem}"
+    name = "rwproxy.protocol" if path.stem == "__init__" else f"rwproxy.protocol.{path.stem}"
     module = importlib.import_module(name)
     exported = getattr(module, "__all__", None)
     assert exported, f"{name} has no __all__"

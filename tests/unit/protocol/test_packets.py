@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.protocol.constants import Capability, ColumnType
-from proxy.protocol.errors import LocalProtocolError, MalformedPacket, RemoteProtocolError
-from proxy.protocol.framing import frame
-from proxy.protocol.packets import (
+from rwproxy.protocol.constants import Capability, ColumnType
+from rwproxy.protocol.errors import LocalProtocolError, MalformedPacket, RemoteProtocolError
+from rwproxy.protocol.framing import frame
+from rwproxy.protocol.packets import (
     ColumnDefinition41,
     EofPacket,
     ErrPacket,

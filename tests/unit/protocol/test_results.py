@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.protocol.constants import Capability, ServerStatus
-from proxy.protocol.framing import frame
-from proxy.protocol.packets import make_eof, make_err, make_ok
-from proxy.protocol.results import ResponseKind, ResultScanner, ScanError
+from rwproxy.protocol.constants import Capability, ServerStatus
+from rwproxy.protocol.framing import frame
+from rwproxy.protocol.packets import make_eof, make_err, make_ok
+from rwproxy.protocol.results import ResponseKind, ResultScanner, ScanError
 
 CLASSIC = int(Capability.PROTOCOL_41)
 DEPRECATE = int(Capability.PROTOCOL_41 | Capability.DEPRECATE_EOF)

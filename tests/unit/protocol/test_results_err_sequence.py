@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.protocol.results import ResponseKind, ResultScanner
+from rwproxy.protocol.results import ResponseKind, ResultScanner
 from tests.unit.protocol.test_results import CLASSIC, DEPRECATE, packets, resultset
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.protocol.constants import Capability, ServerStatus
-from proxy.protocol.packets import make_ok
-from proxy.protocol.session_track import (
+from rwproxy.protocol.constants import Capability, ServerStatus
+from rwproxy.protocol.packets import make_ok
+from rwproxy.protocol.session_track import (
     session_state_entries,
     strip_session_state,
     tracked_gtid,
     tracking_statement,
 )
-from proxy.protocol.wire import str_lenenc
+from rwproxy.protocol.wire import str_lenenc
 
 TRACK = int(Capability.PROTOCOL_41 | Capability.SESSION_TRACK)
 PLAIN = int(Capability.PROTOCOL_41)

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.protocol.constants import Capability, Command, CursorType
-from proxy.protocol.errors import LocalProtocolError, MalformedPacket, RemoteProtocolError
-from proxy.protocol.statements import (
+from rwproxy.protocol.constants import Capability, Command, CursorType
+from rwproxy.protocol.errors import LocalProtocolError, MalformedPacket, RemoteProtocolError
+from rwproxy.protocol.statements import (
     StmtExecute,
     StmtPrepareOk,
     make_stmt_execute,

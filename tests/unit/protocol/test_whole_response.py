@@ -5,11 +5,11 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.protocol.constants import Capability, ServerStatus
-from proxy.protocol.framing import frame
-from proxy.protocol.packets import make_eof, make_err, make_ok
-from proxy.protocol.results import ResponseKind, ResultScanner
-from proxy.protocol.whole_response import scan_whole_query
+from rwproxy.protocol.constants import Capability, ServerStatus
+from rwproxy.protocol.framing import frame
+from rwproxy.protocol.packets import make_eof, make_err, make_ok
+from rwproxy.protocol.results import ResponseKind, ResultScanner
+from rwproxy.protocol.whole_response import scan_whole_query
 
 MORE = int(ServerStatus.MORE_RESULTS_EXISTS)
 COLDEF = b"\x03def\x00\x00\x00\x01c\x01c\x0c\x08\x00\x0b\x00\x00\x00\x03\x00\x00\x00\x00"

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.protocol import wire
-from proxy.protocol.errors import LocalProtocolError, MalformedPacket
+from rwproxy.protocol import wire
+from rwproxy.protocol.errors import LocalProtocolError, MalformedPacket
 
 FIXED = [
     (wire.read_uint1, wire.uint1, 1),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from proxy.router.causal_token import (
+from rwproxy.router.causal_token import (
     TokenError,
     WaitGtid,
     is_last_gtid_query,
@@ -16,11 +16,11 @@ from proxy.router.causal_token import (
     read_gtid,
     valid_gtid,
 )
-from proxy.router.classify import classify
-from proxy.router.policy import RouteReason, Target, route
-from proxy.router.session_state import Consistency, SessionState
-from proxy.topology.gtid import parse_position
-from proxy.topology.model import Node, Role, Topology
+from rwproxy.router.classify import classify
+from rwproxy.router.policy import RouteReason, Target, route
+from rwproxy.router.session_state import Consistency, SessionState
+from rwproxy.topology.gtid import parse_position
+from rwproxy.topology.model import Node, Role, Topology
 
 RR = RouteReason
 C = Consistency

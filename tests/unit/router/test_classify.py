@@ -1,4 +1,4 @@
-"""Table-driven tests of proxy.router.classify."""
+"""Table-driven tests of rwproxy.router.classify."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy import native
-from proxy.router import classify as classify_module
-from proxy.router.classify import (
+from rwproxy import native
+from rwproxy.router import classify as classify_module
+from rwproxy.router.classify import (
     PLAIN_SELECT,
     TEXT_CACHE_MAX_CHARS,
     TEXT_CACHE_SIZE,
@@ -22,7 +22,7 @@ from proxy.router.classify import (
     parse_hint,
     parse_hints,
 )
-from proxy.router.statement import Effect, Hint, Kind, PrimaryReason, StatementInfo
+from rwproxy.router.statement import Effect, Hint, Kind, PrimaryReason, StatementInfo
 
 E = Effect
 R = PrimaryReason
@@ -602,7 +602,7 @@ def test_internal_error_answers_unparseable(monkeypatch: pytest.MonkeyPatch) -> 
     def boom(sql: str) -> object:
         raise RuntimeError("bug")
 
-    # A module global the classifier calls (patchable also when compiled: see proxy.native).
+    # A module global the classifier calls (patchable also when compiled: see rwproxy.native).
     monkeypatch.setattr(classify_module, "_lead_match", boom)
     info = c.classify("SELECT 1")
     assert info.unparseable and info.primary_reason is R.UNPARSEABLE
@@ -917,14 +917,14 @@ _CLASSIFIER_MODULES = (
 def test_classifier_modules_declare_all_and_do_not_import_in_a_cycle() -> None:
     graph: dict[str, set[str]] = {}
     for name in _CLASSIFIER_MODULES:
-        module = importlib.import_module(f"proxy.router.{name}")
+        module = importlib.import_module(f"rwproxy.router.{name}")
         assert module.__all__ and all(hasattr(module, item) for item in module.__all__), name
         deps: set[str] = set()
         source = native.source_path(module.__name__)  # module.__file__ is the .so when compiled
         for node in ast.parse(source.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.ImportFrom) and node.module == "proxy.router":
+            if isinstance(node, ast.ImportFrom) and node.module == "rwproxy.router":
                 deps.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("proxy.router."):
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rwproxy.router."):
                 deps.add(str(node.module).rsplit(".", 1)[1])
         graph[name] = deps
     order = list(graphlib.TopologicalSorter(graph).static_order())  # raises CycleError on a cycle
@@ -932,7 +932,7 @@ def test_classifier_modules_declare_all_and_do_not_import_in_a_cycle() -> None:
 
 
 def test_public_api_of_classify_module() -> None:
-    from proxy.router import digest
+    from rwproxy.router import digest
 
     assert classify_module.digest_text is digest.digest_text
     assert classify_module.digest_hash is digest.digest_hash

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.router.connection_id import may_mention, rewrite_connection_id
+from rwproxy.router.connection_id import may_mention, rewrite_connection_id
 
 T = "CAST(0000000042 AS UNSIGNED)"
 

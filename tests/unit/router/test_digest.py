@@ -1,4 +1,4 @@
-"""Tests of proxy.router.digest: lexing, digests, hints."""
+"""Tests of rwproxy.router.digest: lexing, digests, hints."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.router import digest as digest_module
-from proxy.router.digest import digest_code, digest_hash, digest_text, is_bare, lex, parse_hints
-from proxy.router.statement import Hint
+from rwproxy.router import digest as digest_module
+from rwproxy.router.digest import digest_code, digest_hash, digest_text, is_bare, lex, parse_hints
+from rwproxy.router.statement import Hint
 
 DIGESTS = [
     ("SELECT c FROM sbtest1 WHERE id=4242", "SELECT c FROM sbtest1 WHERE id=?"),

@@ -1,17 +1,17 @@
-"""Table-driven tests of proxy.router.fallback: what a statement does when its server cannot serve it."""
+"""Table-driven tests of rwproxy.router.fallback: what a statement does when its server cannot serve it."""
 
 from __future__ import annotations
 
 import pytest
 
-from proxy.router.fallback import (
+from rwproxy.router.fallback import (
     read_fallback,
     route_to_server,
     waits_after_connect_failure,
     waits_for_primary,
 )
-from proxy.router.policy import PolicyOptions, Route, RouteReason, Strategy, Target
-from proxy.topology.model import Node, NodeState, Role, Topology
+from rwproxy.router.policy import PolicyOptions, Route, RouteReason, Strategy, Target
+from rwproxy.topology.model import Node, NodeState, Role, Topology
 
 T = Target
 RR = RouteReason

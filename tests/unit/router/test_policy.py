@@ -1,4 +1,4 @@
-"""Table-driven tests of proxy.router.policy: the pure routing decision.
+"""Table-driven tests of rwproxy.router.policy: the pure routing decision.
 
 Every case runs its SQL through the real ``classify()``; the session is built declaratively from
 statements that "ran" (``SessionState.apply`` + ``observe_status``) and/or direct field settings.
@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.router.classify import classify
-from proxy.router.policy import PolicyOptions, Route, RouteReason, Target, choose_replica, route
-from proxy.router.session_state import PinReason, SessionState
-from proxy.router.statement import PrimaryReason
-from proxy.topology.model import Node, NodeState, Role, Topology
+from rwproxy.router.classify import classify
+from rwproxy.router.policy import PolicyOptions, Route, RouteReason, Target, choose_replica, route
+from rwproxy.router.session_state import PinReason, SessionState
+from rwproxy.router.statement import PrimaryReason
+from rwproxy.topology.model import Node, NodeState, Role, Topology
 
 T = Target
 RR = RouteReason
@@ -373,7 +373,7 @@ PINS: list[Case] = [
         PIN.UNREPLAYABLE_SET,
         (ran("SET sql_mode = app_mode(@@sql_mode)"),),  # a stored function: may have side effects
     ),
-    # Evaluated once on the primary and captured (proxy.router.set_replay): reads stay on replicas.
+    # Evaluated once on the primary and captured (rwproxy.router.set_replay): reads stay on replicas.
     _read(
         "evaluated-set-sql-mode",
         READ,

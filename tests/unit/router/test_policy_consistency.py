@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from proxy.router.classify import classify
-from proxy.router.policy import PolicyOptions, RouteReason, Strategy, Target, route
-from proxy.router.session_state import Consistency, SessionState
-from proxy.topology.gtid import parse_position
-from proxy.topology.model import Node, NodeState, Role, Topology
+from rwproxy.router.classify import classify
+from rwproxy.router.policy import PolicyOptions, RouteReason, Strategy, Target, route
+from rwproxy.router.session_state import Consistency, SessionState
+from rwproxy.topology.gtid import parse_position
+from rwproxy.topology.model import Node, NodeState, Role, Topology
 
 RR = RouteReason
 C = Consistency

@@ -1,4 +1,4 @@
-"""Tests of proxy.router.rules: user routing rules (regex or digest), first match wins."""
+"""Tests of rwproxy.router.rules: user routing rules (regex or digest), first match wins."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from proxy.router.digest import digest_text
-from proxy.router.policy import Target
-from proxy.router.rules import Rule, RuleSet
+from rwproxy.router.digest import digest_text
+from rwproxy.router.policy import Target
+from rwproxy.router.rules import Rule, RuleSet
 
 
 @dataclass(frozen=True)

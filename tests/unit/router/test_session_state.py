@@ -1,11 +1,11 @@
-"""Tests of proxy.router.session_state: pins, status flags and the replay log."""
+"""Tests of rwproxy.router.session_state: pins, status flags and the replay log."""
 
 from __future__ import annotations
 
 import pytest
 
-from proxy.router.classify import classify
-from proxy.router.session_state import PinReason, ReplayEntry, SessionState
+from rwproxy.router.classify import classify
+from rwproxy.router.session_state import PinReason, ReplayEntry, SessionState
 
 COM_INIT_DB = 2
 COM_QUERY = 3
@@ -469,7 +469,7 @@ def test_autocommit_in_combined_set_is_never_replayed() -> None:
 def test_session_part_of_mixed_global_set_reaches_replicas_or_pins() -> None:
     state = session("SET SESSION sql_mode = 'ANSI', GLOBAL max_connections = 10")
     assert state.capture == ("sql_mode",)  # the session part is read back from the primary ...
-    state.record_capture(("sql_mode",), [(253, b"ANSI")])  # ... (proxy.frontend.session_sets)
+    state.record_capture(("sql_mode",), [(253, b"ANSI")])  # ... (rwproxy.frontend.session_sets)
     replayed = payloads(state)
     replayed_without_global = any(b"sql_mode" in p.lower() and b"global" not in p.lower() for p in replayed)
     assert replayed_without_global or state.pin() is PinReason.UNREPLAYABLE_SET, replayed

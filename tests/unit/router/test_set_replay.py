@@ -1,20 +1,20 @@
-"""Tests of proxy.router.set_values and proxy.router.set_replay: which SETs replay as text, which are
+"""Tests of rwproxy.router.set_values and rwproxy.router.set_replay: which SETs replay as text, which are
 evaluated on the primary and captured, which pin. Tables of cases."""
 
 from __future__ import annotations
 
 import pytest
 
-from proxy.router.classify import classify
-from proxy.router.session_state import PinReason, SessionState
-from proxy.router.set_replay import (
+from rwproxy.router.classify import classify
+from rwproxy.router.session_state import PinReason, SessionState
+from rwproxy.router.set_replay import (
     SetPlanKind,
     captured_statement,
     plan_set,
     readback_columns,
     readback_query,
 )
-from proxy.router.set_values import ValueKind, value_kind
+from rwproxy.router.set_values import ValueKind, value_kind
 from tests.fixtures.driver_init import DRIVERS
 
 TEXT, CAPTURE, PIN, ONCE = SetPlanKind.TEXT, SetPlanKind.CAPTURE, SetPlanKind.PIN, SetPlanKind.ONCE
@@ -171,7 +171,7 @@ def test_no_driver_init_statement_pins(driver) -> None:
     state = SessionState()
     for sql in driver.statements:
         state.apply(classify(sql), sql.encode(), True)
-        if state.capture is not None:  # what proxy.frontend.session_sets does after the SET
+        if state.capture is not None:  # what rwproxy.frontend.session_sets does after the SET
             values = [
                 v
                 for n in state.capture

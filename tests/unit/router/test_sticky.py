@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from proxy.router.classify import classify
-from proxy.router.policy import RouteReason, route
-from proxy.router.session_state import SessionState
-from proxy.router.sticky import stick
-from proxy.topology.model import Node, NodeState, Role, Topology
+from rwproxy.router.classify import classify
+from rwproxy.router.policy import RouteReason, route
+from rwproxy.router.session_state import SessionState
+from rwproxy.router.sticky import stick
+from rwproxy.topology.model import Node, NodeState, Role, Topology
 
 PRIMARY = Node("db1", "10.0.0.1", 3306, Role.PRIMARY, 1, NodeState.ONLINE)
 

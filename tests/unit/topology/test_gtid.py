@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.topology.gtid import parse_position, wait_statement
+from rwproxy.topology.gtid import parse_position, wait_statement
 
 UUID = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
 

@@ -1,12 +1,12 @@
-"""proxy.topology.heartbeat: table names, readings, which lag wins, logging once per change."""
+"""rwproxy.topology.heartbeat: table names, readings, which lag wins, logging once per change."""
 
 from __future__ import annotations
 
 import pytest
 
-from proxy.config import ConfigError, parse_config
-from proxy.topology.health import ProbeResult, ServerHealth, ShunReason
-from proxy.topology.heartbeat import (
+from rwproxy.config import ConfigError, parse_config
+from rwproxy.topology.health import ProbeResult, ServerHealth, ShunReason
+from rwproxy.topology.heartbeat import (
     Availability,
     HeartbeatReading,
     LagSource,
@@ -14,7 +14,7 @@ from proxy.topology.heartbeat import (
     effective_lag,
     parse_table,
 )
-from proxy.topology.model import NodeState, Role
+from rwproxy.topology.model import NodeState, Role
 
 HB = LagSource.HEARTBEAT
 SBM = LagSource.SECONDS_BEHIND_MASTER
@@ -159,7 +159,7 @@ def test_config_keys() -> None:
 
 
 def test_own_writer_is_trusted_only_while_it_writes() -> None:
-    from proxy.topology.heartbeat_io import Heartbeat, HeartbeatWriter
+    from rwproxy.topology.heartbeat_io import Heartbeat, HeartbeatWriter
 
     async def connect(node: object) -> object:
         raise AssertionError("not called")
@@ -179,8 +179,8 @@ def test_own_writer_is_trusted_only_while_it_writes() -> None:
 async def test_reload_replaces_the_heartbeat() -> None:
     import asyncio
 
-    from proxy.config import MonitorConfig, ServerConfig
-    from proxy.topology.monitor import Monitor
+    from rwproxy.config import MonitorConfig, ServerConfig
+    from rwproxy.topology.monitor import Monitor
 
     m = Monitor(
         [ServerConfig(name="a", host="a")], MonitorConfig(), user="u", password="p", on_topology=print

@@ -1,4 +1,4 @@
-"""The pure parts of the Aurora MySQL check (``proxy.topology.probe_aurora``), what the monitor makes
+"""The pure parts of the Aurora MySQL check (``rwproxy.topology.probe_aurora``), what the monitor makes
 of its results, and the read_your_writes route with Aurora readers.
 
 No real Aurora is available to these tests. The rows below are shaped like Aurora's
@@ -18,15 +18,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from proxy.router.classify import classify
-from proxy.router.policy import RouteReason, Target, route
-from proxy.router.session_state import Consistency, SessionState
-from proxy.topology.election import ServerView, build_nodes
-from proxy.topology.gtid import parse_position
-from proxy.topology.health import ProbeResult, ServerHealth, ShunReason
-from proxy.topology.model import Node, NodeState, Role, Topology
-from proxy.topology.probe import Flavor, flavor_for_version
-from proxy.topology.probe_aurora import FRESH_SECONDS, aurora_replication, version_label
+from rwproxy.router.classify import classify
+from rwproxy.router.policy import RouteReason, Target, route
+from rwproxy.router.session_state import Consistency, SessionState
+from rwproxy.topology.election import ServerView, build_nodes
+from rwproxy.topology.gtid import parse_position
+from rwproxy.topology.health import ProbeResult, ServerHealth, ShunReason
+from rwproxy.topology.model import Node, NodeState, Role, Topology
+from rwproxy.topology.probe import Flavor, flavor_for_version
+from rwproxy.topology.probe_aurora import FRESH_SECONDS, aurora_replication, version_label
 
 NOW = dt.datetime(2024, 5, 2, 10, 15, 30, 250000)
 

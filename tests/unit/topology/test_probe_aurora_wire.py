@@ -22,18 +22,18 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
-from proxy.protocol.connection import make_handshake_v10
-from proxy.protocol.constants import Capability, ColumnType
-from proxy.protocol.framing import frame
-from proxy.protocol.packets import (
+from rwproxy.protocol.connection import make_handshake_v10
+from rwproxy.protocol.constants import Capability, ColumnType
+from rwproxy.protocol.framing import frame
+from rwproxy.protocol.packets import (
     make_column_count,
     make_column_definition41,
     make_eof,
     make_ok,
     make_text_row,
 )
-from proxy.topology import probe_aurora
-from proxy.topology.probe import Flavor, close_quietly, flavor_for_version, open_connection, probe
+from rwproxy.topology import probe_aurora
+from rwproxy.topology.probe import Flavor, close_quietly, flavor_for_version, open_connection, probe
 
 CAPS = int(
     Capability.LONG_PASSWORD

@@ -1,9 +1,0 @@
-"""rwproxy: a read/write-splitting MySQL proxy.
-
-Importing the package checks for the compiled hot path (``proxy.native``) before any hot module
-is imported, and uses it only when it was built from exactly these sources.
-"""
-
-from proxy.native import install as _install_native
-
-_install_native()

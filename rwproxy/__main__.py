@@ -1,0 +1,3 @@
+from rwproxy.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,233 @@
+"""Hot reload: re-read the config file the proxy started with and apply it without dropping sessions.
+
+    result = await app.reload_config()   # SIGHUP, admin SQL RELOAD CONFIG, POST /reload all call it
+    str(result)                          # "config reloaded (topology v7): server db3 added, ..."
+
+The file is validated like ``rwproxy check-config`` does; an invalid file raises ``ReloadError`` (its
+message names the file, the key path and the reason), is logged at ERROR and changes nothing.
+``rwproxy_config_reloads_total{result="ok"|"error"}`` counts both.
+
+What changes live (``rwproxy.config.diff`` has the full list), for the sessions already open too:
+
+* users: a new user can log in at once; a removed user cannot open new sessions, while the sessions
+  it already has keep working (their backend credentials are kept for them until they end); a
+  changed password counts for the next login.
+* servers: with the monitor on, ``Monitor.set_servers`` starts checking new servers (they take
+  statements once ONLINE), stops removed ones and applies new weights and roles; with the monitor
+  off the static topology is rebuilt from the file. Removed servers get no new statements; a
+  statement or transaction already running there finishes (the session keeps its connection until
+  it next goes elsewhere). A drain of a removed server is forgotten.
+* ``[routing]`` options and rules, ``[monitor]`` settings (also switching the monitor on or off),
+  ``[logging]``, and the ``[proxy]`` limits read per session.
+
+What needs a restart (listeners, TLS files, ``[backend]``, admin listeners and accounts, ...) keeps
+its running value; the reload logs one WARNING naming those keys and reports them.
+
+One reload runs at a time (``app.reload_lock``); all of it runs on the proxy's event-loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rwproxy.config import Config, ConfigError, load_config
+from rwproxy.config.diff import ConfigDiff, diff_configs, keep_restart_only
+from rwproxy.router.policy import PolicyOptions, Strategy
+from rwproxy.router.rules import RuleSet
+from rwproxy.topology.model import Topology
+
+if TYPE_CHECKING:
+    from rwproxy.app import ProxyApp
+
+__all__ = ["ReloadError", "ReloadResult", "install_sighup", "reload_app"]
+
+log = logging.getLogger(__name__)
+
+
+class ReloadError(Exception):
+    """The new config was rejected; the running one stays. ``str()`` says why."""
+
+
+@dataclass(slots=True)
+class ReloadResult:
+    changes: list[str] = field(default_factory=list)
+    restart_needed: list[str] = field(default_factory=list)
+    topology_version: int = 0
+
+    def __str__(self) -> str:
+        text = "config reloaded"
+        text += ": " + "; ".join(self.changes) if self.changes else ": no changes"
+        if self.restart_needed:
+            text += " (kept until a restart: " + "; ".join(self.restart_needed) + ")"
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "changes": self.changes,
+            "restart_needed": self.restart_needed,
+            "topology_version": self.topology_version,
+        }
+
+
+async def reload_app(app: ProxyApp) -> ReloadResult:
+    """Re-read ``app.config_path`` and apply it. Raises ReloadError (nothing changed) when invalid."""
+    async with app.reload_lock:
+        path = app.config_path
+        try:
+            if path is None:
+                raise ConfigError("this proxy was not started from a config file: nothing to reload")
+            new = load_config(path)
+        except ConfigError as exc:
+            app.stats.config_reloads["error"] += 1
+            app.stats.last_reload_ok = False
+            log.error(
+                "config reload rejected; the running config stays: %s",
+                exc,
+                extra={"event": "config_reload", "result": "error"},
+            )
+            raise ReloadError(str(exc)) from None
+        old = app.config
+        diff = diff_configs(old, new)
+        effective = keep_restart_only(old, new)
+        try:
+            await apply(app, old, effective, diff)
+        except Exception as exc:  # a bug: say so, count it, keep serving
+            app.stats.config_reloads["error"] += 1
+            app.stats.last_reload_ok = False
+            log.exception("config reload failed while applying it", extra={"event": "config_reload"})
+            raise ReloadError(f"applying the new config failed: {exc}") from exc
+        app.stats.config_reloads["ok"] += 1
+        app.stats.last_reload_ok = True
+        result = ReloadResult(diff.describe(), diff.describe_restart(), app.topology.version)
+        log.info(
+            "%s",
+            result,
+            extra={"event": "config_reload", "result": "ok", "changes": result.changes},
+        )
+        if result.restart_needed:
+            log.warning(
+                "config reload: these changed in %s but need a restart, the running values stay: %s",
+                path,
+                ", ".join(k.split(":")[0] for k in result.restart_needed),
+                extra={"event": "config_reload", "restart_needed": result.restart_needed},
+            )
+        return result
+
+
+async def apply(app: ProxyApp, old: Config, new: Config, diff: ConfigDiff) -> None:
+    """Make the running ``app`` follow ``new`` (restart-only keys already kept as in ``old``)."""
+    app.config = new
+    if diff.users:
+        _apply_users(app, old, new, diff)
+    if diff.section_changed("routing"):
+        _apply_routing(app, new)
+    await _apply_servers_and_monitor(app, new, diff)
+    if "proxy.server_version" in diff.live and new.proxy.server_version:
+        app.server_version = new.proxy.server_version
+    if "rwproxy.client_idle_timeout_seconds" in diff.live and app._sweeper is not None:
+        app._sweeper.cancel()
+        app._sweeper = asyncio.get_running_loop().create_task(app._sweep_idle_clients())
+    if old.log_settings != new.log_settings:
+        from rwproxy.observability.logs import update_logging
+
+        update_logging(*new.log_settings)
+
+
+def _apply_users(app: ProxyApp, old: Config, new: Config, diff: ConfigDiff) -> None:
+    before = {u.name: u for u in old.users}
+    app._users = {u.name: u for u in new.users}
+    for name in diff.users_removed:
+        app._retired_users[name] = before[name]  # for the sessions it still has
+    for name in diff.users_added:
+        app._retired_users.pop(name, None)
+    for name in (*diff.users_removed, *diff.users_changed):
+        app.sha2_cache.discard(name)  # caching_sha2 fast auth must see the new password
+
+
+def _apply_routing(app: ProxyApp, new: Config) -> None:
+    routing = new.routing
+    app.rules = RuleSet.from_config(routing.rules)
+    app.has_rules = bool(app.rules)
+    strategy = Strategy(routing.strategy)
+    outstanding = app.outstanding
+    if strategy is Strategy.LEAST_OUTSTANDING and outstanding is None:
+        # Statements already in flight will be subtracted when they end: count them in now.
+        outstanding = Counter()
+        for session in app.sessions.values():
+            inflight = session.inflight
+            if inflight is not None and inflight.route.node is not None:
+                outstanding[inflight.route.node.name] += 1
+    elif strategy is not Strategy.LEAST_OUTSTANDING:
+        outstanding = None
+    app.outstanding = outstanding
+    app.policy_options = PolicyOptions(
+        on_no_replica_primary=routing.on_no_replica == "primary",
+        reads_to_primary=routing.reads_to_primary,
+        strategy=strategy,
+        outstanding=outstanding,
+    )
+
+
+async def _apply_servers_and_monitor(app: ProxyApp, new: Config, diff: ConfigDiff) -> None:
+    from rwproxy.topology.monitor import Monitor
+
+    names = {s.name for s in new.servers}
+    if app.drained - names:
+        app.drained = app.drained & names
+    monitor = app.monitor
+    if new.monitor.enabled:
+        if monitor is None:
+            monitor = Monitor.from_config(new, on_topology=app._set_topology, ssl=app.pool.ssl_context)
+            monitor.version = app.topology.version  # versions keep growing across the switch
+            app.monitor = monitor
+            await monitor.start()
+            log.info("config reload: monitor started")
+            return
+        if diff.section_changed("monitor") or diff.users:  # credentials may come from the first user
+            user, password = monitor_credentials(new)
+            monitor.set_settings(new.monitor, user=user, password=password)
+        if diff.servers or "servers" in diff.live:
+            monitor.set_servers(new.servers)
+        return
+    if monitor is not None:
+        app.monitor = None
+        await monitor.stop()
+        log.info("config reload: monitor stopped; the topology is the static one from the config")
+    elif not (diff.servers or "servers" in diff.live):
+        return
+    static = new.topology()
+    app._set_topology(Topology(nodes=static.nodes, version=app.topology.version + 1))
+
+
+def monitor_credentials(config: Config) -> tuple[str, str]:
+    """The monitor's account, as ``Monitor.from_config`` picks it."""
+    m = config.monitor
+    if m.user is not None:
+        return m.user, m.password or ""
+    first = config.users[0]
+    return first.backend_user, first.backend_password
+
+
+def install_sighup(app: ProxyApp) -> None:
+    """SIGHUP reloads the config (``rwproxy run``). Errors are logged by ``reload_app``."""
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[Any]] = set()
+
+    async def reload() -> None:
+        log.info("SIGHUP: reloading %s", app.config_path)
+        with contextlib.suppress(ReloadError):  # already logged; the running config stays
+            await app.reload_config()
+
+    def on_sighup() -> None:
+        task = loop.create_task(reload())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)

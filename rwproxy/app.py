@@ -73,6 +73,8 @@ _OFFERED = (
 def advertised_capabilities(backend_capabilities: int, *, tls: bool, local_infile: bool) -> int:
     caps = int(_OFFERED) & backend_capabilities
     caps |= Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION | Capability.PLUGIN_AUTH
+    # Whatever the backend: rwproxy strips the attributes off (rwproxy.frontend.query_attributes).
+    caps |= Capability.QUERY_ATTRIBUTES
     if tls:
         caps |= Capability.SSL
     if local_infile:

@@ -37,7 +37,6 @@ from typing import Final, NamedTuple
 
 from rwproxy.protocol.constants import ColumnType, CursorType
 from rwproxy.protocol.errors import MalformedPacket
-from rwproxy.protocol.wire import Buffer, read_str_lenenc, read_uint_lenenc
 
 __all__ = [
     "QueryAttribute",
@@ -67,14 +66,46 @@ _FIXED: Final[dict[int, int]] = {
 _LENGTH_BYTE: Final = frozenset(
     {ColumnType.DATE, ColumnType.DATETIME, ColumnType.TIMESTAMP, ColumnType.TIME, ColumnType.NEWDATE}
 )
-_INTS: Final[dict[int, str]] = {
-    ColumnType.TINY: "b",
-    ColumnType.SHORT: "h",
-    ColumnType.YEAR: "h",
-    ColumnType.LONG: "i",
-    ColumnType.INT24: "i",
-    ColumnType.LONGLONG: "q",
-}
+_INTS: Final = frozenset(
+    {
+        ColumnType.TINY,
+        ColumnType.SHORT,
+        ColumnType.YEAR,
+        ColumnType.LONG,
+        ColumnType.INT24,
+        ColumnType.LONGLONG,
+    }
+)
+
+
+def _lenenc(buf: bytes, pos: int) -> tuple[int, int]:
+    """``int<lenenc>`` at ``pos``: (value, end). Local and inlined-simple: per command on the hot path."""
+    n = len(buf)
+    if pos >= n:
+        raise MalformedPacket(f"truncated int<lenenc> at offset {pos}")
+    first = buf[pos]
+    if first < 0xFB:
+        return first, pos + 1
+    if first == 0xFC:
+        size = 2
+    elif first == 0xFD:
+        size = 3
+    elif first == 0xFE:
+        size = 8
+    else:
+        raise MalformedPacket(f"invalid int<lenenc> first byte 0x{first:02x} at offset {pos}")
+    end = pos + 1 + size
+    if end > n:
+        raise MalformedPacket(f"truncated int<lenenc> at offset {pos}")
+    return int.from_bytes(buf[pos + 1 : end], "little"), end
+
+
+def _str_lenenc(buf: bytes, pos: int) -> tuple[bytes, int]:
+    length, start = _lenenc(buf, pos)
+    end = start + length
+    if end > len(buf):
+        raise MalformedPacket(f"truncated string<lenenc> at offset {pos}")
+    return buf[start:end], end
 
 
 class QueryAttribute(NamedTuple):
@@ -92,20 +123,19 @@ class QueryAttribute(NamedTuple):
         raw = self.raw
         if raw is None:
             return None
-        fmt = _INTS.get(self.type)
-        if fmt is not None:
-            return str(struct.unpack("<" + (fmt.upper() if self.unsigned else fmt), raw)[0])
+        if self.type in _INTS:
+            return str(int.from_bytes(raw, "little", signed=not self.unsigned))
         if self.type == ColumnType.DOUBLE:
             return repr(struct.unpack("<d", raw)[0])
         if self.type == ColumnType.FLOAT:
             return repr(struct.unpack("<f", raw)[0])
         if self.type in _FIXED or self.type in _LENGTH_BYTE:
             return None
-        value, _ = read_str_lenenc(raw, 0)
+        value, _ = _str_lenenc(raw, 0)
         return value.decode("utf-8", "replace")
 
 
-def value_end(buf: Buffer, pos: int, column_type: int) -> int:
+def value_end(buf: bytes, pos: int, column_type: int) -> int:
     """Where the Binary Protocol Value of ``column_type`` that starts at ``pos`` ends."""
     size = _FIXED.get(column_type)
     if size is not None:
@@ -115,25 +145,25 @@ def value_end(buf: Buffer, pos: int, column_type: int) -> int:
             raise MalformedPacket(f"truncated date/time value at offset {pos}")
         end = pos + 1 + buf[pos]
     else:
-        length, start = read_uint_lenenc(buf, pos)
+        length, start = _lenenc(buf, pos)
         end = start + length
     if end > len(buf):
         raise MalformedPacket(f"truncated parameter value of type {column_type} at offset {pos}")
     return end
 
 
-def _is_null(bitmap: Buffer, i: int) -> bool:
+def _is_null(bitmap: bytes, i: int) -> bool:
     return bool(bitmap[i >> 3] & (1 << (i & 7)))
 
 
 def _read_attributes(
-    payload: Buffer, pos: int, count: int
+    payload: bytes, pos: int, count: int
 ) -> tuple[bytes, bool, list[tuple[bytes, bytes]], int]:
     """From the NULL bitmap on: ``(bitmap, bound, [(type, name)...], pos of the first value)``."""
     bitmap_len = (count + 7) // 8
     if pos + bitmap_len + 1 > len(payload):
         raise MalformedPacket("truncated query attributes: NULL bitmap")
-    bitmap = bytes(payload[pos : pos + bitmap_len])
+    bitmap = payload[pos : pos + bitmap_len]
     pos += bitmap_len
     bound = payload[pos]
     pos += 1
@@ -144,14 +174,14 @@ def _read_attributes(
         for _ in range(count):
             if pos + 2 > len(payload):
                 raise MalformedPacket("truncated query attributes: parameter type")
-            one_type = bytes(payload[pos : pos + 2])
-            name, pos = read_str_lenenc(payload, pos + 2)
+            one_type = payload[pos : pos + 2]
+            name, pos = _str_lenenc(payload, pos + 2)
             types.append((one_type, name))
     return bitmap, bound == 1, types, pos
 
 
 def _values(
-    payload: Buffer, pos: int, bitmap: Buffer, types: list[tuple[bytes, bytes]], first: int
+    payload: bytes, pos: int, bitmap: bytes, types: list[tuple[bytes, bytes]], first: int
 ) -> tuple[list[QueryAttribute], int]:
     """Read values ``first..len(types)-1`` starting at ``pos``; (attributes, end)."""
     out: list[QueryAttribute] = []
@@ -161,7 +191,7 @@ def _values(
             raw: bytes | None = None
         else:
             end = value_end(payload, pos, one_type[0])
-            raw = bytes(payload[pos:end])
+            raw = payload[pos:end]
             pos = end
         out.append(
             QueryAttribute(name.decode("utf-8", "replace"), one_type[0], bool(one_type[1] & _UNSIGNED), raw)
@@ -176,8 +206,8 @@ def plain_query(payload: bytes) -> tuple[bytes, tuple[QueryAttribute, ...]]:
     The usual case, no attributes (``03 00 01 <sql>``), costs one slice."""
     if payload[1:3] == _NO_ATTRIBUTES:
         return b"\x03" + payload[3:], ()
-    count, pos = read_uint_lenenc(payload, 1)
-    sets, pos = read_uint_lenenc(payload, pos)
+    count, pos = _lenenc(payload, 1)
+    sets, pos = _lenenc(payload, pos)
     if sets != 1:
         raise MalformedPacket(f"parameter_set_count must be 1, got {sets}")
     if count == 0:
@@ -205,7 +235,7 @@ def plain_execute(
     head = payload[:5] + bytes((flags & ~_PARAMETER_COUNT_AVAILABLE,)) + payload[6:10]
     if num_params == 0 and not flags & _PARAMETER_COUNT_AVAILABLE:
         return head + payload[10:], ()  # nothing follows but what a plain packet has
-    count, pos = read_uint_lenenc(payload, 10)
+    count, pos = _lenenc(payload, 10)
     if count < num_params:
         raise MalformedPacket(f"parameter_count {count} is less than the statement's {num_params} parameters")
     if count == 0:

@@ -26,6 +26,7 @@ from dataclasses import replace
 from typing import Final
 
 from rwproxy.protocol.query_attributes import QueryAttribute
+from rwproxy.router.classifications import PLAIN_SELECT
 from rwproxy.router.statement import Hint, StatementInfo
 
 __all__ = ["MAX_LAG_ATTRIBUTE", "ROUTE_ATTRIBUTE", "with_attribute_hints"]
@@ -33,6 +34,8 @@ __all__ = ["MAX_LAG_ATTRIBUTE", "ROUTE_ATTRIBUTE", "with_attribute_hints"]
 ROUTE_ATTRIBUTE: Final = "rwproxy_route"
 MAX_LAG_ATTRIBUTE: Final = "rwproxy_max_lag"
 _ROUTES: Final = {"primary": Hint.PRIMARY, "replica": Hint.REPLICA}
+# The usual case, a plain SELECT with a route: shared instances instead of a replace() each time.
+_PLAIN_SELECT_ROUTED: Final = {h: replace(PLAIN_SELECT, hint=h) for h in Hint}
 
 
 def _seconds(value: str | None) -> float | None:
@@ -67,5 +70,7 @@ def with_attribute_hints(info: StatementInfo, attributes: Iterable[QueryAttribut
     if hint is not None and max_lag is not None:
         return replace(info, hint=hint, max_lag=max_lag)
     if hint is not None:
+        if info is PLAIN_SELECT:
+            return _PLAIN_SELECT_ROUTED[hint]
         return info if info.hint is hint else replace(info, hint=hint)
     return replace(info, max_lag=max_lag)

@@ -33,7 +33,8 @@ Sans-I/O: functions over bytes; malformed input raises :class:`MalformedPacket`.
 from __future__ import annotations
 
 import struct
-from typing import Final, NamedTuple
+from dataclasses import dataclass
+from typing import Final
 
 from rwproxy.protocol.constants import ColumnType, CursorType
 from rwproxy.protocol.errors import MalformedPacket
@@ -108,7 +109,8 @@ def _str_lenenc(buf: bytes, pos: int) -> tuple[bytes, int]:
     return buf[start:end], end
 
 
-class QueryAttribute(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class QueryAttribute:
     """One query attribute: its name, type byte, unsigned flag and raw Binary Protocol Value
     (``None`` for SQL NULL)."""
 

@@ -64,6 +64,7 @@ HOT_MODULES: tuple[str, ...] = (
     "rwproxy.backend.connection",
     "rwproxy.protocol.framing",
     "rwproxy.protocol.results",
+    "rwproxy.protocol.response_phases",  # the result scanner's per-packet state machine
     "rwproxy.protocol.whole_response",
     "rwproxy.router.classify",
     "rwproxy.router.attribute_hints",  # routing hints in query attributes

@@ -88,3 +88,16 @@ async def test_a_client_without_the_flag_is_relayed_byte_for_byte() -> None:
     packet = frame(b"\x03\x00\x01SELECT c FROM t", 0)  # no flag: these bytes are SQL text
     session.data_received(packet)
     assert bytes(replica.data) + bytes(primary.data) == packet
+
+
+def test_the_offer_can_be_switched_off() -> None:
+    from rwproxy.app import ProxyApp
+    from rwproxy.config import parse_config
+
+    from .test_flow_control import CONFIG
+
+    assert ProxyApp(parse_config(CONFIG)).server_capabilities & QA
+    off = ProxyApp(parse_config("[proxy]\nquery_attributes = false\n" + CONFIG))
+    assert not off.server_capabilities & QA
+    assert type(off.server_capabilities) is int  # tested per command: a plain int, not an IntFlag
+    assert not advertised_capabilities(0xFFFFFFFF, tls=False, local_infile=False, query_attributes=False) & QA

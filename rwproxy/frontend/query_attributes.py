@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from rwproxy.protocol.constants import Capability, ErrorCode
+from rwproxy.protocol.constants import ErrorCode
 from rwproxy.protocol.errors import MalformedPacket
 from rwproxy.protocol.query_attributes import QueryAttribute, plain_execute, plain_query
 
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["QUERY_ATTRIBUTES", "strip_execute", "strip_query"]
 
-QUERY_ATTRIBUTES: Final = int(Capability.QUERY_ATTRIBUTES)
+# A literal: compiled, the per-command test in commands.py inlines it (== Capability.QUERY_ATTRIBUTES).
+QUERY_ATTRIBUTES: Final = 0x8000000
 
 
 def strip_query(session: ClientSession, payload: bytes) -> tuple[bytes, tuple[QueryAttribute, ...]] | None:

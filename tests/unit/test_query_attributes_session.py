@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rwproxy.app import advertised_capabilities
 from rwproxy.backend.connection import _BASE_FLAGS, ALIGNED_FLAGS, BackendConnection
+from rwproxy.frontend.query_attributes import QUERY_ATTRIBUTES
 from rwproxy.frontend.session import ClientSession
 from rwproxy.protocol.constants import Capability
 from rwproxy.protocol.framing import frame
@@ -41,6 +42,7 @@ def test_offered_to_clients_whatever_the_backend_never_asked_of_a_backend() -> N
     assert advertised_capabilities(MARIADB_CAPS, tls=False, local_infile=False) & QA
     assert advertised_capabilities(0xFFFFFFFF, tls=False, local_infile=False) & QA
     assert not (ALIGNED_FLAGS | _BASE_FLAGS) & QA  # open_backend's flags can never carry it
+    assert QUERY_ATTRIBUTES == QA  # the literal the command path tests
 
 
 async def test_the_backend_gets_the_plain_query() -> None:

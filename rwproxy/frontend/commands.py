@@ -103,10 +103,13 @@ def _query(session: ClientSession, payload: bytes) -> None:
     attributes: tuple[QueryAttribute, ...] = ()
     # A client that negotiated query attributes: the prefix off (rwproxy.frontend.query_attributes).
     if session.client_flags & QUERY_ATTRIBUTES:
-        plain = strip_query(session, payload)
-        if plain is None:
-            return
-        payload, attributes = plain
+        if payload[1:3] == b"\x00\x01":  # the usual: no attribute (count 0, one set)
+            payload = b"\x03" + payload[3:]
+        else:
+            plain = strip_query(session, payload)
+            if plain is None:
+                return
+            payload, attributes = plain
     body = payload[1:]
     sql = body.decode("utf-8", "surrogateescape")
     app = session.app

@@ -70,14 +70,18 @@ _OFFERED = (
 )
 
 
-def advertised_capabilities(backend_capabilities: int, *, tls: bool, local_infile: bool) -> int:
+def advertised_capabilities(
+    backend_capabilities: int, *, tls: bool, local_infile: bool, query_attributes: bool = True
+) -> int:
     caps = int(_OFFERED) & backend_capabilities
     caps |= Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION | Capability.PLUGIN_AUTH
+    if query_attributes:  # whatever the backend: rwproxy strips them (rwproxy.frontend.query_attributes)
+        caps |= Capability.QUERY_ATTRIBUTES
     if tls:
         caps |= Capability.SSL
     if local_infile:
         caps |= Capability.LOCAL_FILES & backend_capabilities
-    return caps
+    return int(caps)  # a plain int: the sessions test bits of it per command (IntFlag & costs ~1 us)
 
 
 class ProxyApp:
@@ -119,7 +123,10 @@ class ProxyApp:
         self.sha2_cache: set[str] = set()
         self.server_version = config.proxy.server_version or "10.11.0-rwproxy"
         self.server_capabilities = advertised_capabilities(
-            0xFFFFFFFF, tls=self.tls_context is not None, local_infile=config.proxy.local_infile
+            0xFFFFFFFF,
+            tls=self.tls_context is not None,
+            local_infile=config.proxy.local_infile,
+            query_attributes=config.proxy.query_attributes,
         )
         self._users = {u.name: u for u in config.users}
         # Users removed by a reload: their open sessions keep their backend credentials (rwproxy.reload).
@@ -267,6 +274,7 @@ class ProxyApp:
             conn.server_capabilities,
             tls=self.tls_context is not None,
             local_infile=self.config.proxy.local_infile,
+            query_attributes=self.config.proxy.query_attributes,
         )
         self.pool.release(conn)
 

@@ -59,11 +59,15 @@ HOT_MODULES: tuple[str, ...] = (
     "rwproxy.frontend.prepared",  # COM_STMT_EXECUTE: statement ids, parameter rewriting
     "rwproxy.frontend.multiplex",  # the finish_command hook (multiplexing)
     "rwproxy.protocol.statements",
+    "rwproxy.protocol.query_attributes",  # COM_QUERY of a client that negotiated query attributes
+    "rwproxy.frontend.query_attributes",
     "rwproxy.backend.connection",
     "rwproxy.protocol.framing",
     "rwproxy.protocol.results",
+    "rwproxy.protocol.response_phases",  # the result scanner's per-packet state machine
     "rwproxy.protocol.whole_response",
     "rwproxy.router.classify",
+    "rwproxy.router.attribute_hints",  # routing hints in query attributes
     "rwproxy.router.verb_scanners",
     "rwproxy.router.policy",
     "rwproxy.router.session_state",

@@ -382,7 +382,8 @@ ALIGNED_FLAGS = (
 _STATE_CHANGED = 0x4000  # ServerStatus.SESSION_STATE_CHANGED
 _HOLD_LIMIT = 1 << 20  # a row split across reads is held back only up to this size (see _held)
 # What rwproxy always asks of a backend (aiomysql's dialogue needs these; they change no framing
-# beyond what the client already agreed to).
+# beyond what the client already agreed to). Never CLIENT_QUERY_ATTRIBUTES: a client's attributes are
+# stripped before its commands are forwarded (rwproxy.frontend.query_attributes).
 _BASE_FLAGS = DEFAULT_CLIENT_CAPABILITIES | Capability.CONNECT_ATTRS
 
 

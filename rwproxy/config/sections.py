@@ -61,6 +61,8 @@ class ProxyConfig(_Model):
     # each done with its whole login within auth_timeout_seconds (as MySQL's connect_timeout).
     max_unauthenticated_connections: Annotated[int, _at_least(1)] = 256
     auth_timeout_seconds: _PositiveSeconds = 10.0
+    # Offer CLIENT_QUERY_ATTRIBUTES to clients (rwproxy.frontend.query_attributes: hints, stripped).
+    query_attributes: bool = True
 
     @field_validator("listen")
     @classmethod

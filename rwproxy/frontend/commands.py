@@ -20,10 +20,13 @@ from rwproxy.frontend.prepared import (
     PreparedStatements,
     statement_id,
 )
+from rwproxy.frontend.query_attributes import QUERY_ATTRIBUTES, strip_execute, strip_query
 from rwproxy.protocol.constants import Command, ErrorCode
 from rwproxy.protocol.framing import frame
+from rwproxy.protocol.query_attributes import QueryAttribute
 from rwproxy.protocol.results import ResponseKind
 from rwproxy.protocol.statements import replace_stmt_id
+from rwproxy.router.attribute_hints import with_attribute_hints
 from rwproxy.router.classifications import PLAIN_SELECT
 from rwproxy.router.fallback import route_to_server
 from rwproxy.router.policy import Route, primary_route
@@ -97,10 +100,22 @@ def dispatch(session: ClientSession, payload: bytes) -> None:
 
 
 def _query(session: ClientSession, payload: bytes) -> None:
+    attributes: tuple[QueryAttribute, ...] = ()
+    # A client that negotiated query attributes: the prefix off (rwproxy.frontend.query_attributes).
+    if session.client_flags & QUERY_ATTRIBUTES:
+        if payload[1:3] == b"\x00\x01":  # the usual: no attribute (count 0, one set)
+            payload = b"\x03" + payload[3:]
+        else:
+            plain = strip_query(session, payload)
+            if plain is None:
+                return
+            payload, attributes = plain
     body = payload[1:]
     sql = body.decode("utf-8", "surrogateescape")
     app = session.app
     info = app.classifier.classify(sql)
+    if attributes:
+        info = with_attribute_hints(info, attributes)
     if info is not _PLAIN_SELECT and _may_mention_id(sql):  # CONNECTION_ID() -> the session id
         sql, payload, info = session_ids.with_session_id(session, sql, payload, info)
         body = payload[1:]
@@ -278,10 +293,18 @@ def _stmt_execute(session: ClientSession, payload: bytes) -> None:
     stmt = _lookup(session, payload, "mysqld_stmt_execute")
     if stmt is None:
         return
+    info = stmt.info
+    if session.client_flags & QUERY_ATTRIBUTES:  # as in _query
+        plain = strip_execute(session, stmt, payload)
+        if plain is None:
+            return
+        payload = plain[0]
+        if plain[1]:
+            info = with_attribute_hints(info, plain[1])
     flags = payload[5] if len(payload) > 5 else 0
     conn = stmt.long_data_conn
     stmt.long_data_conn = None
-    r = _route_to(session, conn) if conn is not None and conn.usable else session.route(stmt.info)
+    r = _route_to(session, conn) if conn is not None and conn.usable else session.route(info)
 
     def after(c: BackendConnection, outcome: Result) -> None:
         stmt.cursor_conn = c if flags & _CURSOR_TYPE_READ_ONLY and outcome.ok else None

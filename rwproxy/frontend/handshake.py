@@ -88,7 +88,7 @@ async def authenticate(session: ClientSession) -> bool:
             "28000",
         )
         return False
-    session.client_flags = response.capabilities & (caps | Capability.SSL)
+    session.client_flags = int(response.capabilities & (caps | Capability.SSL))  # int: tested per command
     session.collation = response.charset
     auth = _authenticator(session)
     step = auth.start(response.username, response.auth_plugin_name, response.auth_response)

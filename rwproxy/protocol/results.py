@@ -17,62 +17,27 @@ Response shapes (https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol
 
 from __future__ import annotations
 
-import enum
+from typing import Final
 
-from rwproxy.protocol.constants import Capability, ServerStatus
+from rwproxy.protocol.response_phases import (
+    _INFILE,
+    _MAX_FRAME,
+    _ROWS,
+    ResponseKind,
+    ResponsePhases,
+    ScanError,
+)
 from rwproxy.protocol.whole_response import WholeResponse, scan_whole_query
 
 __all__ = ["ResponseKind", "ResultScanner", "ScanError"]
 
-_MAX_FRAME = 0xFFFFFF
-_MORE = int(ServerStatus.MORE_RESULTS_EXISTS)
-_CURSOR = int(ServerStatus.CURSOR_EXISTS)
 # Keep at most this much of a terminal packet (OK/ERR/EOF/prepare-OK); longer ones are truncated
 # for inspection (the relay still forwards all bytes).
-_KEEP_LIMIT = 64 * 1024
+_KEEP_LIMIT: Final = 64 * 1024
 # A row split across reads is held back by the relay (see ``tail``) only when smaller than this.
-_HOLD_LIMIT = 1 << 20
-
-
-class ScanError(Exception):
-    """The backend sent bytes that do not form a valid response: the connection must be discarded."""
-
-
-class ResponseKind(enum.Enum):
-    QUERY = 1
-    PREPARE = 2
-    ROWS = 3
-    FIELDS = 4
-    SIMPLE = 5
-    ONE_PACKET = 6
-
+_HOLD_LIMIT: Final = 1 << 20
 
 _QUERY = ResponseKind.QUERY  # read per response: cheaper than the Enum.MEMBER lookup
-
-# Scanner phases: what the next packet's first byte means.
-_FIRST = 0  # first packet of a (possibly further) response
-_COLDEFS = 1  # counting column definitions
-_COLDEFS_EOF = 2  # the EOF after column definitions (classic protocol)
-_ROWS = 3  # rows until a terminator
-_PREP_PARAMS = 4  # prepare: param definitions
-_PREP_PARAMS_EOF = 5
-_PREP_COLS = 6
-_PREP_COLS_EOF = 7
-_INFILE = 8  # LOCAL INFILE request answered; waiting for the final OK/ERR
-_DONE = 9
-
-
-def _read_lenenc(buf: bytes, pos: int) -> tuple[int, int]:
-    b = buf[pos]
-    if b < 0xFB:
-        return b, pos + 1
-    if b == 0xFC:
-        return buf[pos + 1] | buf[pos + 2] << 8, pos + 3
-    if b == 0xFD:
-        return buf[pos + 1] | buf[pos + 2] << 8 | buf[pos + 3] << 16, pos + 4
-    if b == 0xFE:
-        return int.from_bytes(buf[pos + 1 : pos + 9], "little"), pos + 9
-    raise ScanError(f"invalid length-encoded integer prefix 0x{b:02x}")
 
 
 def _last_sequence(data: bytes, pos: int) -> int:
@@ -85,7 +50,7 @@ def _last_sequence(data: bytes, pos: int) -> int:
     return last
 
 
-class ResultScanner:
+class ResultScanner(ResponsePhases):
     """Incremental scanner for one response. Reuse with ``start()`` for the next command.
 
     ``feed(data)`` returns how many bytes of ``data`` belong to this response; when that is less
@@ -98,37 +63,19 @@ class ResultScanner:
     """
 
     __slots__ = (
-        "_capabilities",
         "_chunk",
         "_chunk_start",
-        "_cols_pending",
-        "_deprecate_eof",
-        "_fresh",
         "_header",
-        "_keep",
-        "_keeping",
         "_left",
         "_need_first",
-        "_phase",
         "_prev_chunk",
         "_prev_start",
-        "_remaining_defs",
         "_skip_frame_continuation",
-        "done",
-        "error_code",
-        "kind",
-        "local_infile",
-        "prepare_ok",
-        "result_sets",
-        "status_flags",
         "tail",
-        "terminal",
     )
 
     def __init__(self, capabilities: int) -> None:
-        self._capabilities = capabilities
-        self._deprecate_eof = bool(capabilities & Capability.DEPRECATE_EOF)
-        self.kind = ResponseKind.SIMPLE
+        super().__init__(capabilities)
         self._chunk = b""  # the last chunk fed to the incremental scanner ...
         self._chunk_start = 0  # ... and where its first whole packet starts (see err_sequence)
         self._prev_chunk = b""  # the same for the chunk before
@@ -140,41 +87,13 @@ class ResultScanner:
         self.tail = 0
         self.start(ResponseKind.SIMPLE)
 
-    def start(self, kind: ResponseKind) -> None:
-        self.kind = kind
-        self.done = False
-        self.status_flags: int | None = None
-        self.error_code: int | None = None
-        self.terminal: bytes | None = None
-        self.prepare_ok: bytes | None = None
-        self.local_infile = False
-        self.result_sets = 0
-        # The incremental state is set up on the first feed that the one-chunk fast path cannot
-        # finish (``_begin``), so that starting a response costs almost nothing.
-        self._fresh = True
-
     def _begin(self) -> None:
         self._fresh = False
         self._header = b""  # partial packet header carried between feeds
         self._left = 0  # payload bytes of the current frame still to skip
         self._need_first = False  # header read; the first payload byte is in the next feed
-        self._keeping = False  # collecting the current packet's payload into _keep
-        self._keep = bytearray()
-        self._remaining_defs = 0
-        self._cols_pending = 0
         self._skip_frame_continuation = False
-        kind = self.kind
-        if kind is ResponseKind.ROWS:
-            self._phase = _ROWS
-        elif kind is ResponseKind.FIELDS:
-            self._phase = _COLDEFS
-            self._remaining_defs = -1  # unknown count: until terminator
-        else:
-            self._phase = _FIRST
-
-    @property
-    def ok(self) -> bool:
-        return self.error_code is None
+        self._begin_phase()
 
     def expect_infile_result(self) -> None:
         """After the client's file upload was relayed: the server now answers OK or ERR."""
@@ -378,184 +297,3 @@ class ResultScanner:
         if self._keeping and not self._skip_frame_continuation:
             self._packet_complete()
         return pos
-
-    def _on_first_byte(self, first: int, length: int) -> None:
-        """Classify a packet by its first byte; set _keeping if its payload is needed."""
-        phase = self._phase
-        deprecate_eof = self._deprecate_eof
-        self._keeping = False
-        if phase in (_FIRST, _INFILE):
-            if first == 0xFF or first == 0x00 or (phase == _INFILE and first >= 0):
-                self._start_keep()
-                return
-            if first == 0xFB and self.kind is ResponseKind.QUERY:
-                self._start_keep()  # LOCAL INFILE request: filename follows
-                return
-            if self.kind is ResponseKind.ONE_PACKET or self.kind is ResponseKind.SIMPLE:
-                self._start_keep()
-                return
-            if self.kind is ResponseKind.QUERY and first >= 0:
-                self._start_keep()  # column count (lenenc): tiny
-                return
-            raise ScanError(f"unexpected first byte 0x{first & 0xFF:02x} for {self.kind.name}")
-        if phase == _COLDEFS:
-            if self._remaining_defs == -1:  # FIELDS: until terminator
-                if first == 0xFF or (first == 0xFE and (length < 9 or deprecate_eof)):
-                    self._start_keep()
-                return
-            self._remaining_defs -= 1
-            if self._remaining_defs == 0:
-                self._phase = _ROWS if deprecate_eof else _COLDEFS_EOF
-            return
-        if phase in (_COLDEFS_EOF, _PREP_PARAMS_EOF, _PREP_COLS_EOF):
-            self._start_keep()
-            return
-        if phase == _ROWS:
-            # Only reached for terminators (the hot loop skips rows) or packets split across feeds.
-            if first == 0xFF or (first == 0xFE and (length < 9 or (deprecate_eof and length < _MAX_FRAME))):
-                self._start_keep()
-            return
-        if phase in (_PREP_PARAMS, _PREP_COLS):
-            self._remaining_defs -= 1
-            if self._remaining_defs == 0:
-                if not deprecate_eof:
-                    self._phase = _PREP_PARAMS_EOF if phase == _PREP_PARAMS else _PREP_COLS_EOF
-                elif phase == _PREP_PARAMS and self._cols_pending:
-                    self._phase = _PREP_COLS
-                    self._remaining_defs = self._cols_pending
-                else:
-                    # Last definition ends the response: keep it so the end is acted on only
-                    # once the whole packet has been consumed.
-                    self._start_keep()
-            return
-        raise ScanError("data after the end of the response")
-
-    def _start_keep(self) -> None:
-        self._keeping = True
-        self._keep = bytearray()
-
-    def _packet_complete(self) -> None:
-        """A kept packet is whole: act on it. Also advances definition counters."""
-        self._keeping = False
-        p = bytes(self._keep)
-        phase = self._phase
-        if phase in (_FIRST, _INFILE):
-            if self.kind is ResponseKind.ONE_PACKET:
-                self._finish(p, None)
-                return
-            first = p[0] if p else -1
-            if first == 0xFF:
-                self._error(p)
-                return
-            if first == 0x00 and phase == _FIRST and self.kind is ResponseKind.PREPARE:
-                self.prepare_ok = p
-                if len(p) < 12:
-                    raise ScanError("short COM_STMT_PREPARE_OK")
-                cols = p[5] | p[6] << 8
-                params = p[7] | p[8] << 8
-                self._cols_pending = cols
-                if params:
-                    self._phase = _PREP_PARAMS
-                    self._remaining_defs = params
-                elif cols:
-                    self._phase = _PREP_COLS
-                    self._remaining_defs = cols
-                else:
-                    self._finish(p, None)
-                return
-            if first == 0x00 or phase == _INFILE:
-                self._ok(p)
-                return
-            if self.kind is ResponseKind.SIMPLE:
-                if first != 0xFE:
-                    raise ScanError(f"unexpected first byte 0x{first & 0xFF:02x} for a simple response")
-                self._eof_or_ok(p)  # COM_SET_OPTION answers with EOF
-                return
-            if first == 0xFB:
-                self.local_infile = True
-                self.terminal = p
-                self.done = True
-                return
-            # Column count of a result set.
-            count, _ = _read_lenenc(p, 0)
-            if count == 0:
-                raise ScanError("result set with zero columns")
-            self._phase = _COLDEFS
-            self._remaining_defs = count
-            return
-        if phase == _COLDEFS and self._remaining_defs == -1:
-            if p[:1] == b"\xff":
-                self._error(p)
-            else:
-                self._eof_or_ok(p)
-            return
-        if phase in (_COLDEFS_EOF, _PREP_PARAMS_EOF, _PREP_COLS_EOF):
-            if p[:1] == b"\xff":
-                self._error(p)
-                return
-            if p[:1] != b"\xfe":
-                raise ScanError("expected EOF after definitions")
-            if phase == _COLDEFS_EOF:
-                flags = p[3] | p[4] << 8 if len(p) >= 5 else 0
-                if flags & _CURSOR:
-                    self._finish(p, flags)
-                else:
-                    self._phase = _ROWS
-            elif phase == _PREP_PARAMS_EOF:
-                self._after_params()
-            else:
-                self._finish(self.prepare_ok or p, None)
-            return
-        if phase == _ROWS:
-            if p[:1] == b"\xff":
-                self._error(p)
-            else:
-                self._eof_or_ok(p)
-            return
-        if phase in (_PREP_PARAMS, _PREP_COLS):
-            self._finish(self.prepare_ok or p, None)
-            return
-
-    def _after_params(self) -> None:
-        if self._cols_pending:
-            self._phase = _PREP_COLS
-            self._remaining_defs = self._cols_pending
-        else:
-            self._finish(self.prepare_ok or b"", None)
-
-    def _error(self, p: bytes) -> None:
-        self.error_code = p[1] | p[2] << 8 if len(p) >= 3 else 0
-        self.status_flags = None
-        self._finish(p, None)
-
-    def _ok(self, p: bytes) -> None:
-        try:
-            _, pos = _read_lenenc(p, 1)
-            _, pos = _read_lenenc(p, pos)
-            flags = p[pos] | p[pos + 1] << 8
-        except IndexError:
-            raise ScanError("truncated OK packet") from None
-        self._end_of_result(p, flags)
-
-    def _eof_or_ok(self, p: bytes) -> None:
-        # A classic EOF is 5 bytes; an OK-as-EOF (CLIENT_DEPRECATE_EOF) is at least 7.
-        if len(p) < 7 or not self._deprecate_eof:
-            flags = p[3] | p[4] << 8 if len(p) >= 5 else 0
-            self._end_of_result(p, flags)
-        else:
-            self._ok(p)
-
-    def _end_of_result(self, p: bytes, flags: int) -> None:
-        self.result_sets += 1
-        if flags & _MORE and self.kind is ResponseKind.QUERY:
-            self._phase = _FIRST
-            self.status_flags = flags
-            return
-        self._finish(p, flags)
-
-    def _finish(self, p: bytes, flags: int | None) -> None:
-        self.terminal = p
-        if flags is not None:
-            self.status_flags = flags
-        self._phase = _DONE
-        self.done = True

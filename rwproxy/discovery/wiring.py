@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rwproxy.backend.credentials import CredentialSource
+from rwproxy.backend.own_account import own_account, own_credentials
 from rwproxy.backend.pool import BackendCredentials
 
 if TYPE_CHECKING:
@@ -41,11 +42,9 @@ class AwsParts:
             self.clients,
             endpoints=(lambda: discovery.endpoints) if discovery is not None else dict,
         )
-        m = config.monitor
-        if monitor is not None and config.backend.credentials != "config" and m.password is None:
-            first = config.users[0]
-            user = m.user or first.backend_user
-            monitor.credentials = lambda: self.credential_source.credentials(user, first.backend_password)
+        account = own_account(config, "monitor")
+        if monitor is not None and account.via_source:
+            monitor.credentials = lambda: own_credentials(account, self.credential_source.credentials)
 
     async def start(self) -> None:
         """Credentials first (a missing secret stops the start with ``CredentialsError``), then the

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rwproxy.observability.metrics import node_lag, pool_counts
+from rwproxy.topology.model import read_share
 
 if TYPE_CHECKING:
     from rwproxy.app import ProxyApp
@@ -126,7 +127,7 @@ def _servers(app: ProxyApp) -> list[Row]:
                 "reason": node.reason,
                 "lag": node_lag(node),
                 "weight": node.weight,
-                "read_weight": float(node.weight if node.read_weight is None else node.read_weight),
+                "read_weight": float(read_share(node)),
                 "connections": idle + in_use,
                 "admin_status": "OFFLINE" if node.name in app.drained else "ONLINE",
                 "queries": queries[node.name],

@@ -119,6 +119,16 @@ def test_client_and_error_counters() -> None:
     assert m[("rwproxy_routing_pins_total", (("reason", "temp_table"),))] == 11
 
 
+def test_universal_position_counters() -> None:
+    app = make_app()
+    app.stats.universal_reads, app.stats.universal_position_queries = 40, 12
+    app.stats.universal_position_failures = 1
+    m = scrape(app)
+    assert m[("rwproxy_universal_reads_total", ())] == 40
+    assert m[("rwproxy_universal_position_queries_total", ())] == 12
+    assert m[("rwproxy_universal_position_failures_total", ())] == 1
+
+
 def test_queries_by_node_and_route_reason() -> None:
     m = scrape(make_app())
     queries = {labels: v for (name, labels), v in m.items() if name == "rwproxy_queries_total"}

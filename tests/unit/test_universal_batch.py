@@ -58,6 +58,12 @@ def test_batch_shares_queries_and_never_answers_from_before_a_read() -> None:
         assert await asyncio.gather(*later) == ["0-1-20"] * 5
         assert primary.most_in_flight == 1
         assert batch.queries == 2
+        st = batch.stats  # what the metrics export: 8 reads shared 2 queries, none failed
+        assert (st.universal_reads, st.universal_position_queries, st.universal_position_failures) == (
+            8,
+            2,
+            0,
+        )
 
     asyncio.run(scenario())
 
@@ -76,6 +82,11 @@ def test_failed_query_gives_none_and_the_next_read_asks_again() -> None:
         assert await batch.position("a") is None
         assert await batch.position("b") == "0-1-5"
         assert calls == ["a", "b"]
+        assert (batch.stats.universal_reads, batch.queries, batch.stats.universal_position_failures) == (
+            2,
+            2,
+            1,
+        )
 
     asyncio.run(scenario())
 

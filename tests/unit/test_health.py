@@ -25,6 +25,7 @@ from rwproxy.topology.health import (
 )
 from rwproxy.topology.model import NodeState, Role, Topology
 from rwproxy.topology.probe import Flavor, _replication, describe_error, flavor_for_version
+from tests.support.builders import node, primary, topology
 
 # --------------------------------------------------------------------------------------------------
 # Probe results, by shorthand
@@ -682,11 +683,9 @@ def test_lag_factor(lag: float, max_lag: float, factor: float) -> None:
 
 
 def test_lagging_replica_gets_proportionally_fewer_reads() -> None:
-    from rwproxy.topology.model import Node, Role, Topology
-
-    fresh = Node("fresh", "h", 1, Role.REPLICA, weight=1, lag_seconds=0.0, read_weight=1.0)
-    behind = Node("behind", "h", 2, Role.REPLICA, weight=1, lag_seconds=5.0, read_weight=0.5)
-    topo = Topology((Node("p", "h", 0, Role.PRIMARY), fresh, behind))
+    fresh = node("fresh", lag=0.0, read_weight=1.0)
+    behind = node("behind", lag=5.0, read_weight=0.5)
+    topo = topology(primary("p"), fresh, behind)
     grid = [(i + 0.5) / 300 for i in range(300)]
     picks = [topo.choose_replica(r) for r in grid]
     assert picks.count(fresh) == 200 and picks.count(behind) == 100

@@ -20,6 +20,7 @@ from rwproxy.observability.metrics import RwproxyCollector, build_registry
 from rwproxy.observability.stats import ProxyStats
 from rwproxy.router.policy import RouteReason
 from rwproxy.topology.model import Node, NodeState, Role, Topology
+from tests.support.builders import node, primary
 
 CONFIG = """
 [[users]]
@@ -53,10 +54,10 @@ class FakePool:
 def make_app(nodes: tuple[Node, ...] | None = None) -> Any:
     if nodes is None:
         nodes = (
-            Node("db1", "10.0.0.1", 3306, Role.PRIMARY),
-            Node("db2", "10.0.0.2", 3306, Role.REPLICA, weight=2, lag_seconds=1.5),
-            Node("db3", "10.0.0.3", 3306, Role.REPLICA, state=NodeState.SHUNNED, lag_seconds=None),
-            Node("db4", "10.0.0.4", 3306, Role.REPLICA, state=NodeState.OFFLINE, lag_seconds=math.nan),
+            primary(),
+            node("db2", weight=2, lag=1.5),
+            node("db3", state=NodeState.SHUNNED, lag=None),
+            node("db4", state=NodeState.OFFLINE, lag=math.nan),
         )
     stats = ProxyStats(
         refused_connections=4,
@@ -215,7 +216,7 @@ def test_registry_is_private() -> None:
 
 
 def test_scrape_cost_with_1000_routes_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    nodes = tuple(Node(f"db{i}", f"10.0.0.{i}", 3306, Role.REPLICA if i else Role.PRIMARY) for i in range(80))
+    nodes = tuple(node(f"db{i}", Role.REPLICA if i else Role.PRIMARY, host=f"10.0.0.{i}") for i in range(80))
     app = make_app(nodes)
     app.stats = ProxyStats()
     reasons = list(RouteReason)

@@ -11,8 +11,9 @@ from rwproxy.frontend.universal import PositionBatch
 from rwproxy.router.classify import classify
 from rwproxy.router.policy import PolicyOptions, RouteReason, Target, causal_route, route
 from rwproxy.router.session_state import Consistency, SessionState
-from rwproxy.topology.gtid import parse_position
-from rwproxy.topology.model import Node, NodeState, Role, Topology
+from rwproxy.topology.model import NodeState, Topology
+from tests.support.builders import primary
+from tests.support.builders import replica as _replica
 
 
 class _Primary:
@@ -91,11 +92,7 @@ def test_failed_query_gives_none_and_the_next_read_asks_again() -> None:
     asyncio.run(scenario())
 
 
-def _replica(name: str, lag: float | None, gtid: str | None, **kw: object) -> Node:
-    return Node(name, "10.0.0.1", 3306, Role.REPLICA, 1, lag_seconds=lag, gtid=parse_position(gtid), **kw)  # type: ignore[arg-type]
-
-
-PRIMARY = Node("db1", "10.0.0.9", 3306, Role.PRIMARY, lag_seconds=0.0, gtid=parse_position("0-1-100"))
+PRIMARY = primary(lag=0.0, gtid="0-1-100")
 TOPO = Topology((PRIMARY, _replica("r1", 0.3, "0-1-90"), _replica("r2", 2.0, "0-1-80")))
 NO_REPLICA = Topology((PRIMARY, _replica("r1", None, None, state=NodeState.SHUNNED)))
 

@@ -6,11 +6,9 @@ import pytest
 
 from rwproxy.failover.switchover import switchover_target
 from rwproxy.topology.election import lag_scaled_weight
-from rwproxy.topology.model import Node, NodeState, Role, Topology, lag_order, lag_within, read_share
-
-
-def _replica(name: str, lag: float | None, **kw: object) -> Node:
-    return Node(name, "127.0.0.1", 3306, Role.REPLICA, lag_seconds=lag, **kw)  # type: ignore[arg-type]
+from rwproxy.topology.model import NodeState, Topology, lag_order, lag_within, read_share
+from tests.support.builders import primary
+from tests.support.builders import replica as _replica
 
 
 def test_lag_order_puts_unknown_lag_last() -> None:
@@ -50,10 +48,10 @@ def test_lag_scaled_weight(
 
 
 def test_switchover_picks_the_least_lagged_online_replica_unknown_lag_last() -> None:
-    primary = Node("p", "127.0.0.1", 3306, Role.PRIMARY, lag_seconds=0.0)
+    p = primary("p", lag=0.0)
     topology = Topology(
         nodes=(
-            primary,
+            p,
             _replica("unknown", None),
             _replica("far", 3.0),
             _replica("near", 0.2),
@@ -61,5 +59,5 @@ def test_switchover_picks_the_least_lagged_online_replica_unknown_lag_last() -> 
         )
     )
     assert switchover_target(topology, None).name == "near"
-    only_unknown = Topology(nodes=(primary, _replica("unknown", None), _replica("far", 3.0)))
+    only_unknown = Topology(nodes=(p, _replica("unknown", None), _replica("far", 3.0)))
     assert switchover_target(only_unknown, None).name == "far"

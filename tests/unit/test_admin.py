@@ -9,30 +9,16 @@ from rwproxy.app import ProxyApp
 from rwproxy.config import ConfigError, parse_config
 from rwproxy.observability.digests import DigestTable
 from rwproxy.topology.model import NodeState
-from tests.support.builders import node, primary, topology
+from tests.support.builders import config_text, node, primary, section, server, topology
 
-CONFIG = """
-[[users]]
-name = "app"
-password = "pw"
-[[servers]]
-name = "db1"
-host = "127.0.0.1"
-port = 3306
-role = "primary"
-[[servers]]
-name = "db2"
-host = "127.0.0.1"
-port = 3307
-role = "replica"
-[[servers]]
-name = "db3"
-host = "127.0.0.1"
-port = 3308
-role = "replica"
-[monitor]
-enabled = false
-"""
+CONFIG = config_text(
+    section("monitor", enabled=False),
+    servers=[
+        server("db1", "127.0.0.1", port=3306, role="primary"),
+        server("db2", "127.0.0.1", port=3307, role="replica"),
+        server("db3", "127.0.0.1", port=3308, role="replica"),
+    ],
+)
 
 
 def test_digest_table_groups_by_digest_and_counts() -> None:

@@ -25,7 +25,7 @@ from rwproxy.topology.health import (
 )
 from rwproxy.topology.model import NodeState, Role, Topology
 from rwproxy.topology.probe import Flavor, _replication, describe_error, flavor_for_version
-from tests.support.builders import node, primary, topology
+from tests.support.builders import config_text, node, primary, topology, user
 
 # --------------------------------------------------------------------------------------------------
 # Probe results, by shorthand
@@ -651,8 +651,7 @@ async def test_monitor_survives_a_failing_callback(fake: FakeServers) -> None:
 
 
 def test_monitor_credentials_fall_back_to_the_first_user() -> None:
-    base = '[[users]]\nname = "app"\npassword = "pw"\nbackend_user = "app_be"\n'
-    base += '[[servers]]\nname = "db1"\nhost = "h1"\nrole = "primary"\n'
+    base = config_text(users=[user(backend_user="app_be")])
     m = monitor_mod.Monitor.from_config(parse_config(base), on_topology=lambda t: None)
     assert (m.user, m._password) == ("app_be", "pw")
     m = monitor_mod.Monitor.from_config(

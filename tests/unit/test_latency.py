@@ -11,21 +11,11 @@ from rwproxy.config import parse_config
 from rwproxy.observability.latency import BOUNDS, LatencyHistogram, RouteLatency
 from rwproxy.observability.metrics import build_registry
 from rwproxy.topology.model import NodeState
-from tests.support.builders import node, primary, topology
+from tests.support.builders import config_text, node, primary, server, topology
 
-CONFIG = """
-[[users]]
-name = "app"
-password = "pw"
-[[servers]]
-name = "db1"
-host = "10.0.0.1"
-role = "primary"
-[[servers]]
-name = "db2"
-host = "10.0.0.2"
-role = "replica"
-"""
+CONFIG = config_text(
+    servers=[server("db1", "10.0.0.1", role="primary"), server("db2", "10.0.0.2", role="replica")]
+)
 
 
 def test_buckets_are_le_and_cumulative() -> None:

@@ -20,22 +20,9 @@ from rwproxy.observability.metrics import RwproxyCollector, build_registry
 from rwproxy.observability.stats import ProxyStats
 from rwproxy.router.policy import RouteReason
 from rwproxy.topology.model import Node, NodeState, Role, Topology
-from tests.support.builders import node, primary
+from tests.support.builders import config_text, node, primary, server
 
-CONFIG = """
-[[users]]
-name = "app"
-password = "pw"
-
-[[servers]]
-name = "db1"
-host = "10.0.0.1"
-role = "primary"
-
-[[servers]]
-name = "db2"
-host = "10.0.0.2"
-"""
+CONFIG = config_text(servers=[server("db1", "10.0.0.1", role="primary"), server("db2", "10.0.0.2")])
 
 
 class FakePool:

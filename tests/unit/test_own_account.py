@@ -7,13 +7,11 @@ import pytest
 from rwproxy.backend.own_account import OwnAccount, own_account, own_credentials
 from rwproxy.backend.pool import BackendCredentials
 from rwproxy.config import parse_config
+from tests.support.builders import section, server, user
 
-_USERS = (
-    '[[users]]\nname = "app"\npassword = "pw"\nbackend_user = "app_be"\n'
-    '[[users]]\nname = "other"\npassword = "opw"\n'
-)
-_SERVER = '[[servers]]\nname = "db1"\nhost = "h1"\nrole = "primary"\n'
-_ENV = '[backend]\ncredentials = "env"\npassword_env = "RWPROXY_TEST_PW"\n'
+_USERS = user(backend_user="app_be") + user("other", "opw")
+_SERVER = server(role="primary")
+_ENV = section("backend", credentials="env", password_env="RWPROXY_TEST_PW")
 
 
 @pytest.mark.parametrize(

@@ -12,34 +12,14 @@ from rwproxy.app import ProxyApp
 from rwproxy.config import parse_config
 from rwproxy.config.diff import diff_configs, keep_restart_only
 from rwproxy.reload import ReloadError
+from tests.support.builders import config_text, section, server, user
 
-BASE = """
-[proxy]
-listen = ["127.0.0.1:6033"]
-
-[[users]]
-name = "app"
-password = "app-pw-1"
-
-[[users]]
-name = "old"
-password = "old-pw-1"
-
-[[servers]]
-name = "db1"
-host = "10.0.0.1"
-role = "primary"
-
-[[servers]]
-name = "db2"
-host = "10.0.0.2"
-role = "replica"
-
-[monitor]
-enabled = false
-password = "mon-secret-1"
-user = "mon"
-"""
+BASE = config_text(
+    section("proxy", listen=["127.0.0.1:6033"]),
+    section("monitor", enabled=False, password="mon-secret-1", user="mon"),
+    users=[user("app", "app-pw-1"), user("old", "old-pw-1")],
+    servers=[server("db1", "10.0.0.1", role="primary"), server("db2", "10.0.0.2", role="replica")],
+)
 
 
 def test_no_change_is_empty() -> None:

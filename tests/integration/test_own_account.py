@@ -18,15 +18,12 @@ import pymysql
 import pytest
 
 from rwproxy.dev.cluster import Cluster
-from rwproxy.dev.demo import server_tables, user_table
+from rwproxy.dev.demo import user_table
+from tests.support.builders import cluster_config, user
 from tests.support.cluster import wait_until
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
-
-
-def _base(*lines: str) -> list[str]:
-    return ["[proxy]", 'listen = ["127.0.0.1:0"]', "[admin]", 'http_listen = ""', *lines]
 
 
 def test_failover_account_takes_the_backend_credentials_password(
@@ -34,18 +31,16 @@ def test_failover_account_takes_the_backend_credentials_password(
 ) -> None:
     c = healthy_cluster
     monkeypatch.setenv("RWPROXY_TEST_OWN_PW", c.app_password)
-    config = "\n".join(
-        _base(
-            "[backend]",
-            'credentials = "env"',
-            'password_env = "RWPROXY_TEST_OWN_PW"',
-            "[failover]",
-            'mode = "observe"',
-            "[[users]]",
-            f'name = "{c.app_user}"',
-            'password = "client-password"',  # not the server's: only the environment's is
-            *server_tables(c, roles=True),
-        )
+    config = cluster_config(
+        c,
+        "[backend]",
+        'credentials = "env"',
+        'password_env = "RWPROXY_TEST_OWN_PW"',
+        "[failover]",
+        'mode = "observe"',
+        # not the server's password: only the environment's is
+        users=[user(c.app_user, "client-password")],
+        roles=True,
     )
     with ProxyThread(config) as p:
         assert p.app is not None and p.app.failover is not None
@@ -67,17 +62,13 @@ def _sleeps_on(c: Cluster, marker: str) -> list[str]:
 
 def test_replica_read_timeout_kills_with_the_sessions_own_account(healthy_cluster: Cluster) -> None:
     c = healthy_cluster
-    config = "\n".join(
-        _base(
-            "[routing]",
-            "replica_read_timeout_seconds = 0.5",
-            # The first [[users]] entry: an account without CONNECTION ADMIN (the monitor's).
-            "[[users]]",
-            f'name = "{c.monitor_user}"',
-            f'password = "{c.monitor_password}"',
-            *user_table(c),
-            *server_tables(c, roles=True),
-        )
+    config = cluster_config(
+        c,
+        "[routing]",
+        "replica_read_timeout_seconds = 0.5",
+        # The first [[users]] entry: an account without CONNECTION ADMIN (the monitor's).
+        users=[user(c.monitor_user, c.monitor_password), *user_table(c)],
+        roles=True,
     )
     marker = f"own_account_{time.monotonic_ns()}"
     with ProxyThread(config) as p:

@@ -88,18 +88,24 @@ def make_config(*parts: str, **kw: Any) -> Config:
 def cluster_config(
     cluster: Any,
     *lines: str,
+    admin: Mapping[str, Any] | None = None,
     roles: bool = False,
     nodes: Sequence[Any] | None = None,
     ports: Mapping[str, int] | None = None,
     users: Sequence[str] | None = None,
 ) -> str:
     """A config for a proxy on a free loopback port in front of ``cluster`` (a
-    ``rwproxy.dev.cluster.Cluster``), no admin HTTP listener: ``lines`` (config lines, sections
-    included), then the users (default: the cluster's app account) and ``[[servers]]``
-    (``rwproxy.dev.demo.server_tables``: ``roles``, ``nodes``, ``ports``)."""
+    ``rwproxy.dev.cluster.Cluster``): ``[admin]`` (no HTTP listener unless ``admin`` sets
+    ``http_listen``; its other keys too), ``lines`` (config lines, section headers included), then
+    ``users`` (config lines; default: the cluster's app account) and the ``[[servers]]``
+    (``rwproxy.dev.demo.server_tables``: ``roles``, ``nodes`` (``()``: none), ``ports``)."""
     from rwproxy.dev.demo import server_tables, user_table
 
-    head = ["[proxy]", 'listen = ["127.0.0.1:0"]', "[admin]", 'http_listen = ""']
+    head = [
+        "[proxy]",
+        'listen = ["127.0.0.1:0"]',
+        *table("[admin]", **{"http_listen": "", **(admin or {})}).split("\n"),
+    ]
     accounts = user_table(cluster) if users is None else list(users)
     return "\n".join(
         [*head, *lines, *accounts, *server_tables(cluster, roles=roles, nodes=nodes, ports=ports)]

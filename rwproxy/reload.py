@@ -186,6 +186,7 @@ async def _apply_servers_and_monitor(app: ProxyApp, new: Config, diff: ConfigDif
     if new.monitor.enabled:
         if monitor is None:
             monitor = Monitor.from_config(new, on_topology=app._set_topology, ssl=app.pool.ssl_context)
+            app.aws.use_monitor_account(monitor, own_account(new, "monitor"))
             monitor.version = app.topology.version  # versions keep growing across the switch
             app.monitor = monitor
             await monitor.start()
@@ -193,6 +194,7 @@ async def _apply_servers_and_monitor(app: ProxyApp, new: Config, diff: ConfigDif
             return
         if diff.section_changed("monitor") or diff.users:  # credentials may come from the first user
             account = own_account(new, "monitor")
+            app.aws.use_monitor_account(monitor, account)
             monitor.set_settings(new.monitor, user=account.user, password=account.password)
         if diff.servers or "servers" in diff.live:
             monitor.set_servers(new.servers)

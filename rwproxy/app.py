@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from rwproxy.backend.connection import BackendConnection, BackendError
+from rwproxy.backend.own_account import own_account, own_credentials
 from rwproxy.backend.pool import BackendCredentials, Pool
 from rwproxy.config import Config, UserConfig
 from rwproxy.coordination import Coordinator
@@ -27,8 +28,7 @@ from rwproxy.observability.digests import DigestTable
 from rwproxy.observability.latency import LatencyHistogram
 from rwproxy.observability.stats import ProxyStats
 from rwproxy.protocol.auth import RsaKeyPair, UserCredential, parse_native_hash
-from rwproxy.protocol.constants import UTF8MB4_GENERAL_CI, Capability, Command
-from rwproxy.protocol.results import ResponseKind
+from rwproxy.protocol.constants import UTF8MB4_GENERAL_CI, Capability
 from rwproxy.router.classify import Classifier
 from rwproxy.router.policy import PolicyOptions, Strategy
 from rwproxy.router.rules import RuleSet
@@ -364,32 +364,15 @@ class ProxyApp:
         await self.pool.close()
 
     async def _side_connection(self, node: Node) -> BackendConnection:
-        """A pooled connection of rwproxy's own (first user's backend account), not a client's."""
+        """A pooled connection of rwproxy's own (``own_account(config, "side")``), not a client's."""
         return await self.pool.acquire(
             node_name=node.name,
             host=node.host,
             port=node.port,
-            creds=self.backend_credentials(self.config.users[0].name),
+            creds=own_credentials(own_account(self.config, "side"), self.aws.credentials),
             client_flags=0,
             collation_id=UTF8MB4_GENERAL_CI,
         )
-
-    def kill_backend_query(self, conn: BackendConnection) -> None:
-        """KILL QUERY on the backend thread running ``conn``'s statement, from a side connection."""
-        node = self.topology.by_name.get(conn.node_name)
-        if node is None:
-            return
-
-        async def kill() -> None:
-            try:
-                side = await self._side_connection(node)
-            except BackendError as exc:
-                log.warning("KILL QUERY on %s failed: %s", node.name, exc)
-                return
-            await side.call(Command.QUERY, f"KILL QUERY {conn.thread_id}".encode(), ResponseKind.QUERY)
-            self.pool.release(side)
-
-        asyncio.get_running_loop().create_task(kill())
 
 
 def _frontend_ssl(config: Config) -> ssl.SSLContext | None:

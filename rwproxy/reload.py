@@ -36,6 +36,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rwproxy.backend.own_account import own_account
 from rwproxy.config import Config, ConfigError, load_config
 from rwproxy.config.diff import ConfigDiff, diff_configs, keep_restart_only
 from rwproxy.router.policy import PolicyOptions, Strategy
@@ -185,14 +186,16 @@ async def _apply_servers_and_monitor(app: ProxyApp, new: Config, diff: ConfigDif
     if new.monitor.enabled:
         if monitor is None:
             monitor = Monitor.from_config(new, on_topology=app._set_topology, ssl=app.pool.ssl_context)
+            app.aws.use_monitor_account(monitor, own_account(new, "monitor"))
             monitor.version = app.topology.version  # versions keep growing across the switch
             app.monitor = monitor
             await monitor.start()
             log.info("config reload: monitor started")
             return
         if diff.section_changed("monitor") or diff.users:  # credentials may come from the first user
-            user, password = monitor_credentials(new)
-            monitor.set_settings(new.monitor, user=user, password=password)
+            account = own_account(new, "monitor")
+            app.aws.use_monitor_account(monitor, account)
+            monitor.set_settings(new.monitor, user=account.user, password=account.password)
         if diff.servers or "servers" in diff.live:
             monitor.set_servers(new.servers)
         return
@@ -204,15 +207,6 @@ async def _apply_servers_and_monitor(app: ProxyApp, new: Config, diff: ConfigDif
         return
     static = new.topology()
     app._set_topology(Topology(nodes=static.nodes, version=app.topology.version + 1))
-
-
-def monitor_credentials(config: Config) -> tuple[str, str]:
-    """The monitor's account, as ``Monitor.from_config`` picks it."""
-    m = config.monitor
-    if m.user is not None:
-        return m.user, m.password or ""
-    first = config.users[0]
-    return first.backend_user, first.backend_password
 
 
 def install_sighup(app: ProxyApp) -> None:

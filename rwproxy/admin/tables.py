@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rwproxy.observability.metrics import node_lag, pool_counts
+from rwproxy.topology.model import read_share
 
 if TYPE_CHECKING:
     from rwproxy.app import ProxyApp
@@ -126,7 +127,7 @@ def _servers(app: ProxyApp) -> list[Row]:
                 "reason": node.reason,
                 "lag": node_lag(node),
                 "weight": node.weight,
-                "read_weight": float(node.weight if node.read_weight is None else node.read_weight),
+                "read_weight": float(read_share(node)),
                 "connections": idle + in_use,
                 "admin_status": "OFFLINE" if node.name in app.drained else "ONLINE",
                 "queries": queries[node.name],
@@ -222,6 +223,9 @@ def _stats(app: ProxyApp) -> list[Row]:
         ("no_replica_periods", s.no_replica_periods),
         ("replay_failures", s.replay_failures),
         ("read_only_errors", s.read_only_errors),
+        ("universal_reads", s.universal_reads),
+        ("universal_position_queries", s.universal_position_queries),
+        ("universal_position_failures", s.universal_position_failures),
         ("backend_connections_opened", p.opened),
         ("backend_connections_closed", p.closed),
         ("backend_connections_reused", p.reused),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rwproxy.backend.credentials import CredentialSource
+from rwproxy.backend.own_account import OwnAccount, own_account, own_credentials
 from rwproxy.backend.pool import BackendCredentials
 
 if TYPE_CHECKING:
@@ -41,11 +42,8 @@ class AwsParts:
             self.clients,
             endpoints=(lambda: discovery.endpoints) if discovery is not None else dict,
         )
-        m = config.monitor
-        if monitor is not None and config.backend.credentials != "config" and m.password is None:
-            first = config.users[0]
-            user = m.user or first.backend_user
-            monitor.credentials = lambda: self.credential_source.credentials(user, first.backend_password)
+        if monitor is not None:
+            self.use_monitor_account(monitor, own_account(config, "monitor"))
 
     async def start(self) -> None:
         """Credentials first (a missing secret stops the start with ``CredentialsError``), then the
@@ -61,6 +59,12 @@ class AwsParts:
 
     def credentials(self, backend_user: str, backend_password: str) -> BackendCredentials:
         return self.credential_source.credentials(backend_user, backend_password)
+
+    def use_monitor_account(self, monitor: Monitor, account: OwnAccount) -> None:
+        """The monitor logs in with ``account``: through ``[backend] credentials`` when its password
+        comes from there, else with the fixed user/password ``Monitor`` holds (at start and reload)."""
+        source = self.credential_source.credentials
+        monitor.credentials = (lambda: own_credentials(account, source)) if account.via_source else None
 
     def topology_published(self) -> None:
         """After each monitor snapshot: compare RDS's intended roles with the servers' read_only."""

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import aiomysql
 
 from rwproxy.failover import sql
 from rwproxy.topology.probe import Flavor, close_quietly, describe_error, flavor_for_version, open_connection
+
+if TYPE_CHECKING:
+    from rwproxy.backend.pool import BackendCredentials
 
 __all__ = ["ActionError", "Admin", "Positions"]
 
@@ -40,15 +43,25 @@ class Positions:
 
 @dataclass(frozen=True, slots=True)
 class Admin:
-    """How to reach servers for failover statements."""
+    """How to reach servers for failover statements. ``credentials``, when set, gives the login at
+    each connect instead of ``user``/``password`` (``[backend] credentials``: env, secret, IAM)."""
 
     user: str
-    password: str
+    password: str = field(repr=False)
     timeout: float = 5.0
+    credentials: Callable[[], BackendCredentials] | None = field(default=None, compare=False, repr=False)
 
     async def _connect(self, host: str, port: int) -> aiomysql.Connection:
         try:
-            return await open_connection(host, port, self.user, self.password, timeout=self.timeout)
+            user, password, require_tls = self.user, self.password, False
+            if self.credentials is not None:
+                creds = self.credentials()
+                user, password, require_tls = creds.user, creds.password, creds.require_tls
+                if creds.password_for is not None:
+                    password = await creds.password_for(f"{host}:{port}", host, port)
+            return await open_connection(
+                host, port, user, password, timeout=self.timeout, require_tls=require_tls
+            )
         except Exception as exc:
             raise ActionError(f"cannot connect to {host}:{port}: {describe_error(exc)}") from exc
 

@@ -15,6 +15,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from rwproxy.backend.own_account import own_account, own_credentials
 from rwproxy.coordination.hooks import coordination_guard, coordination_publish, coordination_refuses
 from rwproxy.failover import sql
 from rwproxy.failover.actions import ActionError, Admin
@@ -46,11 +47,16 @@ class FailoverController:
         self.monitor = monitor
         self.cfg = cfg
         self.mode = cfg.mode
-        first = app.config.users[0]
-        user = cfg.user or first.backend_user
-        password = cfg.password if cfg.user is not None else first.backend_password
+        account = own_account(app.config, "failover")
         m = app.config.monitor
-        self.admin = Admin(user, password or "", timeout=m.connect_timeout_seconds + m.check_timeout_seconds)
+        self.admin = Admin(
+            account.user,
+            account.password,
+            timeout=m.connect_timeout_seconds + m.check_timeout_seconds,
+            credentials=(lambda: own_credentials(account, app.aws.credentials))
+            if account.via_source
+            else None,
+        )
         self.buffer = WriteBuffer()
         self.stats = FailoverStats()
         self._lock = asyncio.Lock()

@@ -15,7 +15,7 @@ from rwproxy.failover.actions import ActionError
 from rwproxy.failover.buffer import drain_sessions
 from rwproxy.failover.report import run_role_change
 from rwproxy.failover.report import step as _step
-from rwproxy.topology.model import Node, Topology
+from rwproxy.topology.model import Node, Topology, lag_order
 
 if TYPE_CHECKING:
     from rwproxy.failover.controller import FailoverController
@@ -126,4 +126,4 @@ def switchover_target(topology: Topology, to: str | None) -> Node:
     online = [n for n in topology.replicas if n.online]
     if not online:
         raise SwitchoverError("no ONLINE replica to switch over to")
-    return min(online, key=lambda n: n.lag_seconds if n.lag_seconds is not None else float("inf"))
+    return min(online, key=lag_order)

@@ -25,7 +25,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from rwproxy.backend.connection import BackendError
+from rwproxy.backend.connection import BackendConnection, BackendError
 from rwproxy.frontend.privileges import KILL_PRIVILEGES, global_privileges, side_connection
 from rwproxy.protocol.constants import Command, ErrorCode
 from rwproxy.protocol.results import ResponseKind
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from rwproxy.app import ProxyApp
     from rwproxy.frontend.session import ClientSession
 
-__all__ = ["kill"]
+__all__ = ["kill", "kill_backend_query"]
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,32 @@ def _stop_statement(app: ProxyApp, target: ClientSession, *, ending: bool) -> No
                 held = same_statement() and target.active is conn and conn.busy
             if held:
                 await side.call(Command.QUERY, b"KILL QUERY %d" % conn.thread_id, ResponseKind.QUERY)
+        finally:
+            app.pool.release(side)
+
+    task = asyncio.get_running_loop().create_task(run())
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+
+
+def kill_backend_query(app: ProxyApp, conn: BackendConnection, user: str) -> None:
+    """``KILL QUERY`` on the backend thread running ``conn``'s statement (a replica read past
+    ``routing.replica_read_timeout_seconds``), from a side connection with the backend account of
+    ``user``, the session's own (as for ``KILL QUERY`` above: an account may always kill its own
+    threads). The caller discards ``conn`` at once; the server's answer is not waited for."""
+    node = app.topology.by_name.get(conn.node_name)
+    if node is None:
+        return
+    thread_id = conn.thread_id
+
+    async def run() -> None:
+        try:
+            side = await side_connection(app, node, user)
+        except BackendError as exc:
+            log.warning("KILL QUERY on %s failed: %s", node.name, exc)
+            return
+        try:
+            await side.call(Command.QUERY, b"KILL QUERY %d" % thread_id, ResponseKind.QUERY)
         finally:
             app.pool.release(side)
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from rwproxy.backend.connection import BackendConnection, BackendError, BadConnReason
 from rwproxy.frontend import buffering, causal, universal, unreachable
+from rwproxy.frontend.kill import kill_backend_query
 from rwproxy.frontend.prepared import prepare_on
 from rwproxy.router.fallback import CONNECT_ERRORS, may_retry_read, read_fallback, waits_after_connect_failure
 from rwproxy.router.policy import Route, RouteReason, Target
@@ -158,7 +159,7 @@ def check_read_timeout(session: ClientSession, now: float, timeout: float) -> No
         conn.node_name,
         timeout,
     )
-    session.app.kill_backend_query(conn)
+    kill_backend_query(session.app, conn, session.user)
     conn.abort(BadConnReason.READ_TIMEOUT)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from rwproxy.frontend.privileges import side_connection
+from rwproxy.observability.stats import ProxyStats
 from rwproxy.protocol.constants import Command
 from rwproxy.protocol.packets import first_value
 from rwproxy.protocol.results import ResponseKind
@@ -38,20 +39,27 @@ _MYSQL_SQL = b"SELECT @@global.gtid_executed"
 
 
 class PositionBatch:
-    """Shares one ``fetch`` among the reads waiting for it; ``queries``: how many were sent."""
+    """Shares one ``fetch`` among the reads waiting for it. Counted in ``stats`` (the app's:
+    ``universal_reads``, ``universal_position_queries``, ``universal_position_failures``)."""
 
-    def __init__(self, fetch: Callable[[str], Awaitable[str | None]], timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[str], Awaitable[str | None]],
+        timeout: float = 2.0,
+        stats: ProxyStats | None = None,
+    ) -> None:
+        self.stats = stats if stats is not None else ProxyStats()
         self._fetch = fetch
         self._timeout = timeout  # a primary that does not answer: the reads go to it (and wait there)
         self._running = False
         self._next: asyncio.Future[str | None] | None = None  # for reads that came after the send
         self._next_user = ""
         self._tasks: set[asyncio.Task[None]] = set()
-        self.queries = 0
         self.routed: Counter[RouteReason] = Counter()  # where UNIVERSAL_WAIT reads went (resolve)
 
     async def position(self, user: str) -> str | None:
         """The primary's position read by a query sent after this call (None: it failed)."""
+        self.stats.universal_reads += 1
         fut = self._next
         if fut is None:
             fut = self._next = asyncio.get_running_loop().create_future()
@@ -59,6 +67,11 @@ class PositionBatch:
         if not self._running:
             self._send()
         return await asyncio.shield(fut)
+
+    @property
+    def queries(self) -> int:
+        """Position queries sent."""
+        return self.stats.universal_position_queries
 
     def _send(self) -> None:
         self._running = True
@@ -72,13 +85,15 @@ class PositionBatch:
         fut, user = self._next, self._next_user
         assert fut is not None
         self._next = None
-        self.queries += 1
+        self.stats.universal_position_queries += 1
         value: str | None = None
         try:
             value = await asyncio.wait_for(self._fetch(user), self._timeout)
         except Exception as exc:  # BackendError, timeouts, a malformed answer: the primary serves
             log.debug("universal: cannot read the primary's position: %r", exc)
         finally:
+            if value is None:
+                self.stats.universal_position_failures += 1
             if not fut.done():
                 fut.set_result(value)
             self._running = False
@@ -90,7 +105,7 @@ def batch_for(app: ProxyApp) -> PositionBatch:
     """The app's one batch (kept on the app: compiled classes take no weak references)."""
     batch = app.position_batch
     if batch is None:
-        batch = app.position_batch = PositionBatch(lambda user: _primary_position(app, user))
+        batch = app.position_batch = PositionBatch(lambda user: _primary_position(app, user), stats=app.stats)
     return batch
 
 

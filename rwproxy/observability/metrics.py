@@ -271,6 +271,24 @@ _FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         ("outcome",),
     ),
     (
+        "rwproxy_universal_reads",
+        _COUNTER,
+        "universal-consistency reads that waited for the primary's position.",
+        (),
+    ),
+    (
+        "rwproxy_universal_position_queries",
+        _COUNTER,
+        "Position queries sent to the primary for universal reads (one serves a batch of reads).",
+        (),
+    ),
+    (
+        "rwproxy_universal_position_failures",
+        _COUNTER,
+        "Position queries that failed or timed out (those reads then ran on the primary).",
+        (),
+    ),
+    (
         "rwproxy_config_reloads",
         _COUNTER,
         "Config reloads (SIGHUP, RELOAD CONFIG, POST /reload) by result: ok, error (rejected).",
@@ -427,6 +445,9 @@ class RwproxyCollector(Collector):
         add("rwproxy_topology_version", topology.version)
         for outcome in ("applied", "timeout", "error"):
             add("rwproxy_causal_waits", stats.causal_waits.get(outcome, 0), outcome)
+        add("rwproxy_universal_reads", getattr(stats, "universal_reads", 0))
+        add("rwproxy_universal_position_queries", getattr(stats, "universal_position_queries", 0))
+        add("rwproxy_universal_position_failures", getattr(stats, "universal_position_failures", 0))
         reloads = dict(stats.config_reloads)
         for result in ("ok", "error"):
             add("rwproxy_config_reloads", reloads.get(result, 0), result)

@@ -43,6 +43,11 @@ class ProxyStats:
     mux_pins: Counter[str] = field(default_factory=Counter)  # why a session kept its connections
     # Replica reads stopped by routing.replica_read_timeout_seconds (rwproxy.frontend.read_timeouts).
     read_timeouts: int = 0
+    # universal consistency (rwproxy.frontend.universal.PositionBatch): reads that waited for the
+    # primary's position, position queries sent (one serves a batch of reads), and failed ones.
+    universal_reads: int = 0
+    universal_position_queries: int = 0
+    universal_position_failures: int = 0
 
     @property
     def no_replica_reads(self) -> int:

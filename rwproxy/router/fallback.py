@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from rwproxy.router.policy import PolicyOptions, Route, RouteReason, Target, pick_replica
-from rwproxy.topology.model import Node, Topology
+from rwproxy.topology.model import Node, Topology, lag_within
 
 __all__ = [
     "CONNECT_ERRORS",
@@ -111,4 +111,4 @@ def route_to_server(topology: Topology, name: str) -> Route:
 
 
 def _within(node: Node, max_lag: float | None) -> bool:
-    return max_lag is None or (node.lag_seconds is not None and node.lag_seconds <= max_lag)
+    return max_lag is None or lag_within(node, max_lag)

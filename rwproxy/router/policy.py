@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from rwproxy.router.causal_token import read_gtid
 from rwproxy.router.session_state import Consistency, PinReason, SessionState
 from rwproxy.router.statement import Hint, Kind, PrimaryReason, StatementInfo
-from rwproxy.topology.model import Node, Topology, weighted_choice
+from rwproxy.topology.model import Node, Topology, lag_order, lag_within, read_share, weighted_choice
 
 __all__ = [
     "PolicyOptions",
@@ -264,7 +264,7 @@ def pick_replica(options: PolicyOptions, candidates: tuple[Node, ...], rand: flo
         return None
     strategy = options.strategy
     if strategy is Strategy.LEAST_LAG:
-        return min(candidates, key=_lag_key)
+        return min(candidates, key=lag_order)
     if strategy is Strategy.LEAST_OUTSTANDING:
         counts = options.outstanding or {}
         return min(candidates, key=lambda n: (counts.get(n.name, 0) + 1) / _weight(n))
@@ -282,9 +282,7 @@ def _by_strategy(
 
 def _within_lag(topology: Topology, options: PolicyOptions, max_lag: float, rand: float) -> Route:
     """A ``/* rwproxy:max_lag=N */`` read: only replicas whose known lag is at most N seconds."""
-    candidates = tuple(
-        n for n in topology.eligible_replicas() if n.lag_seconds is not None and n.lag_seconds <= max_lag
-    )
+    candidates = tuple(n for n in topology.eligible_replicas() if lag_within(n, max_lag))
     node = pick_replica(options, candidates, rand)
     if node is not None:
         return Route(_REPLICA, node, _READ)
@@ -309,7 +307,7 @@ def _causal(
     if applied:
         node = pick_replica(options, applied, rand)
         return Route(_REPLICA, node, RouteReason.CAUSAL_APPLIED)
-    return Route(_REPLICA, min(candidates, key=_lag_key), RouteReason.CAUSAL_WAIT)
+    return Route(_REPLICA, min(candidates, key=lag_order), RouteReason.CAUSAL_WAIT)
 
 
 def _universal(topology: Topology, options: PolicyOptions, max_lag: float | None) -> Route:
@@ -318,7 +316,7 @@ def _universal(topology: Topology, options: PolicyOptions, max_lag: float | None
     candidates = _candidates(topology, max_lag)
     if not candidates:
         return _no_replica(topology, options)
-    return Route(_REPLICA, min(candidates, key=_lag_key), RouteReason.UNIVERSAL_WAIT)
+    return Route(_REPLICA, min(candidates, key=lag_order), RouteReason.UNIVERSAL_WAIT)
 
 
 def causal_route(
@@ -331,7 +329,7 @@ def causal_route(
 def _candidates(topology: Topology, max_lag: float | None) -> tuple[Node, ...]:
     candidates = topology.eligible_replicas()
     if max_lag is not None:
-        candidates = tuple(n for n in candidates if n.lag_seconds is not None and n.lag_seconds <= max_lag)
+        candidates = tuple(n for n in candidates if lag_within(n, max_lag))
     return candidates
 
 
@@ -342,10 +340,6 @@ def _covers(node: Node, gtid: str) -> bool:
         return False
 
 
-def _lag_key(node: Node) -> float:
-    return node.lag_seconds if node.lag_seconds is not None else float("inf")
-
-
 def _weight(node: Node) -> float:
-    weight = node.weight if node.read_weight is None else node.read_weight
+    weight = read_share(node)
     return weight if weight > 0 else 1e-9

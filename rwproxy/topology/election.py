@@ -9,9 +9,9 @@ from dataclasses import dataclass, replace
 
 from rwproxy.topology.gtid import GtidPosition, parse_position
 from rwproxy.topology.health import ServerHealth, ShunReason
-from rwproxy.topology.model import Node, NodeState, Role
+from rwproxy.topology.model import Node, NodeState, Role, lag_order, lag_within
 
-__all__ = ["ServerView", "build_nodes", "lag_factor"]
+__all__ = ["ServerView", "build_nodes", "lag_factor", "lag_scaled_weight"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,14 @@ def lag_factor(lag_seconds: float, max_lag: float) -> float:
         read_weight = weight * max(0.1, 1 - lag / max_lag)
     """
     return max(0.1, 1.0 - lag_seconds / max_lag)
+
+
+def lag_scaled_weight(weight: int, lag: float | None, max_lag: float | None) -> float | None:
+    """``Node.read_weight`` of a replica serving reads: ``weight * lag_factor(lag, max_lag)``; None
+    (the configured weight applies) when the lag or the threshold is unknown."""
+    if max_lag is None or lag is None:
+        return None
+    return weight * lag_factor(lag, max_lag)
 
 
 def build_nodes(
@@ -94,10 +102,8 @@ def build_nodes(
             elif _usable_meanwhile(h, primary.name if primary else None, primary_health, max_lag):
                 state, reason = NodeState.ONLINE, None
                 lag = h.last_known_lag if h.last_known_lag is not None else 0.0
-        read_weight = None
-        if role is Role.REPLICA and max_lag is not None and lag is not None:
-            read_weight = s.weight * lag_factor(lag, max_lag)
-        nodes.append(_node(s, role, state, reason, lag, read_weight))
+        weight = lag_scaled_weight(s.weight, lag, max_lag) if role is Role.REPLICA else None
+        nodes.append(_node(s, role, state, reason, lag, weight))
     if soft_lag is not None:
         return _soft_lag_guard(tuple(nodes), soft_lag, min_replicas)
     return tuple(nodes)
@@ -110,8 +116,8 @@ def _soft_lag_guard(nodes: tuple[Node, ...], soft_lag: float, min_replicas: int)
     """Replicas over ``soft_lag`` get no reads (read_weight 0, reason SOFT_LAG_REASON), unless fewer
     than ``min_replicas`` replicas would serve: then the least-lagged of them keep serving."""
     serving = [n for n in nodes if n.role is Role.REPLICA and n.online and n.lag_seconds is not None]
-    under = [n for n in serving if n.lag_seconds is not None and n.lag_seconds <= soft_lag]
-    over = sorted((n for n in serving if n not in under), key=lambda n: (n.lag_seconds, n.name))
+    under = [n for n in serving if lag_within(n, soft_lag)]
+    over = sorted((n for n in serving if n not in under), key=lambda n: (lag_order(n), n.name))
     keep = {n.name for n in over[: max(0, min_replicas - len(under))]}
     cut = {n.name for n in over} - keep
     if not cut:
@@ -161,10 +167,8 @@ def _split_brain(
         if s.name in writable:
             state, reason = NodeState.SHUNNED, ShunReason.SPLIT_BRAIN
         lag = h.lag_seconds
-        read_weight = None
-        if max_lag is not None and lag is not None and state is NodeState.ONLINE:
-            read_weight = s.weight * lag_factor(lag, max_lag)
-        nodes.append(_node(s, Role.REPLICA, state, reason, lag, read_weight))
+        weight = lag_scaled_weight(s.weight, lag, max_lag) if state is NodeState.ONLINE else None
+        nodes.append(_node(s, Role.REPLICA, state, reason, lag, weight))
     return tuple(nodes)
 
 

@@ -9,7 +9,16 @@ from dataclasses import dataclass, field, replace
 
 from rwproxy.topology.gtid import GtidPosition
 
-__all__ = ["Node", "NodeState", "Role", "Topology", "weighted_choice"]
+__all__ = [
+    "Node",
+    "NodeState",
+    "Role",
+    "Topology",
+    "lag_order",
+    "lag_within",
+    "read_share",
+    "weighted_choice",
+]
 
 
 class Role(enum.Enum):
@@ -102,11 +111,36 @@ class Topology:
         return Topology(nodes=nodes, version=self.version)
 
 
+# -- the lag and weight rules: every caller (routing, election, switchover, admin) uses these ------
+
+
+def lag_order(node: Node) -> float:
+    """Sort key for "least lagged first": seconds behind the primary; unknown lag sorts last (it is
+    never taken for zero)."""
+    lag = node.lag_seconds
+    return lag if lag is not None else _UNKNOWN_LAG
+
+
+def lag_within(node: Node, max_lag: float) -> bool:
+    """The node's lag is known and at most ``max_lag`` seconds (an unknown lag is never within)."""
+    lag = node.lag_seconds
+    return lag is not None and lag <= max_lag
+
+
+def read_share(node: Node) -> float:
+    """The weight a node's share of reads follows: ``read_weight`` (lag-scaled by the monitor,
+    ``rwproxy.topology.election.lag_factor``) when set, else ``weight`` as configured."""
+    return node.weight if node.read_weight is None else node.read_weight
+
+
+_UNKNOWN_LAG = float("inf")
+
+
 def _cumulative(nodes: tuple[Node, ...]) -> tuple[tuple[float, Node], ...]:
     out: list[tuple[float, Node]] = []
     total = 0.0
     for node in nodes:
-        weight = node.weight if node.read_weight is None else node.read_weight
+        weight = read_share(node)
         if node.online and weight > 0 and not node.drained:
             total += weight
             out.append((total, node))

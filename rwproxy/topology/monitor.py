@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from rwproxy.backend.own_account import own_account
 from rwproxy.topology.election import ServerView, build_nodes
 from rwproxy.topology.health import ProbeResult, ServerHealth, role_mismatch
 from rwproxy.topology.heartbeat_io import Heartbeat
@@ -109,14 +110,17 @@ class Monitor:
         *,
         ssl: _ssl.SSLContext | None = None,
     ) -> Monitor:
-        """Credentials: ``[monitor] user/password``, else the first user's backend credentials."""
-        m = config.monitor
-        if m.user is not None:
-            user, password = m.user, m.password or ""
-        else:
-            first = config.users[0]
-            user, password = first.backend_user, first.backend_password
-        monitor = cls(config.servers, m, user=user, password=password, on_topology=on_topology, ssl=ssl)
+        """Credentials: ``own_account(config, "monitor")`` (``rwproxy.backend.own_account``); the app
+        sets ``credentials`` when they come from ``[backend] credentials``."""
+        account = own_account(config, "monitor")
+        monitor = cls(
+            config.servers,
+            config.monitor,
+            user=account.user,
+            password=account.password,
+            on_topology=on_topology,
+            ssl=ssl,
+        )
         monitor.refuse_split_brain = config.failover.mode == "observe"
         return monitor
 

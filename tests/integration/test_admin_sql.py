@@ -20,7 +20,7 @@ import pymysql
 import pytest
 
 from rwproxy.dev.cluster import Cluster
-from rwproxy.dev.demo import server_tables
+from tests.support.builders import cluster_config
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
@@ -29,23 +29,14 @@ ADMIN_USER, ADMIN_PASSWORD, TOKEN = "radmin", "admin-secret", "tok-123"
 
 
 def admin_config(cluster: Cluster, *, digests: bool = True) -> str:
-    lines = [
-        "[proxy]",
-        'listen = ["127.0.0.1:0"]',
-        "[admin]",
-        'http_listen = "127.0.0.1:0"',
-        'sql_listen = "127.0.0.1:0"',
-        f'bearer_token = "{TOKEN}"',
-        f"query_digest = {'true' if digests else 'false'}",
-        "[[admin.users]]",
-        f'name = "{ADMIN_USER}"',
-        f'password = "{ADMIN_PASSWORD}"',
-        "[[users]]",
-        f'name = "{cluster.app_user}"',
-        f'password = "{cluster.app_password}"',
-    ]
-    lines += server_tables(cluster, roles=True)
-    return "\n".join(lines) + "\n"
+    admin = {
+        "http_listen": "127.0.0.1:0",
+        "sql_listen": "127.0.0.1:0",
+        "bearer_token": TOKEN,
+        "query_digest": digests,
+    }
+    users = ["[[admin.users]]", f'name = "{ADMIN_USER}"', f'password = "{ADMIN_PASSWORD}"']
+    return cluster_config(cluster, *users, admin=admin, roles=True) + "\n"
 
 
 @pytest.fixture

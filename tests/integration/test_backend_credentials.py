@@ -30,6 +30,7 @@ from rwproxy.backend.pool import BackendCredentials, Pool
 from rwproxy.config.aws_sections import AwsConfig
 from rwproxy.config.sections import BackendConfig
 from rwproxy.dev.cluster import Cluster
+from rwproxy.dev.demo import server_tables
 from rwproxy.discovery.aws import AwsClients
 from rwproxy.protocol.connection import (
     SslRequest,
@@ -290,11 +291,7 @@ def test_secret_rotation_new_connections_use_the_new_password(
         Name=f"rwproxy-test-{uuid.uuid4().hex[:8]}",
         SecretString=json.dumps({"username": secret_user, "password": "first-password"}),
     )["ARN"]
-    servers = "\n".join(
-        f'[[servers]]\nname = "{n.name}"\nhost = "{n.host}"\nport = {n.port}\n'
-        f'role = "{"primary" if n is cluster.primary else "replica"}"'
-        for n in cluster.nodes
-    )
+    servers = "\n".join(server_tables(cluster, roles=True))
     config = f"""
 [proxy]
 listen = ["127.0.0.1:0"]

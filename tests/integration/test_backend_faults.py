@@ -19,31 +19,25 @@ import pymysql.cursors
 import pytest
 
 from rwproxy.dev.cluster import Cluster
-from rwproxy.dev.demo import server_tables, user_table
+from tests.support.builders import cluster_config
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
 
 
 def _config(c: Cluster, *extra: str, monitor: tuple[str, ...] = (), failures_to_offline: int = 3) -> str:
-    return "\n".join(
-        [
-            "[proxy]",
-            'listen = ["127.0.0.1:0"]',
-            "[admin]",
-            'http_listen = ""',
-            "[backend]",
-            "connect_timeout_seconds = 1.0",
-            "[routing]",
-            *extra,
-            "[monitor]",
-            "interval_seconds = 0.2",
-            "check_timeout_seconds = 0.5",
-            f"failures_to_offline = {failures_to_offline}",
-            *monitor,
-            *user_table(c),
-            *server_tables(c, roles=True),
-        ]
+    return cluster_config(
+        c,
+        "[backend]",
+        "connect_timeout_seconds = 1.0",
+        "[routing]",
+        *extra,
+        "[monitor]",
+        "interval_seconds = 0.2",
+        "check_timeout_seconds = 0.5",
+        f"failures_to_offline = {failures_to_offline}",
+        *monitor,
+        roles=True,
     )
 
 

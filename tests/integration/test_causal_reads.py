@@ -15,8 +15,8 @@ import pymysql
 import pytest
 
 from rwproxy.dev.cluster import Cluster, start_cluster
-from rwproxy.dev.demo import server_tables, user_table
 from rwproxy.router.policy import RouteReason
+from tests.support.builders import cluster_config
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
@@ -38,20 +38,14 @@ def delayed_cluster() -> Iterator[Cluster]:
 
 
 def _config(c: Cluster, consistency: str, **routing: str) -> str:
-    lines = [
-        "[proxy]",
-        'listen = ["127.0.0.1:0"]',
-        "[admin]",
-        'http_listen = ""',
+    return cluster_config(
+        c,
         "[monitor]",
         "interval_seconds = 0.2",
         "[routing]",
         f'consistency = "{consistency}"',
         *(f"{k} = {v}" for k, v in routing.items()),
-        *user_table(c),
-        *server_tables(c, roles=False),
-    ]
-    return "\n".join(lines)
+    )
 
 
 def _connect(p: ProxyThread, c: Cluster) -> pymysql.Connection:

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 
 import pymysql
 import pytest
+from prometheus_client import generate_latest
 
 from rwproxy.dev.cluster import Cluster, start_cluster
+from rwproxy.observability.metrics import build_registry
 from rwproxy.router.policy import RouteReason
 from tests.integration.test_causal_reads import _config, _connect, _wait_lagging, run_in_threads
 from tests.support.proxy import ProxyThread
@@ -197,6 +199,15 @@ def test_universal_sees_every_write_committed_before_the_read(delayed_cluster: C
             routed
         )
         assert p.app.stats.causal_waits["applied"] > 0, p.app.stats.causal_waits
+        # The same counts, as the metrics export them: every read waited for a position, each
+        # query sent is counted once.
+        st = p.app.stats
+        assert st.universal_reads == sum(routed.values()), (st.universal_reads, routed)
+        assert st.universal_position_queries == batch.queries
+        assert st.universal_position_failures == routed[RouteReason.CAUSAL_FALLBACK]
+        text = generate_latest(build_registry(p.app, process=False)).decode()
+        assert f"rwproxy_universal_reads_total {float(st.universal_reads)}" in text
+        assert f"rwproxy_universal_position_queries_total {float(batch.queries)}" in text
 
 
 def test_eventual_misses_direct_writes_and_set_universal_fixes_it(delayed_cluster: Cluster) -> None:

@@ -16,7 +16,7 @@ import pymysql
 import pytest
 
 from rwproxy.dev.cluster import Cluster
-from rwproxy.dev.demo import server_tables, user_table
+from tests.support.builders import cluster_config
 from tests.support.cluster import wait_until
 from tests.support.proxy import ProxyThread
 
@@ -28,21 +28,16 @@ ADMIN_USER, ADMIN_PASSWORD = "xadmin", "explain-secret"
 
 @pytest.fixture
 def auto_proxy(healthy_cluster: Cluster) -> Iterator[ProxyThread]:
-    lines = [
-        "[proxy]",
-        'listen = ["127.0.0.1:0"]',
-        "[admin]",
-        'http_listen = "127.0.0.1:0"',
-        'sql_listen = "127.0.0.1:0"',
+    text = cluster_config(
+        healthy_cluster,
         "[[admin.users]]",
         f'name = "{ADMIN_USER}"',
         f'password = "{ADMIN_PASSWORD}"',
         "[monitor]",
         "interval_seconds = 0.2",
-        "",
-    ]
-    lines += user_table(healthy_cluster) + server_tables(healthy_cluster, roles=False)
-    with ProxyThread("\n".join(lines)) as p:
+        admin={"http_listen": "127.0.0.1:0", "sql_listen": "127.0.0.1:0"},
+    )
+    with ProxyThread(text) as p:
         assert p.app is not None
         app = p.app
         wait_until(

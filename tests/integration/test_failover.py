@@ -16,7 +16,8 @@ import pymysql
 import pytest
 
 from rwproxy.dev.cluster import Cluster, ClusterNode
-from rwproxy.dev.demo import server_tables, user_table
+from rwproxy.dev.demo import user_table
+from tests.support.builders import cluster_config
 from tests.support.flaky_link import FlakyLink
 from tests.support.proxy import ProxyThread
 
@@ -36,10 +37,6 @@ def _print_times() -> Iterator[None]:
 
 def config(c: Cluster, mode: str, *, primary_port: int | None = None, **failover: Any) -> str:
     lines = [
-        "[proxy]",
-        'listen = ["127.0.0.1:0"]',
-        "[admin]",
-        'http_listen = ""',
         "[monitor]",
         "interval_seconds = 0.2",
         "connect_timeout_seconds = 0.5",
@@ -54,11 +51,13 @@ def config(c: Cluster, mode: str, *, primary_port: int | None = None, **failover
         f'replication_password = "{c.repl_password}"',
         "min_interval_seconds = 0",
         *(f"{k} = {v}" for k, v in failover.items()),
-        *user_table(c),
-        'default_database = "rwtest"',
-        *server_tables(c, roles=False, ports={c.primary.name: primary_port} if primary_port else None),
     ]
-    return "\n".join(lines)
+    return cluster_config(
+        c,
+        *lines,
+        users=[*user_table(c), 'default_database = "rwtest"'],
+        ports={c.primary.name: primary_port} if primary_port else None,
+    )
 
 
 def connect(p: ProxyThread, c: Cluster) -> pymysql.Connection:

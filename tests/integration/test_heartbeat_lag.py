@@ -10,27 +10,22 @@ import time
 import pytest
 
 from rwproxy.dev.cluster import Cluster
-from rwproxy.dev.demo import server_tables, user_table
+from tests.support.builders import cluster_config
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
 
 
 def _config(c: Cluster, *extra: str) -> str:
-    lines = [
-        "[proxy]",
-        'listen = ["127.0.0.1:0"]',
-        "[admin]",
-        'http_listen = ""',
+    return cluster_config(
+        c,
         "[monitor]",
         "interval_seconds = 0.2",
         "check_timeout_seconds = 0.5",
         "max_replication_lag_seconds = 5",
         *extra,
-        *user_table(c),
-        *server_tables(c, roles=True),
-    ]
-    return "\n".join(lines)
+        roles=True,
+    )
 
 
 def test_heartbeat_lag_tracks_a_one_second_delay(healthy_cluster: Cluster) -> None:

@@ -11,7 +11,7 @@ import pymysql
 import pytest
 
 from rwproxy.dev.cluster import Cluster, start_cluster
-from rwproxy.dev.demo import server_tables, user_table
+from tests.support.builders import cluster_config
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
@@ -44,22 +44,17 @@ def test_2000_reads_avoid_delayed_and_null_lag_replicas(three_replicas: Cluster)
     stop = threading.Event()
     beat = threading.Thread(target=heartbeat, args=(c, stop), daemon=True)
     beat.start()
-    lines = [
-        "[proxy]",
-        'listen = ["127.0.0.1:0"]',
-        "[admin]",
-        'http_listen = ""',
+    text = cluster_config(
+        c,
         "[monitor]",
         "interval_seconds = 0.2",
         "check_timeout_seconds = 0.5",
         "max_replication_lag_seconds = 2",
-        *user_table(c),
-        *server_tables(c, roles=False),
-    ]
+    )
     try:
         c.set_delay(delayed, 6)  # 6 s behind with writes every 0.2 s: over the 2 s limit
         c.stop_sql_thread(stopped)  # Seconds_Behind_Master NULL: unusable, never 0
-        with ProxyThread("\n".join(lines)) as p:
+        with ProxyThread(text) as p:
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
                 t = p.app.topology

@@ -11,8 +11,8 @@ import pymysql
 import pytest
 
 from rwproxy.dev.cluster import Cluster
-from rwproxy.dev.demo import server_tables, user_table
 from rwproxy.router.policy import RouteReason
+from tests.support.builders import cluster_config
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
@@ -22,20 +22,15 @@ INFO = "replicas usable again"
 
 
 def _config(c: Cluster, on_no_replica: str) -> str:
-    lines = [
-        "[proxy]",
-        'listen = ["127.0.0.1:0"]',
-        "[admin]",
-        'http_listen = ""',
+    return cluster_config(
+        c,
         "[routing]",
         f'on_no_replica = "{on_no_replica}"',
         "[monitor]",
         "interval_seconds = 0.2",
         "check_timeout_seconds = 0.5",
-        *user_table(c),
-        *server_tables(c, roles=True),
-    ]
-    return "\n".join(lines)
+        roles=True,
+    )
 
 
 def _wait(p: ProxyThread, usable: bool, timeout: float = 10) -> None:

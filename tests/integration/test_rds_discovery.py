@@ -21,6 +21,7 @@ from rwproxy.dev.cluster import Cluster, ClusterNode
 from rwproxy.discovery.aws import AwsClients
 from rwproxy.discovery.rds_actions import RdsActionError, RdsActions
 from tests.support.aws import MotoEndpoint, rds_address
+from tests.support.builders import cluster_config
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
@@ -28,13 +29,6 @@ pytestmark = pytest.mark.cluster
 
 def rds_config(cluster: Cluster, moto: MotoEndpoint, selector: str, mapping: dict[str, ClusterNode]) -> str:
     lines = [
-        "[proxy]",
-        'listen = ["127.0.0.1:0"]',
-        "[admin]",
-        'http_listen = "127.0.0.1:0"',
-        "[[users]]",
-        f'name = "{cluster.app_user}"',
-        f'password = "{cluster.app_password}"',
         "[monitor]",
         "interval_seconds = 0.2",
         f'user = "{cluster.monitor_user}"',
@@ -47,7 +41,7 @@ def rds_config(cluster: Cluster, moto: MotoEndpoint, selector: str, mapping: dic
         *(f'"{rds_address(name)}:3306" = "{node.host}:{node.port}"' for name, node in mapping.items()),
         moto.aws_toml(),
     ]
-    return "\n".join(lines)
+    return cluster_config(cluster, *lines, admin={"http_listen": "127.0.0.1:0"}, nodes=())
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float = 15.0) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from rwproxy.dev.cluster import Cluster
 from rwproxy.dev.demo import demo_config_text
+from tests.support.builders import user as user_toml
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
@@ -36,9 +37,7 @@ def ids_proxy(cluster: Cluster) -> Iterator[ProxyThread]:
     cluster._admin_run(cluster.primary, statements)
     cluster.wait_replicas_caught_up()
     text = demo_config_text(cluster, 0)
-    users = "".join(
-        f'[[users]]\nname = "{u}"\npassword = "{p}"\n\n' for u, p in ((LOW, LOW_PW), (OPS, OPS_PW))
-    )
+    users = user_toml(LOW, LOW_PW) + user_toml(OPS, OPS_PW)
     at = text.index("[[servers]]")
     with ProxyThread(text[:at] + users + text[at:]) as p:
         yield p

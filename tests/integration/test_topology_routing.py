@@ -10,7 +10,7 @@ import pymysql
 import pytest
 
 from rwproxy.dev.cluster import Cluster
-from rwproxy.dev.demo import server_tables
+from tests.support.builders import cluster_config
 from tests.support.proxy import ProxyThread
 
 pytestmark = pytest.mark.cluster
@@ -24,19 +24,11 @@ connect_timeout_seconds = 0.5
 
 
 def config(cluster: Cluster, *, on_no_replica: str = "primary") -> str:
-    lines = [
-        "[proxy]",
-        'listen = ["127.0.0.1:0"]',
-        "[admin]",
-        'http_listen = "127.0.0.1:0"',
-        "[[users]]",
-        f'name = "{cluster.app_user}"',
-        f'password = "{cluster.app_password}"',
-        "[routing]",
-        f'on_no_replica = "{on_no_replica}"',
-    ]
-    lines += server_tables(cluster, roles=False)  # role = "auto": the monitor finds the primary
-    return "\n".join(lines) + "\n" + FAST_MONITOR
+    # role = "auto": the monitor finds the primary
+    text = cluster_config(
+        cluster, "[routing]", f'on_no_replica = "{on_no_replica}"', admin={"http_listen": "127.0.0.1:0"}
+    )
+    return text + "\n" + FAST_MONITOR
 
 
 def wait_until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]

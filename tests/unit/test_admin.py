@@ -8,30 +8,17 @@ from rwproxy.admin.drain import DrainError, set_drained
 from rwproxy.app import ProxyApp
 from rwproxy.config import ConfigError, parse_config
 from rwproxy.observability.digests import DigestTable
-from rwproxy.topology.model import Node, NodeState, Role, Topology
+from rwproxy.topology.model import NodeState
+from tests.support.builders import config_text, node, primary, section, server, topology
 
-CONFIG = """
-[[users]]
-name = "app"
-password = "pw"
-[[servers]]
-name = "db1"
-host = "127.0.0.1"
-port = 3306
-role = "primary"
-[[servers]]
-name = "db2"
-host = "127.0.0.1"
-port = 3307
-role = "replica"
-[[servers]]
-name = "db3"
-host = "127.0.0.1"
-port = 3308
-role = "replica"
-[monitor]
-enabled = false
-"""
+CONFIG = config_text(
+    section("monitor", enabled=False),
+    servers=[
+        server("db1", "127.0.0.1", port=3306, role="primary"),
+        server("db2", "127.0.0.1", port=3307, role="replica"),
+        server("db3", "127.0.0.1", port=3308, role="replica"),
+    ],
+)
 
 
 def test_digest_table_groups_by_digest_and_counts() -> None:
@@ -72,12 +59,7 @@ def test_digest_table_is_bounded_and_keeps_the_most_used() -> None:
 
 
 def test_with_drained_leaves_the_read_choice() -> None:
-    nodes = (
-        Node("db1", "h", 1, Role.PRIMARY),
-        Node("db2", "h", 2, Role.REPLICA),
-        Node("db3", "h", 3, Role.REPLICA),
-    )
-    t = Topology(nodes, version=7)
+    t = topology(primary(), node("db2"), node("db3"), version=7)
     assert t.with_drained(frozenset()) is t
     d = t.with_drained(frozenset({"db2"}))
     assert d.version == 7 and d.by_name["db2"].drained and not d.by_name["db3"].drained
@@ -98,12 +80,10 @@ def test_set_drained_and_monitor_snapshots_keep_it() -> None:
     with pytest.raises(DrainError, match="unknown server 'nope'"):
         set_drained(app, "nope", True)
     # A new snapshot from the monitor (db3 went offline) keeps the operator's drain.
-    fresh = Topology(
-        (
-            Node("db1", "127.0.0.1", 3306, Role.PRIMARY),
-            Node("db2", "127.0.0.1", 3307, Role.REPLICA),
-            Node("db3", "127.0.0.1", 3308, Role.REPLICA, state=NodeState.OFFLINE),
-        ),
+    fresh = topology(
+        primary(host="127.0.0.1", port=3306),
+        node("db2", host="127.0.0.1", port=3307),
+        node("db3", host="127.0.0.1", port=3308, state=NodeState.OFFLINE),
         version=5,
     )
     app._set_topology(fresh)

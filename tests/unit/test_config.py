@@ -20,6 +20,7 @@ from rwproxy.config import (
     parse_config,
 )
 from rwproxy.topology.model import Role
+from tests.support.builders import server, user
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "rwproxy.example.toml"
 
@@ -33,8 +34,8 @@ name = "db1"
 host = "127.0.0.1"
 """
 
-USER = '[[users]]\nname = "app"\npassword = "pw"\n'
-SERVER = '[[servers]]\nname = "db1"\nhost = "h1"\nrole = "primary"\n'
+USER = user()
+SERVER = server(role="primary")
 
 
 def _hash(password: str) -> str:

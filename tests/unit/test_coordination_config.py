@@ -7,8 +7,9 @@ import pytest
 from rwproxy.config import ConfigError, parse_config
 from rwproxy.coordination.election import Published
 from rwproxy.coordination.etcd import Compare, KeyValue
+from tests.support.builders import config_text, server
 
-BASE = '[[users]]\nname = "app"\npassword = "pw"\n[[servers]]\nname = "db1"\nhost = "h1"\n'
+BASE = config_text(servers=[server()])
 
 
 def _error(text: str) -> str:

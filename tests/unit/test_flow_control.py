@@ -10,22 +10,14 @@ from rwproxy.config import parse_config
 from rwproxy.frontend.session import _COMMAND, ClientSession
 from rwproxy.protocol.constants import Capability
 from rwproxy.protocol.framing import frame
+from tests.support.builders import config_text, server
 
-CONFIG = """
-[[users]]
-name = "app"
-password = "pw"
-[[servers]]
-name = "p"
-host = "127.0.0.1"
-port = 3306
-role = "primary"
-[[servers]]
-name = "r"
-host = "127.0.0.1"
-port = 3307
-role = "replica"
-"""
+CONFIG = config_text(
+    servers=[
+        server("p", "127.0.0.1", port=3306, role="primary"),
+        server("r", "127.0.0.1", port=3307, role="replica"),
+    ]
+)
 CAPS = int(Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION | Capability.TRANSACTIONS)
 COLDEF = b"\x03def\x00\x00\x00\x01c\x01c\x0c\x08\x00\x0b\x00\x00\x00\x03\x00\x00\x00\x00"
 EOF_ = b"\xfe\x00\x00\x02\x00"

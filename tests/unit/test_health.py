@@ -25,6 +25,7 @@ from rwproxy.topology.health import (
 )
 from rwproxy.topology.model import NodeState, Role, Topology
 from rwproxy.topology.probe import Flavor, _replication, describe_error, flavor_for_version
+from tests.support.builders import config_text, node, primary, topology, user
 
 # --------------------------------------------------------------------------------------------------
 # Probe results, by shorthand
@@ -650,8 +651,7 @@ async def test_monitor_survives_a_failing_callback(fake: FakeServers) -> None:
 
 
 def test_monitor_credentials_fall_back_to_the_first_user() -> None:
-    base = '[[users]]\nname = "app"\npassword = "pw"\nbackend_user = "app_be"\n'
-    base += '[[servers]]\nname = "db1"\nhost = "h1"\nrole = "primary"\n'
+    base = config_text(users=[user(backend_user="app_be")])
     m = monitor_mod.Monitor.from_config(parse_config(base), on_topology=lambda t: None)
     assert (m.user, m._password) == ("app_be", "pw")
     m = monitor_mod.Monitor.from_config(
@@ -682,11 +682,9 @@ def test_lag_factor(lag: float, max_lag: float, factor: float) -> None:
 
 
 def test_lagging_replica_gets_proportionally_fewer_reads() -> None:
-    from rwproxy.topology.model import Node, Role, Topology
-
-    fresh = Node("fresh", "h", 1, Role.REPLICA, weight=1, lag_seconds=0.0, read_weight=1.0)
-    behind = Node("behind", "h", 2, Role.REPLICA, weight=1, lag_seconds=5.0, read_weight=0.5)
-    topo = Topology((Node("p", "h", 0, Role.PRIMARY), fresh, behind))
+    fresh = node("fresh", lag=0.0, read_weight=1.0)
+    behind = node("behind", lag=5.0, read_weight=0.5)
+    topo = topology(primary("p"), fresh, behind)
     grid = [(i + 0.5) / 300 for i in range(300)]
     picks = [topo.choose_replica(r) for r in grid]
     assert picks.count(fresh) == 200 and picks.count(behind) == 100

@@ -10,21 +10,12 @@ from rwproxy.app import ProxyApp
 from rwproxy.config import parse_config
 from rwproxy.observability.latency import BOUNDS, LatencyHistogram, RouteLatency
 from rwproxy.observability.metrics import build_registry
-from rwproxy.topology.model import Node, NodeState, Role, Topology
+from rwproxy.topology.model import NodeState
+from tests.support.builders import config_text, node, primary, server, topology
 
-CONFIG = """
-[[users]]
-name = "app"
-password = "pw"
-[[servers]]
-name = "db1"
-host = "10.0.0.1"
-role = "primary"
-[[servers]]
-name = "db2"
-host = "10.0.0.2"
-role = "replica"
-"""
+CONFIG = config_text(
+    servers=[server("db1", "10.0.0.1", role="primary"), server("db2", "10.0.0.2", role="replica")]
+)
 
 
 def test_buckets_are_le_and_cumulative() -> None:
@@ -59,13 +50,7 @@ def test_histogram_and_new_families_are_exported() -> None:
     app.stats.config_reloads["error"] += 1
     app.stats.last_reload_ok = False
     app.next_session_id()
-    app.topology = Topology(
-        (
-            Node("db1", "10.0.0.1", 3306, Role.PRIMARY),
-            Node("db2", "10.0.0.2", 3306, Role.REPLICA, state=NodeState.SHUNNED, reason="lag_over_max"),
-        ),
-        version=3,
-    )
+    app.topology = topology(primary(), node("db2", state=NodeState.SHUNNED, reason="lag_over_max"), version=3)
     s = _samples(app)
     assert s[("rwproxy_query_duration_seconds_bucket", (("le", "0.0025"), ("route", "primary")))] == 1
     assert s[("rwproxy_query_duration_seconds_bucket", (("le", "0.001"), ("route", "primary")))] == 0

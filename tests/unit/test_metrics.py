@@ -20,21 +20,9 @@ from rwproxy.observability.metrics import RwproxyCollector, build_registry
 from rwproxy.observability.stats import ProxyStats
 from rwproxy.router.policy import RouteReason
 from rwproxy.topology.model import Node, NodeState, Role, Topology
+from tests.support.builders import config_text, node, primary, server
 
-CONFIG = """
-[[users]]
-name = "app"
-password = "pw"
-
-[[servers]]
-name = "db1"
-host = "10.0.0.1"
-role = "primary"
-
-[[servers]]
-name = "db2"
-host = "10.0.0.2"
-"""
+CONFIG = config_text(servers=[server("db1", "10.0.0.1", role="primary"), server("db2", "10.0.0.2")])
 
 
 class FakePool:
@@ -53,10 +41,10 @@ class FakePool:
 def make_app(nodes: tuple[Node, ...] | None = None) -> Any:
     if nodes is None:
         nodes = (
-            Node("db1", "10.0.0.1", 3306, Role.PRIMARY),
-            Node("db2", "10.0.0.2", 3306, Role.REPLICA, weight=2, lag_seconds=1.5),
-            Node("db3", "10.0.0.3", 3306, Role.REPLICA, state=NodeState.SHUNNED, lag_seconds=None),
-            Node("db4", "10.0.0.4", 3306, Role.REPLICA, state=NodeState.OFFLINE, lag_seconds=math.nan),
+            primary(),
+            node("db2", weight=2, lag=1.5),
+            node("db3", state=NodeState.SHUNNED, lag=None),
+            node("db4", state=NodeState.OFFLINE, lag=math.nan),
         )
     stats = ProxyStats(
         refused_connections=4,
@@ -117,6 +105,16 @@ def test_client_and_error_counters() -> None:
     assert m[("rwproxy_errors_total", (("code", "1062"),))] == 2
     assert m[("rwproxy_errors_total", (("code", "1146"),))] == 1
     assert m[("rwproxy_routing_pins_total", (("reason", "temp_table"),))] == 11
+
+
+def test_universal_position_counters() -> None:
+    app = make_app()
+    app.stats.universal_reads, app.stats.universal_position_queries = 40, 12
+    app.stats.universal_position_failures = 1
+    m = scrape(app)
+    assert m[("rwproxy_universal_reads_total", ())] == 40
+    assert m[("rwproxy_universal_position_queries_total", ())] == 12
+    assert m[("rwproxy_universal_position_failures_total", ())] == 1
 
 
 def test_queries_by_node_and_route_reason() -> None:
@@ -205,7 +203,7 @@ def test_registry_is_private() -> None:
 
 
 def test_scrape_cost_with_1000_routes_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    nodes = tuple(Node(f"db{i}", f"10.0.0.{i}", 3306, Role.REPLICA if i else Role.PRIMARY) for i in range(80))
+    nodes = tuple(node(f"db{i}", Role.REPLICA if i else Role.PRIMARY, host=f"10.0.0.{i}") for i in range(80))
     app = make_app(nodes)
     app.stats = ProxyStats()
     reasons = list(RouteReason)

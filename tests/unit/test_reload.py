@@ -12,34 +12,15 @@ from rwproxy.app import ProxyApp
 from rwproxy.config import parse_config
 from rwproxy.config.diff import diff_configs, keep_restart_only
 from rwproxy.reload import ReloadError
+from tests.support.builders import config_text, section, server, user
+from tests.support.net import free_port
 
-BASE = """
-[proxy]
-listen = ["127.0.0.1:6033"]
-
-[[users]]
-name = "app"
-password = "app-pw-1"
-
-[[users]]
-name = "old"
-password = "old-pw-1"
-
-[[servers]]
-name = "db1"
-host = "10.0.0.1"
-role = "primary"
-
-[[servers]]
-name = "db2"
-host = "10.0.0.2"
-role = "replica"
-
-[monitor]
-enabled = false
-password = "mon-secret-1"
-user = "mon"
-"""
+BASE = config_text(
+    section("proxy", listen=["127.0.0.1:6033"]),
+    section("monitor", enabled=False, password="mon-secret-1", user="mon"),
+    users=[user("app", "app-pw-1"), user("old", "old-pw-1")],
+    servers=[server("db1", "10.0.0.1", role="primary"), server("db2", "10.0.0.2", role="replica")],
+)
 
 
 def test_no_change_is_empty() -> None:
@@ -150,3 +131,58 @@ def test_reload_without_a_file_is_an_error() -> None:
     app = ProxyApp(parse_config(BASE))
     with pytest.raises(ReloadError, match="not started from a config file"):
         asyncio.run(app.reload_config())
+
+
+def test_monitor_account_change_reaches_backend_credentials_logins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With [backend] credentials = "env", a reloaded [monitor] user logs in with the environment's
+    password as that user (the monitor's credentials follow own_account, not the start-up one)."""
+    monkeypatch.setenv("RWPROXY_TEST_RELOAD_PW", "from-env")
+    env = section("backend", credentials="env", password_env="RWPROXY_TEST_RELOAD_PW")
+    text = config_text(env, section("monitor", interval_seconds=1.0))
+    app, path = _app(tmp_path, text)
+    assert app.monitor is not None and app.monitor.credentials is not None
+
+    async def logins() -> list[tuple[str, str]]:
+        await app.aws.start()
+        try:
+            assert app.monitor is not None and app.monitor.credentials is not None
+            before = app.monitor.credentials()
+            path.write_text(config_text(env, section("monitor", interval_seconds=1.0, user="mon2")))
+            await app.reload_config()
+            assert app.monitor.credentials is not None
+            after = app.monitor.credentials()
+            return [(before.user, before.password), (after.user, after.password)]
+        finally:
+            await app.aws.stop()
+
+    assert asyncio.run(logins()) == [("app", "from-env"), ("mon2", "from-env")]
+    assert app.monitor.user == "mon2"
+
+
+def test_monitor_started_by_reload_takes_backend_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A monitor switched on by a reload logs in as the one built at start would: with the
+    environment's password (before: the config's, since only the start-up wiring set it)."""
+    monkeypatch.setenv("RWPROXY_TEST_RELOAD_PW", "from-env")
+    env = section("backend", credentials="env", password_env="RWPROXY_TEST_RELOAD_PW")
+    closed = server("db1", "127.0.0.1", port=free_port(), role="primary")  # refused at once
+    app, path = _app(tmp_path, config_text(env, section("monitor", enabled=False), servers=[closed]))
+    assert app.monitor is None
+
+    async def switch_on() -> tuple[str, str]:
+        await app.aws.start()
+        try:
+            fast = section("monitor", connect_timeout_seconds=0.2, check_timeout_seconds=0.2)
+            path.write_text(config_text(env, fast, servers=[closed]))
+            await app.reload_config()
+            assert app.monitor is not None and app.monitor.credentials is not None
+            creds = app.monitor.credentials()
+            await app.monitor.stop()
+            return creds.user, creds.password
+        finally:
+            await app.aws.stop()
+
+    assert asyncio.run(switch_on()) == ("app", "from-env")

@@ -11,8 +11,9 @@ from rwproxy.frontend.universal import PositionBatch
 from rwproxy.router.classify import classify
 from rwproxy.router.policy import PolicyOptions, RouteReason, Target, causal_route, route
 from rwproxy.router.session_state import Consistency, SessionState
-from rwproxy.topology.gtid import parse_position
-from rwproxy.topology.model import Node, NodeState, Role, Topology
+from rwproxy.topology.model import NodeState, Topology
+from tests.support.builders import primary
+from tests.support.builders import replica as _replica
 
 
 class _Primary:
@@ -58,6 +59,12 @@ def test_batch_shares_queries_and_never_answers_from_before_a_read() -> None:
         assert await asyncio.gather(*later) == ["0-1-20"] * 5
         assert primary.most_in_flight == 1
         assert batch.queries == 2
+        st = batch.stats  # what the metrics export: 8 reads shared 2 queries, none failed
+        assert (st.universal_reads, st.universal_position_queries, st.universal_position_failures) == (
+            8,
+            2,
+            0,
+        )
 
     asyncio.run(scenario())
 
@@ -76,15 +83,16 @@ def test_failed_query_gives_none_and_the_next_read_asks_again() -> None:
         assert await batch.position("a") is None
         assert await batch.position("b") == "0-1-5"
         assert calls == ["a", "b"]
+        assert (batch.stats.universal_reads, batch.queries, batch.stats.universal_position_failures) == (
+            2,
+            2,
+            1,
+        )
 
     asyncio.run(scenario())
 
 
-def _replica(name: str, lag: float | None, gtid: str | None, **kw: object) -> Node:
-    return Node(name, "10.0.0.1", 3306, Role.REPLICA, 1, lag_seconds=lag, gtid=parse_position(gtid), **kw)  # type: ignore[arg-type]
-
-
-PRIMARY = Node("db1", "10.0.0.9", 3306, Role.PRIMARY, lag_seconds=0.0, gtid=parse_position("0-1-100"))
+PRIMARY = primary(lag=0.0, gtid="0-1-100")
 TOPO = Topology((PRIMARY, _replica("r1", 0.3, "0-1-90"), _replica("r2", 2.0, "0-1-80")))
 NO_REPLICA = Topology((PRIMARY, _replica("r1", None, None, state=NodeState.SHUNNED)))
 

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from rwproxy.frontend.unreachable import ConnectFailures
-from rwproxy.topology.model import Node, NodeState, Role, Topology
+from rwproxy.topology.model import NodeState, Topology
+from tests.support.builders import node, primary, topology
 
 
 def _topology(r1: NodeState) -> Topology:
-    return Topology(
-        (
-            Node("db1", "h", 1, Role.PRIMARY),
-            Node("r1", "h", 2, Role.REPLICA, state=r1),
-            Node("r2", "h", 3, Role.REPLICA),
-        )
-    )
+    return topology(primary(), node("r1", state=r1), node("r2"))
 
 
 def test_once_per_server_per_episode() -> None:

@@ -18,6 +18,7 @@ from rwproxy.discovery.rds import (
     select,
 )
 from rwproxy.topology.model import Role
+from tests.support.builders import server, user
 
 REGION_DNS = "aaaaaaaaaa.eu-west-1.rds.amazonaws.com"
 
@@ -158,8 +159,8 @@ def test_parse_secret() -> None:
 # --------------------------------------------------------------------------------------------------
 # Config
 
-USERS = '[[users]]\nname = "app"\npassword = "pw"\n'
-SERVER = '[[servers]]\nname = "db1"\nhost = "127.0.0.1"\nrole = "primary"\n'
+USERS = user()
+SERVER = server(host="127.0.0.1", role="primary")
 
 
 def _error(text: str) -> str:

@@ -20,7 +20,9 @@ from rwproxy.router.classify import classify
 from rwproxy.router.policy import RouteReason, Target, route
 from rwproxy.router.session_state import Consistency, SessionState
 from rwproxy.topology.gtid import parse_position
-from rwproxy.topology.model import Node, Role, Topology
+from rwproxy.topology.model import Topology
+from tests.support.builders import primary
+from tests.support.builders import replica as _replica
 
 RR = RouteReason
 C = Consistency
@@ -115,15 +117,9 @@ def test_reset_clears_the_token() -> None:
     assert s.wait_gtid is None
 
 
-def _replica(name: str, lag: float | None, gtid: str | None) -> Node:
-    return Node(name, "10.0.0.1", 3306, Role.REPLICA, 1, lag_seconds=lag, gtid=parse_position(gtid))
-
-
-PRIMARY = Node("db1", "10.0.0.9", 3306, Role.PRIMARY, lag_seconds=0.0, gtid=parse_position("0-1-100"))
+PRIMARY = primary(lag=0.0, gtid="0-1-100")
 TOPO = Topology((PRIMARY, _replica("r1", 0.0, "0-1-90"), _replica("r2", 2.0, "0-1-80")))
-AURORA = Topology(
-    (PRIMARY, Node("a1", "10.0.0.2", 3306, Role.REPLICA, 1, lag_seconds=0.0, gtid=None, gtid_waits=False))
-)
+AURORA = Topology((PRIMARY, _replica("a1", 0.0, None, gtid_waits=False)))
 READ = "SELECT * FROM t WHERE id = 1"
 
 

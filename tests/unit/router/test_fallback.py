@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from rwproxy.router.fallback import (
@@ -11,22 +13,22 @@ from rwproxy.router.fallback import (
     waits_for_primary,
 )
 from rwproxy.router.policy import PolicyOptions, Route, RouteReason, Strategy, Target
-from rwproxy.topology.model import Node, NodeState, Role, Topology
+from rwproxy.topology.model import NodeState, Role, Topology
+from tests.support.builders import node
 
 T = Target
 RR = RouteReason
 ONLINE, OFFLINE = NodeState.ONLINE, NodeState.OFFLINE
 
 
-def _node(name: str, role: Role = Role.REPLICA, state: NodeState = ONLINE, lag: float | None = 0.0) -> Node:
-    return Node(name, "10.0.0." + name[-1], 3306, role, 1, state, lag)
+_node = partial(node, lag=0.0)  # these tables' replicas are up to date unless a case says otherwise
 
 
 P = _node("db1", Role.PRIMARY)
 R1, R2 = _node("r1"), _node("r2", lag=5.0)
 STD = Topology((P, R1, R2))
 ONE_REPLICA = Topology((P, R1))
-PRIMARY_DOWN = Topology((_node("db1", Role.PRIMARY, OFFLINE), R1, R2))
+PRIMARY_DOWN = Topology((_node("db1", Role.PRIMARY, state=OFFLINE), R1, R2))
 NO_PRIMARY = Topology((R1, R2))
 
 READ_R1 = Route(T.REPLICA, R1, RR.READ)
@@ -94,7 +96,7 @@ ERROR_OPTIONS = PolicyOptions(on_no_replica_primary=False, strategy=Strategy.LEA
         (
             "primary not ONLINE: nowhere",
             READ_R1,
-            Topology((_node("db1", Role.PRIMARY, OFFLINE), R1)),
+            Topology((_node("db1", Role.PRIMARY, state=OFFLINE), R1)),
             ["r1"],
             FALLBACK_OPTIONS,
             None,

@@ -19,6 +19,7 @@ from rwproxy.router.policy import PolicyOptions, Route, RouteReason, Target, cho
 from rwproxy.router.session_state import PinReason, SessionState
 from rwproxy.router.statement import PrimaryReason
 from rwproxy.topology.model import Node, NodeState, Role, Topology
+from tests.support.builders import node as _node
 
 T = Target
 RR = RouteReason
@@ -30,10 +31,6 @@ IN_TRANS = 0x0001
 AC = 0x0002
 
 # -- topologies --------------------------------------------------------------------------------
-
-
-def _node(name: str, role: Role = Role.REPLICA, weight: int = 1, state: NodeState = NodeState.ONLINE) -> Node:
-    return Node(name, "10.0.0." + name[-1], 3306, role, weight, state)
 
 
 DB1 = _node("db1", Role.PRIMARY)
@@ -804,7 +801,7 @@ _replica_specs = st.lists(
 
 def _replicas(specs: list[tuple[int, NodeState]]) -> tuple[Node, ...]:
     return tuple(
-        Node(f"r{i}", "10.0.1.1", 3306 + i, Role.REPLICA, weight, state)
+        _node(f"r{i}", host="10.0.1.1", port=3306 + i, weight=weight, state=state)
         for i, (weight, state) in enumerate(specs)
     )
 

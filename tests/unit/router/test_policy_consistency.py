@@ -8,27 +8,21 @@ node and reason.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
 from rwproxy.router.classify import classify
 from rwproxy.router.policy import PolicyOptions, RouteReason, Strategy, Target, route
 from rwproxy.router.session_state import Consistency, SessionState
-from rwproxy.topology.gtid import parse_position
-from rwproxy.topology.model import Node, NodeState, Role, Topology
+from rwproxy.topology.model import NodeState, Topology
+from tests.support.builders import primary
+from tests.support.builders import replica as _replica
 
 RR = RouteReason
 C = Consistency
 
 
-def _replica(name: str, lag: float | None, gtid: str | None = None, weight: int = 1, **kw: Any) -> Node:
-    return Node(
-        name, "10.0.0.1", 3306, Role.REPLICA, weight, lag_seconds=lag, gtid=parse_position(gtid), **kw
-    )
-
-
-PRIMARY = Node("db1", "10.0.0.9", 3306, Role.PRIMARY, lag_seconds=0.0, gtid=parse_position("0-1-100"))
+PRIMARY = primary(lag=0.0, gtid="0-1-100")
 TOPO = Topology(
     (
         PRIMARY,

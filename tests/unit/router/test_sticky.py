@@ -6,13 +6,14 @@ from rwproxy.router.classify import classify
 from rwproxy.router.policy import RouteReason, route
 from rwproxy.router.session_state import SessionState
 from rwproxy.router.sticky import stick
-from rwproxy.topology.model import Node, NodeState, Role, Topology
+from rwproxy.topology.model import Node, NodeState, Topology
+from tests.support.builders import node, primary
 
-PRIMARY = Node("db1", "10.0.0.1", 3306, Role.PRIMARY, 1, NodeState.ONLINE)
+PRIMARY = primary()
 
 
 def replica(name: str, state: NodeState = NodeState.ONLINE) -> Node:
-    return Node(name, "10.0.0." + name[-1], 3306, Role.REPLICA, 1, state)
+    return node(name, state=state)
 
 
 def read(state: SessionState, topology: Topology, rand: float, sql: str = "SELECT 1") -> str | None:

@@ -15,6 +15,7 @@ from rwproxy.topology.heartbeat import (
     parse_table,
 )
 from rwproxy.topology.model import NodeState, Role
+from tests.support.builders import config_text, section, server, user
 
 HB = LagSource.HEARTBEAT
 SBM = LagSource.SECONDS_BEHIND_MASTER
@@ -142,7 +143,7 @@ def test_availability_logs_once_per_change() -> None:
     assert b.note(NONE) is None
 
 
-BASE = '[[users]]\nname = "a"\npassword = "b"\n[[servers]]\nname = "d"\nhost = "h"\n[monitor]\n'
+BASE = config_text(section("monitor"), users=[user("a", "b")], servers=[server("d", "h")])
 
 
 def test_config_keys() -> None:

@@ -22,11 +22,11 @@ from rwproxy.router.classify import classify
 from rwproxy.router.policy import RouteReason, Target, route
 from rwproxy.router.session_state import Consistency, SessionState
 from rwproxy.topology.election import ServerView, build_nodes
-from rwproxy.topology.gtid import parse_position
 from rwproxy.topology.health import ProbeResult, ServerHealth, ShunReason
 from rwproxy.topology.model import Node, NodeState, Role, Topology
 from rwproxy.topology.probe import Flavor, flavor_for_version
 from rwproxy.topology.probe_aurora import FRESH_SECONDS, aurora_replication, version_label
+from tests.support.builders import primary, replica
 
 NOW = dt.datetime(2024, 5, 2, 10, 15, 30, 250000)
 
@@ -123,13 +123,11 @@ def test_monitor_view_of_an_aurora_cluster() -> None:
     assert all(n.gtid is None and n.gtid_waits is False for n in nodes.values())
 
 
-PRIMARY = Node("w", "10.0.0.9", 3306, Role.PRIMARY, lag_seconds=0.0)
+PRIMARY = primary("w", lag=0.0)
 
 
 def _reader(name: str, waits: bool, gtid: str | None = None) -> Node:
-    return Node(
-        name, "10.0.0.1", 3306, Role.REPLICA, lag_seconds=0.01, gtid=parse_position(gtid), gtid_waits=waits
-    )
+    return replica(name, 0.01, gtid, gtid_waits=waits)
 
 
 def _causal_read(topology: Topology) -> Any:

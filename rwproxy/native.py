@@ -70,6 +70,7 @@ HOT_MODULES: tuple[str, ...] = (
     "rwproxy.router.attribute_hints",  # routing hints in query attributes
     "rwproxy.router.verb_scanners",
     "rwproxy.router.policy",
+    "rwproxy.router.routing_state",  # app.routing: rules, policy options (replaced whole on reload)
     "rwproxy.router.session_state",
     "rwproxy.router.statement",
     "rwproxy.topology.model",

@@ -153,7 +153,7 @@ def live(app: Any, sql: str) -> dict[str, Any]:
     return explain(
         sql,
         app.topology,
-        app.rules,
-        app.policy_options,
+        app.routing.rules,
+        app.routing.policy_options,
         source=f"live, from the running proxy (topology v{app.topology.version})",
     )

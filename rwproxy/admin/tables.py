@@ -188,9 +188,10 @@ def _query_digest(app: ProxyApp) -> list[Row]:
 
 
 def _routing_rules(app: ProxyApp) -> list[Row]:
-    hits = app.rules.hits
+    rules = app.routing.rules
+    hits = rules.hits
     rows = []
-    for i, (rule, rc) in enumerate(zip(app.rules.rules, app.config.routing.rules, strict=False)):
+    for i, (rule, rc) in enumerate(zip(rules.rules, app.config.routing.rules, strict=False)):
         rows.append(
             {
                 "position": i + 1,

@@ -143,7 +143,7 @@ async def resolve(session: ClientSession, req: Request) -> tuple[Route, str | No
     info = req.info
     r = causal_route(
         app.topology,
-        app.policy_options,
+        app.routing.policy_options,
         position,
         info.max_lag if info is not None else None,
         random.random(),

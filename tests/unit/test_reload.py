@@ -97,7 +97,7 @@ def test_reload_applies_users_servers_rules(tmp_path: Path) -> None:
     assert [n.name for n in app.topology.nodes] == ["db1", "db4"]
     assert app.topology.version == v0 + 1
     assert app.drained == frozenset()  # the drained server is gone
-    assert app.has_rules and app.outstanding is not None
+    assert app.routing.has_rules and app.routing.outstanding is not None
     assert app.stats.config_reloads["ok"] == 1
     assert "server db4 added" in result.changes and "server db2 removed" in result.changes
     assert result.restart_needed == []

@@ -22,6 +22,7 @@ from rwproxy.coordination import Coordinator
 from rwproxy.discovery.wiring import AwsParts
 from rwproxy.failover.controller import FailoverController, SwitchoverError
 from rwproxy.frontend import read_timeouts
+from rwproxy.frontend.host import SessionHost
 from rwproxy.frontend.preauth import PreauthGate
 from rwproxy.frontend.unreachable import ConnectFailures
 from rwproxy.observability.digests import DigestTable
@@ -83,7 +84,10 @@ def advertised_capabilities(
     return int(caps)  # a plain int: the sessions test bits of it per command (IntFlag & costs ~1 us)
 
 
-class ProxyApp:
+class ProxyApp(SessionHost):
+    """The composition root: builds every part and hands each consumer its narrow view of itself
+    (sessions: ``SessionHost``; failover: ``rwproxy.failover.ports``; admin: ``rwproxy.admin.ports``)."""
+
     def __init__(self, config: Config, *, config_path: str | Path | None = None) -> None:
         self.config = config
         self.config_path = Path(config_path) if config_path is not None else None  # for reload_config

@@ -55,6 +55,7 @@ __all__ = [
 # modules without import-time side effects on other modules; all of them compile as one group.
 HOT_MODULES: tuple[str, ...] = (
     "rwproxy.frontend.session",
+    "rwproxy.frontend.host",  # SessionHost: what the sessions read of the app (a native base of ProxyApp)
     "rwproxy.frontend.commands",
     "rwproxy.frontend.prepared",  # COM_STMT_EXECUTE: statement ids, parameter rewriting
     "rwproxy.frontend.multiplex",  # the finish_command hook (multiplexing)

@@ -33,7 +33,7 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rwproxy.backend.own_account import own_account
 from rwproxy.config import Config, ConfigError, load_config
@@ -42,9 +42,17 @@ from rwproxy.router.routing_state import RoutingState
 from rwproxy.topology.model import Topology
 
 if TYPE_CHECKING:
-    from rwproxy.app import ProxyApp
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
-__all__ = ["ReloadError", "ReloadResult", "install_sighup", "reload_app"]
+    from rwproxy.backend.pool import Pool
+    from rwproxy.config import UserConfig
+    from rwproxy.discovery.wiring import AwsParts
+    from rwproxy.frontend.session import ClientSession
+    from rwproxy.observability.stats import ProxyStats
+    from rwproxy.topology.monitor import Monitor
+
+__all__ = ["ReloadError", "ReloadResult", "ReloadTarget", "install_sighup", "reload_app"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +83,56 @@ class ReloadResult:
         }
 
 
-async def reload_app(app: ProxyApp) -> ReloadResult:
+class ReloadTarget(Protocol):
+    """What a reload reads and replaces of the running proxy (``rwproxy.app.ProxyApp``): public
+    fields and methods only; the routing settings are one object, swapped in one assignment."""
+
+    config: Config
+    routing: RoutingState
+    drained: frozenset[str]
+    monitor: Monitor | None
+    server_version: str
+
+    @property
+    def config_path(self) -> Path | None: ...
+
+    @property
+    def reload_lock(self) -> asyncio.Lock: ...
+
+    @property
+    def stats(self) -> ProxyStats: ...
+
+    @property
+    def topology(self) -> Topology: ...
+
+    @property
+    def sessions(self) -> Mapping[int, ClientSession]: ...
+
+    @property
+    def pool(self) -> Pool: ...
+
+    @property
+    def aws(self) -> AwsParts:
+        """The monitor's login under [backend] credentials (``AwsParts.use_monitor_account``)."""
+        ...
+
+    def set_topology(self, topology: Topology) -> None: ...
+
+    def replace_users(
+        self,
+        users: Sequence[UserConfig],
+        *,
+        removed: Sequence[str] = (),
+        added: Sequence[str] = (),
+        changed: Sequence[str] = (),
+    ) -> None: ...
+
+    def restart_idle_sweeper(self) -> None: ...
+
+    async def reload_config(self) -> ReloadResult: ...
+
+
+async def reload_app(app: ReloadTarget) -> ReloadResult:
     """Re-read ``app.config_path`` and apply it. Raises ReloadError (nothing changed) when invalid."""
     async with app.reload_lock:
         path = app.config_path
@@ -120,7 +177,7 @@ async def reload_app(app: ProxyApp) -> ReloadResult:
         return result
 
 
-async def apply(app: ProxyApp, old: Config, new: Config, diff: ConfigDiff) -> None:
+async def apply(app: ReloadTarget, old: Config, new: Config, diff: ConfigDiff) -> None:
     """Make the running ``app`` follow ``new`` (restart-only keys already kept as in ``old``)."""
     app.config = new
     if diff.users:
@@ -138,13 +195,13 @@ async def apply(app: ProxyApp, old: Config, new: Config, diff: ConfigDiff) -> No
         update_logging(*new.log_settings)
 
 
-def _apply_users(app: ProxyApp, new: Config, diff: ConfigDiff) -> None:
+def _apply_users(app: ReloadTarget, new: Config, diff: ConfigDiff) -> None:
     app.replace_users(
         new.users, removed=diff.users_removed, added=diff.users_added, changed=diff.users_changed
     )
 
 
-def _apply_routing(app: ProxyApp, new: Config) -> None:
+def _apply_routing(app: ReloadTarget, new: Config) -> None:
     """One assignment: sessions see the old routing state or the new one, never a mix."""
     in_flight = (
         s.inflight.route.node.name
@@ -154,7 +211,7 @@ def _apply_routing(app: ProxyApp, new: Config) -> None:
     app.routing = RoutingState.from_config(new.routing, app.routing, in_flight)
 
 
-async def _apply_servers_and_monitor(app: ProxyApp, new: Config, diff: ConfigDiff) -> None:
+async def _apply_servers_and_monitor(app: ReloadTarget, new: Config, diff: ConfigDiff) -> None:
     from rwproxy.topology.monitor import Monitor
 
     names = {s.name for s in new.servers}
@@ -187,7 +244,7 @@ async def _apply_servers_and_monitor(app: ProxyApp, new: Config, diff: ConfigDif
     app.set_topology(Topology(nodes=static.nodes, version=app.topology.version + 1))
 
 
-def install_sighup(app: ProxyApp) -> None:
+def install_sighup(app: ReloadTarget) -> None:
     """SIGHUP reloads the config (``rwproxy run``). Errors are logged by ``reload_app``."""
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[Any]] = set()

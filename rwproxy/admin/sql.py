@@ -61,7 +61,7 @@ from rwproxy.admin.drain import DrainError, set_drained
 from rwproxy.observability.metrics import rwproxy_version
 
 if TYPE_CHECKING:
-    from rwproxy.app import ProxyApp
+    from rwproxy.admin.ports import AdminSqlHost
 
 __all__ = ["AdminSql", "start_admin_sql"]
 
@@ -122,7 +122,7 @@ class _AdminConnection(Connection):  # type: ignore[misc]
 class AdminSession(Session):  # type: ignore[misc]
     """One admin client. Every query is refused unless authentication succeeded."""
 
-    def __init__(self, app: ProxyApp) -> None:
+    def __init__(self, app: AdminSqlHost) -> None:
         super().__init__()
         self.app = app
         self.variables.set("version", f"{app.server_version}-rwproxy-admin", force=True)
@@ -292,7 +292,7 @@ def _unquote(text: str, quote: str) -> str:
     return "".join(out)
 
 
-def _explain_rows(app: ProxyApp, sql: str) -> Any:
+def _explain_rows(app: AdminSqlHost, sql: str) -> Any:
     """``EXPLAIN ROUTE '<sql>'``: one (field, value) row per line of ``rwproxy explain``."""
     from rwproxy.admin.explain import live
 
@@ -343,7 +343,7 @@ class AdminSql:
             await asyncio.wait_for(self.server.wait_closed(), 2.0)
 
 
-async def start_admin_sql(app: ProxyApp, *, listen: str | None = None) -> AdminSql | None:
+async def start_admin_sql(app: AdminSqlHost, *, listen: str | None = None) -> AdminSql | None:
     """Serve the admin SQL interface on ``listen`` (default ``[admin] sql_listen``).
 
     Returns None when ``sql_listen = ""`` or no ``[[admin.users]]`` is configured (nobody could log

@@ -47,7 +47,7 @@ from rwproxy.router.statement import Effect, StatementInfo
 from rwproxy.topology.model import Node
 
 if TYPE_CHECKING:
-    from rwproxy.app import ProxyApp
+    from rwproxy.frontend.host import SessionHost
 
 __all__ = ["ClientSession"]
 
@@ -76,7 +76,7 @@ class ClientSession:
     An asyncio protocol by its methods (a plain class compiles to a C struct: see ``rwproxy.native``).
     """
 
-    def __init__(self, app: ProxyApp) -> None:
+    def __init__(self, app: SessionHost) -> None:
         self.app = app
         self.id = app.next_session_id()
         self.transport: asyncio.Transport | None = None

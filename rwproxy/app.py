@@ -1,7 +1,10 @@
 """The running proxy: config, topology snapshot, classifier, pools, sessions, listeners.
 
-Everything a client session needs hangs off one ``ProxyApp``. The topology is an immutable snapshot
-replaced whole (``app.topology = new``); sessions read it once per statement, without locks.
+``ProxyApp`` builds every part and hands each the narrow view of itself that part uses (sessions:
+``rwproxy.frontend.host.SessionHost``, its base class; failover, coordination, admin, reload: the
+Protocols in their packages), so nothing imports this module but the entry points. The topology
+(``app.topology``) and the routing settings (``app.routing``) are immutable objects replaced whole;
+sessions read them once per statement, without locks.
 """
 
 from __future__ import annotations

@@ -40,10 +40,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import re
 import secrets
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -142,9 +142,9 @@ class AdminSession(Session):  # type: ignore[misc]
             return self._drain([m.group(1)], m.group(2).upper() == "OFFLINE", strict=True)
         m = _SWITCHOVER.match(sql)
         if m is not None:
-            return await self._call_app("switchover", "SWITCHOVER", m.group(1))
+            return await self._call_app("SWITCHOVER", self.app.switchover(m.group(1)))
         if _RELOAD.match(sql):
-            return await self._call_app("reload_config", "RELOAD CONFIG")
+            return await self._call_app("RELOAD CONFIG", self.app.reload_config())
         m = _EXPLAIN_ROUTE.match(sql)
         if m is not None:
             return _explain_rows(
@@ -257,14 +257,9 @@ class AdminSession(Session):  # type: ignore[misc]
             raise MysqlError(f"rwproxy admin: {exc}", ErrorCode.WRONG_VALUE_FOR_VAR) from exc
         return rows, _RESULT_COLUMNS
 
-    async def _call_app(self, method: str, what: str, *args: str) -> Any:
-        fn = getattr(self.app, method, None)
-        if fn is None:
-            raise MysqlError(f"rwproxy admin: {what} is not available yet in this build", _UNSUPPORTED)
+    async def _call_app(self, what: str, call: Awaitable[object]) -> Any:
         try:
-            result = fn(*args)
-            if inspect.isawaitable(result):
-                result = await result
+            result = await call
         except MysqlError:
             raise
         except Exception as exc:

@@ -55,6 +55,8 @@ class _PoolStatsLike(Protocol):
     reused: int
     connect_errors: int
     reset_failures: int
+    waits: int
+    wait_timeouts: int
 
 
 class _PoolLike(Protocol):
@@ -459,10 +461,10 @@ def _add_multiplex(add: Callable[..., None], app: MetricsSource) -> None:
         add("rwproxy_multiplex_pins", n, reason)
     for node in app.topology.nodes:
         add("rwproxy_backend_connections_lendable", app.pool.parked_count(node.name), node.name)
-    add("rwproxy_backend_connections_replaced", getattr(stats, "backend_replaced", 0))
+    add("rwproxy_backend_connections_replaced", stats.backend_replaced)
     pstats = app.pool.stats
-    waits = getattr(pstats, "waits", 0)
-    timeouts = getattr(pstats, "wait_timeouts", 0)
+    waits = pstats.waits
+    timeouts = pstats.wait_timeouts
     add("rwproxy_backend_pool_waits", waits - timeouts, "served")
     add("rwproxy_backend_pool_waits", timeouts, "timeout")
 

@@ -1,7 +1,10 @@
 """The running proxy: config, topology snapshot, classifier, pools, sessions, listeners.
 
-Everything a client session needs hangs off one ``ProxyApp``. The topology is an immutable snapshot
-replaced whole (``app.topology = new``); sessions read it once per statement, without locks.
+``ProxyApp`` builds every part and hands each the narrow view of itself that part uses (sessions:
+``rwproxy.frontend.host.SessionHost``, its base class; failover, coordination, admin, reload: the
+Protocols in their packages), so nothing imports this module but the entry points. The topology
+(``app.topology``) and the routing settings (``app.routing``) are immutable objects replaced whole;
+sessions read them once per statement, without locks.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import asyncio
 import itertools
 import logging
 import ssl
-from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -22,6 +25,7 @@ from rwproxy.coordination import Coordinator
 from rwproxy.discovery.wiring import AwsParts
 from rwproxy.failover.controller import FailoverController, SwitchoverError
 from rwproxy.frontend import read_timeouts
+from rwproxy.frontend.host import SessionHost
 from rwproxy.frontend.preauth import PreauthGate
 from rwproxy.frontend.unreachable import ConnectFailures
 from rwproxy.observability.digests import DigestTable
@@ -30,8 +34,7 @@ from rwproxy.observability.stats import ProxyStats
 from rwproxy.protocol.auth import RsaKeyPair, UserCredential, parse_native_hash
 from rwproxy.protocol.constants import UTF8MB4_GENERAL_CI, Capability
 from rwproxy.router.classify import Classifier
-from rwproxy.router.policy import PolicyOptions, Strategy
-from rwproxy.router.rules import RuleSet
+from rwproxy.router.routing_state import RoutingState
 from rwproxy.router.session_state import Consistency
 from rwproxy.topology.model import Node, Topology
 from rwproxy.topology.monitor import Monitor
@@ -84,25 +87,18 @@ def advertised_capabilities(
     return int(caps)  # a plain int: the sessions test bits of it per command (IntFlag & costs ~1 us)
 
 
-class ProxyApp:
+class ProxyApp(SessionHost):
+    """The composition root: builds every part and hands each consumer its narrow view of itself
+    (sessions: ``SessionHost``; failover: ``rwproxy.failover.ports``; admin: ``rwproxy.admin.ports``)."""
+
     def __init__(self, config: Config, *, config_path: str | Path | None = None) -> None:
         self.config = config
         self.config_path = Path(config_path) if config_path is not None else None  # for reload_config
         self.reload_lock = asyncio.Lock()
         self.topology: Topology = config.topology()
         self.classifier = Classifier(config.routing.classifier_cache_size)
-        self.rules = RuleSet.from_config(config.routing.rules)
-        self.has_rules = bool(self.rules)
-        self.sticky_replica = config.routing.sticky_replica  # rwproxy.router.sticky
-        strategy = Strategy(config.routing.strategy)
-        # least_outstanding: statements in flight per server, kept by the sessions.
-        self.outstanding: Counter[str] | None = Counter() if strategy is Strategy.LEAST_OUTSTANDING else None
-        self.policy_options = PolicyOptions(
-            on_no_replica_primary=config.routing.on_no_replica == "primary",
-            reads_to_primary=config.routing.reads_to_primary,
-            strategy=strategy,
-            outstanding=self.outstanding,
-        )
+        # Rules, policy options, sticky reads, in-flight counts: replaced whole by a reload.
+        self.routing = RoutingState.from_config(config.routing)
         backend = config.backend
         self.pool = Pool(
             max_per_server=backend.pool_max_per_server,
@@ -147,7 +143,7 @@ class ProxyApp:
         # Query latency by route (observability.latency), recorded by the sessions; None: histogram off.
         self.latency: LatencyHistogram | None = LatencyHistogram() if admin.latency_histogram else None
         self.monitor: Monitor | None = (
-            Monitor.from_config(config, on_topology=self._set_topology, ssl=self.pool.ssl_context)
+            Monitor.from_config(config, on_topology=self.set_topology, ssl=self.pool.ssl_context)
             if config.monitor.enabled
             else None
         )
@@ -170,7 +166,7 @@ class ProxyApp:
             raise SwitchoverError('switchover needs the monitor and failover.mode other than "off"')
         return await self.failover.switchover(to)
 
-    def _set_topology(self, topology: Topology) -> None:
+    def set_topology(self, topology: Topology) -> None:
         """The monitor publishes a new immutable snapshot; sessions pick it up at their next statement."""
         self.topology = topology.with_drained(self.drained) if self.drained else topology
         self.aws.topology_published()
@@ -192,7 +188,7 @@ class ProxyApp:
             self.stats.no_replica_periods += 1
             what = (
                 "reads go to the primary (routing.on_no_replica = primary)"
-                if self.policy_options.on_no_replica_primary
+                if self.routing.policy_options.on_no_replica_primary
                 else "reads fail (routing.on_no_replica = error)"
             )
             states = ", ".join(
@@ -243,6 +239,25 @@ class ProxyApp:
     def user_connection_limit(self, name: str) -> int | None:
         user = self._users.get(name)
         return user.max_connections if user is not None else None
+
+    def replace_users(
+        self,
+        users: Iterable[UserConfig],
+        *,
+        removed: Sequence[str] = (),
+        added: Sequence[str] = (),
+        changed: Sequence[str] = (),
+    ) -> None:
+        """A reload's users: new ones log in at once; a removed user's open sessions keep its backend
+        credentials until they end; a removed or changed user's caching_sha2 fast auth is forgotten."""
+        before = self._users
+        self._users = {u.name: u for u in users}
+        for name in removed:
+            self._retired_users[name] = before[name]  # for the sessions it still has
+        for name in added:
+            self._retired_users.pop(name, None)
+        for name in (*removed, *changed):
+            self.sha2_cache.discard(name)  # caching_sha2 fast auth must see the new password
 
     def next_session_id(self) -> int:
         self.stats.client_connections += 1
@@ -314,6 +329,12 @@ class ProxyApp:
         self.admin_http = await start_admin_http(self)  # None when [admin] http_listen = ""
         self.admin_sql = await start_admin_sql(self)  # None when off or without [[admin.users]]
         return bound
+
+    def restart_idle_sweeper(self) -> None:
+        """A reload changed rwproxy.client_idle_timeout_seconds: the sweeper starts over with it."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle_clients())
 
     async def _sweep_idle_clients(self) -> None:
         """Close clients idle longer than rwproxy.client_idle_timeout_seconds (like wait_timeout).

@@ -168,17 +168,15 @@ def _explain(sql: str, config_path: str | None, admin: str | None, raw: bool) ->
             return 1
     else:
         from rwproxy.router.policy import PolicyOptions
+        from rwproxy.router.routing_state import RoutingState
         from rwproxy.router.rules import RuleSet
 
         if config_path:
             config = _load(config_path)
             auto = [s.name for s in config.servers if s.role == "auto"]
             topology, notes = offline_topology(config.topology(), auto)
-            rules = RuleSet.from_config(config.routing.rules)
-            options = PolicyOptions(
-                on_no_replica_primary=config.routing.on_no_replica == "primary",
-                reads_to_primary=config.routing.reads_to_primary,
-            )
+            routing = RoutingState.from_config(config.routing)  # as the proxy would route
+            rules, options = routing.rules, routing.policy_options
             source = f"from {config_path}"
         else:
             topology, rules, options = default_topology(), RuleSet(()), PolicyOptions()

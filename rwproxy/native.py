@@ -55,6 +55,7 @@ __all__ = [
 # modules without import-time side effects on other modules; all of them compile as one group.
 HOT_MODULES: tuple[str, ...] = (
     "rwproxy.frontend.session",
+    "rwproxy.frontend.host",  # SessionHost: what the sessions read of the app (a native base of ProxyApp)
     "rwproxy.frontend.commands",
     "rwproxy.frontend.prepared",  # COM_STMT_EXECUTE: statement ids, parameter rewriting
     "rwproxy.frontend.multiplex",  # the finish_command hook (multiplexing)
@@ -70,6 +71,7 @@ HOT_MODULES: tuple[str, ...] = (
     "rwproxy.router.attribute_hints",  # routing hints in query attributes
     "rwproxy.router.verb_scanners",
     "rwproxy.router.policy",
+    "rwproxy.router.routing_state",  # app.routing: rules, policy options (replaced whole on reload)
     "rwproxy.router.session_state",
     "rwproxy.router.statement",
     "rwproxy.topology.model",

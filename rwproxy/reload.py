@@ -32,21 +32,27 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rwproxy.backend.own_account import own_account
 from rwproxy.config import Config, ConfigError, load_config
 from rwproxy.config.diff import ConfigDiff, diff_configs, keep_restart_only
-from rwproxy.router.policy import PolicyOptions, Strategy
-from rwproxy.router.rules import RuleSet
+from rwproxy.router.routing_state import RoutingState
 from rwproxy.topology.model import Topology
 
 if TYPE_CHECKING:
-    from rwproxy.app import ProxyApp
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
-__all__ = ["ReloadError", "ReloadResult", "install_sighup", "reload_app"]
+    from rwproxy.backend.pool import Pool
+    from rwproxy.config import UserConfig
+    from rwproxy.discovery.wiring import AwsParts
+    from rwproxy.frontend.session import ClientSession
+    from rwproxy.observability.stats import ProxyStats
+    from rwproxy.topology.monitor import Monitor
+
+__all__ = ["ReloadError", "ReloadResult", "ReloadTarget", "install_sighup", "reload_app"]
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +83,56 @@ class ReloadResult:
         }
 
 
-async def reload_app(app: ProxyApp) -> ReloadResult:
+class ReloadTarget(Protocol):
+    """What a reload reads and replaces of the running proxy (``rwproxy.app.ProxyApp``): public
+    fields and methods only; the routing settings are one object, swapped in one assignment."""
+
+    config: Config
+    routing: RoutingState
+    drained: frozenset[str]
+    monitor: Monitor | None
+    server_version: str
+
+    @property
+    def config_path(self) -> Path | None: ...
+
+    @property
+    def reload_lock(self) -> asyncio.Lock: ...
+
+    @property
+    def stats(self) -> ProxyStats: ...
+
+    @property
+    def topology(self) -> Topology: ...
+
+    @property
+    def sessions(self) -> Mapping[int, ClientSession]: ...
+
+    @property
+    def pool(self) -> Pool: ...
+
+    @property
+    def aws(self) -> AwsParts:
+        """The monitor's login under [backend] credentials (``AwsParts.use_monitor_account``)."""
+        ...
+
+    def set_topology(self, topology: Topology) -> None: ...
+
+    def replace_users(
+        self,
+        users: Sequence[UserConfig],
+        *,
+        removed: Sequence[str] = (),
+        added: Sequence[str] = (),
+        changed: Sequence[str] = (),
+    ) -> None: ...
+
+    def restart_idle_sweeper(self) -> None: ...
+
+    async def reload_config(self) -> ReloadResult: ...
+
+
+async def reload_app(app: ReloadTarget) -> ReloadResult:
     """Re-read ``app.config_path`` and apply it. Raises ReloadError (nothing changed) when invalid."""
     async with app.reload_lock:
         path = app.config_path
@@ -122,61 +177,41 @@ async def reload_app(app: ProxyApp) -> ReloadResult:
         return result
 
 
-async def apply(app: ProxyApp, old: Config, new: Config, diff: ConfigDiff) -> None:
+async def apply(app: ReloadTarget, old: Config, new: Config, diff: ConfigDiff) -> None:
     """Make the running ``app`` follow ``new`` (restart-only keys already kept as in ``old``)."""
     app.config = new
     if diff.users:
-        _apply_users(app, old, new, diff)
+        _apply_users(app, new, diff)
     if diff.section_changed("routing"):
         _apply_routing(app, new)
     await _apply_servers_and_monitor(app, new, diff)
     if "proxy.server_version" in diff.live and new.proxy.server_version:
         app.server_version = new.proxy.server_version
-    if "rwproxy.client_idle_timeout_seconds" in diff.live and app._sweeper is not None:
-        app._sweeper.cancel()
-        app._sweeper = asyncio.get_running_loop().create_task(app._sweep_idle_clients())
+    if "rwproxy.client_idle_timeout_seconds" in diff.live:
+        app.restart_idle_sweeper()
     if old.log_settings != new.log_settings:
         from rwproxy.observability.logs import update_logging
 
         update_logging(*new.log_settings)
 
 
-def _apply_users(app: ProxyApp, old: Config, new: Config, diff: ConfigDiff) -> None:
-    before = {u.name: u for u in old.users}
-    app._users = {u.name: u for u in new.users}
-    for name in diff.users_removed:
-        app._retired_users[name] = before[name]  # for the sessions it still has
-    for name in diff.users_added:
-        app._retired_users.pop(name, None)
-    for name in (*diff.users_removed, *diff.users_changed):
-        app.sha2_cache.discard(name)  # caching_sha2 fast auth must see the new password
-
-
-def _apply_routing(app: ProxyApp, new: Config) -> None:
-    routing = new.routing
-    app.rules = RuleSet.from_config(routing.rules)
-    app.has_rules = bool(app.rules)
-    strategy = Strategy(routing.strategy)
-    outstanding = app.outstanding
-    if strategy is Strategy.LEAST_OUTSTANDING and outstanding is None:
-        # Statements already in flight will be subtracted when they end: count them in now.
-        outstanding = Counter()
-        for session in app.sessions.values():
-            inflight = session.inflight
-            if inflight is not None and inflight.route.node is not None:
-                outstanding[inflight.route.node.name] += 1
-    elif strategy is not Strategy.LEAST_OUTSTANDING:
-        outstanding = None
-    app.outstanding = outstanding
-    app.policy_options = PolicyOptions(
-        on_no_replica_primary=routing.on_no_replica == "primary",
-        reads_to_primary=routing.reads_to_primary,
-        strategy=strategy,
-        outstanding=outstanding,
+def _apply_users(app: ReloadTarget, new: Config, diff: ConfigDiff) -> None:
+    app.replace_users(
+        new.users, removed=diff.users_removed, added=diff.users_added, changed=diff.users_changed
     )
 
 
-async def _apply_servers_and_monitor(app: ProxyApp, new: Config, diff: ConfigDiff) -> None:
+def _apply_routing(app: ReloadTarget, new: Config) -> None:
+    """One assignment: sessions see the old routing state or the new one, never a mix."""
+    in_flight = (
+        s.inflight.route.node.name
+        for s in app.sessions.values()
+        if s.inflight is not None and s.inflight.route.node is not None
+    )
+    app.routing = RoutingState.from_config(new.routing, app.routing, in_flight)
+
+
+async def _apply_servers_and_monitor(app: ReloadTarget, new: Config, diff: ConfigDiff) -> None:
     from rwproxy.topology.monitor import Monitor
 
     names = {s.name for s in new.servers}
@@ -185,7 +220,7 @@ async def _apply_servers_and_monitor(app: ProxyApp, new: Config, diff: ConfigDif
     monitor = app.monitor
     if new.monitor.enabled:
         if monitor is None:
-            monitor = Monitor.from_config(new, on_topology=app._set_topology, ssl=app.pool.ssl_context)
+            monitor = Monitor.from_config(new, on_topology=app.set_topology, ssl=app.pool.ssl_context)
             app.aws.use_monitor_account(monitor, own_account(new, "monitor"))
             monitor.version = app.topology.version  # versions keep growing across the switch
             app.monitor = monitor
@@ -206,10 +241,10 @@ async def _apply_servers_and_monitor(app: ProxyApp, new: Config, diff: ConfigDif
     elif not (diff.servers or "servers" in diff.live):
         return
     static = new.topology()
-    app._set_topology(Topology(nodes=static.nodes, version=app.topology.version + 1))
+    app.set_topology(Topology(nodes=static.nodes, version=app.topology.version + 1))
 
 
-def install_sighup(app: ProxyApp) -> None:
+def install_sighup(app: ReloadTarget) -> None:
     """SIGHUP reloads the config (``rwproxy run``). Errors are logged by ``reload_app``."""
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[Any]] = set()

@@ -3,7 +3,7 @@
     set_drained(app, "db2", True)    # no NEW statement goes to db2; statements running there finish
     set_drained(app, "db2", False)   # back in the read choice (if the monitor has it ONLINE)
 
-The drained names live in ``app.drained`` (a frozenset); ``ProxyApp._set_topology`` applies them to
+The drained names live in ``app.drained`` (a frozenset); ``ProxyApp.set_topology`` applies them to
 every snapshot the monitor publishes (``Topology.with_drained``), so a drain survives state changes.
 Only replicas can be drained: every write and every transaction must run on the primary, so draining
 it would change nothing; move the primary with a switchover instead. A drained server that later

@@ -17,7 +17,7 @@ them). Matching rules are not counted in ``routing_rules.hits``.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rwproxy.router.classify import Classifier
 from rwproxy.router.digest import digest_hash, digest_text
@@ -26,6 +26,9 @@ from rwproxy.router.rules import RuleSet
 from rwproxy.router.session_state import SessionState
 from rwproxy.router.statement import Effect
 from rwproxy.topology.model import Node, Role, Topology
+
+if TYPE_CHECKING:
+    from rwproxy.admin.ports import AdminHost
 
 __all__ = ["default_topology", "effect_names", "explain", "lines", "live", "offline_topology"]
 
@@ -148,12 +151,12 @@ def lines(doc: dict[str, Any]) -> list[str]:
     return out
 
 
-def live(app: Any, sql: str) -> dict[str, Any]:
+def live(app: AdminHost, sql: str) -> dict[str, Any]:
     """``explain`` against a running proxy's state (its topology, rules and routing options)."""
     return explain(
         sql,
         app.topology,
-        app.rules,
-        app.policy_options,
+        app.routing.rules,
+        app.routing.policy_options,
         source=f"live, from the running proxy (topology v{app.topology.version})",
     )

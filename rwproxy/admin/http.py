@@ -35,12 +35,11 @@ counters without locks.
 from __future__ import annotations
 
 import hmac
-import inspect
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -49,10 +48,10 @@ from prometheus_client.registry import Collector
 
 from rwproxy import native
 from rwproxy.admin.drain import DrainError, set_drained
+from rwproxy.admin.ports import AdminHost
 from rwproxy.admin.tables import queries_by_server, sessions_by_server
 from rwproxy.failover.metrics import FailoverCollector, drill_summary, failover_status
 from rwproxy.observability.metrics import (
-    MetricsSource,
     build_registry,
     node_lag,
     pool_counts,
@@ -62,27 +61,11 @@ from rwproxy.observability.metrics import (
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
 
-    from rwproxy.config import Config
-    from rwproxy.observability.digests import DigestTable
     from rwproxy.topology.model import Node, Topology
 
 __all__ = ["AdminHttp", "readiness", "start_admin_http", "status"]
 
 log = logging.getLogger(__name__)
-
-
-class AdminSource(MetricsSource, Protocol):
-    """What the admin interface reads from ``rwproxy.app.ProxyApp``, beyond the metrics."""
-
-    @property
-    def config(self) -> Config: ...
-
-    @property
-    def server_version(self) -> str: ...
-
-    topology: Topology
-    drained: frozenset[str]
-    digests: DigestTable | None
 
 
 @dataclass(slots=True)
@@ -128,7 +111,7 @@ def readiness(topology: Topology) -> tuple[bool, dict[str, Any]]:
 
 
 def _node_status(
-    app: MetricsSource, node: Node, queries: Mapping[str, int], sessions: Mapping[str, int]
+    app: AdminHost, node: Node, queries: Mapping[str, int], sessions: Mapping[str, int]
 ) -> dict[str, Any]:
     idle, in_use = pool_counts(app, node)
     doc: dict[str, Any] = {
@@ -137,7 +120,7 @@ def _node_status(
         "port": node.port,
         "role": node.role.value,
         "state": node.state.value,
-        "reason": getattr(node, "reason", None),
+        "reason": node.reason,
         "lag_seconds": node_lag(node),  # null while unknown, never 0
         "weight": node.weight,
         "pool": {"idle": idle, "in_use": in_use, "lendable": _lendable(app, node.name)},
@@ -153,18 +136,16 @@ def _node_status(
     return doc
 
 
-def _lendable(app: MetricsSource, name: str) -> int:
+def _lendable(app: AdminHost, name: str) -> int:
     """Connections parked by idle multiplexing sessions (rwproxy.frontend.multiplex), in ``in_use``."""
-    parked = getattr(app.pool, "parked_count", None)
-    return int(parked(name)) if parked is not None else 0
+    return app.pool.parked_count(name)
 
 
-def _role_disagreement(app: object, name: str) -> str | None:
-    aws = getattr(app, "aws", None)
-    return aws.role_disagreement(name) if aws is not None else None
+def _role_disagreement(app: AdminHost, name: str) -> str | None:
+    return app.aws.role_disagreement(name)
 
 
-def status(app: AdminSource, *, started: float) -> dict[str, Any]:
+def status(app: AdminHost, *, started: float) -> dict[str, Any]:
     """The /status document. ``started``: ``time.monotonic()`` when the proxy started."""
     topology = app.topology
     ready, _ = readiness(topology)
@@ -180,21 +161,20 @@ def status(app: AdminSource, *, started: float) -> dict[str, Any]:
         "topology_version": topology.version,
         "nodes": [_node_status(app, n, queries, sessions) for n in topology.nodes],
     }
-    failover = failover_status(getattr(app, "failover", None))
+    failover = failover_status(app.failover)
     if failover is not None:
         doc["failover"] = failover
-    coordination = getattr(app, "coordination", None)
+    coordination = app.coordination
     if coordination is not None:
         doc["coordination"] = coordination.status()
-    aws = getattr(app, "aws", None)
-    discovery = aws.status() if aws is not None else None
+    discovery = app.aws.status()
     if discovery is not None:
         doc["discovery"] = discovery
     return doc
 
 
 class _Handlers:
-    def __init__(self, app: AdminSource, registry: CollectorRegistry, started: float) -> None:
+    def __init__(self, app: AdminHost, registry: CollectorRegistry, started: float) -> None:
         self.app = app
         self.registry = registry
         self.started = started
@@ -260,8 +240,7 @@ class _Handlers:
             summary = drill_summary(body)
         except (ValueError, TypeError, KeyError) as exc:
             return _error(400, f"expected a drill summary as JSON: {exc}")
-        results: dict[str, dict[str, Any]] = getattr(self.app, "drill_results", {})
-        results[summary["scenario"]] = summary
+        self.app.drill_results[summary["scenario"]] = summary
         return web.json_response({"stored": summary["scenario"]})
 
     async def drain(self, request: web.Request) -> web.Response:
@@ -296,32 +275,20 @@ class _Handlers:
             target = body.get("to") if isinstance(body, dict) else None
         if target is not None and (not isinstance(target, str) or not target):
             return _error(400, 'name the server that becomes the primary: {"to": "db2"} or ?to=db2 (or none)')
-        fn = getattr(self.app, "switchover", None)
-        if fn is None:
-            return _error(501, "switchover is not available yet in this build")
         try:
-            result = fn(target)
-            if inspect.isawaitable(result):
-                result = await result
+            result = await self.app.switchover(target)
         except Exception as exc:
             return _error(409, f"switchover to {target} failed: {exc}")
-        if isinstance(result, dict):
-            return web.json_response(
-                {"switchover": result.get("to", target), "result": "ok", "report": result}
-            )
-        return web.json_response({"switchover": target, "result": None if result is None else str(result)})
+        return web.json_response({"switchover": result.get("to", target), "result": "ok", "report": result})
 
     async def reload(self, request: web.Request) -> web.Response:
         refused = self._refused(request)
         if refused is not None:
             return refused
-        fn = getattr(self.app, "reload_config", None)
-        if fn is None:
-            return _error(501, "reload is not available in this build")
         from rwproxy.reload import ReloadError
 
         try:
-            result = await fn()
+            result = await self.app.reload_config()
         except ReloadError as exc:
             return web.json_response({"ok": False, "error": str(exc)}, status=400)
         return web.json_response(result.as_dict())
@@ -334,7 +301,7 @@ def _error(status_code: int, message: str) -> web.Response:
 class AdminCollector(Collector):
     """Bounded admin metrics: digest table size and evictions, drained servers (label: server name)."""
 
-    def __init__(self, app: AdminSource) -> None:
+    def __init__(self, app: AdminHost) -> None:
         self.app = app
 
     def collect(self) -> list[Metric]:
@@ -356,7 +323,7 @@ class AdminCollector(Collector):
 
 
 async def start_admin_http(
-    app: AdminSource, *, listen: str | None = None, registry: CollectorRegistry | None = None
+    app: AdminHost, *, listen: str | None = None, registry: CollectorRegistry | None = None
 ) -> AdminHttp | None:
     """Serve the admin interface on ``listen`` (default ``app.config.admin.http_listen``; "" = off).
 

@@ -40,10 +40,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import re
 import secrets
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +61,7 @@ from rwproxy.admin.drain import DrainError, set_drained
 from rwproxy.observability.metrics import rwproxy_version
 
 if TYPE_CHECKING:
-    from rwproxy.app import ProxyApp
+    from rwproxy.admin.ports import AdminSqlHost
 
 __all__ = ["AdminSql", "start_admin_sql"]
 
@@ -122,7 +122,7 @@ class _AdminConnection(Connection):  # type: ignore[misc]
 class AdminSession(Session):  # type: ignore[misc]
     """One admin client. Every query is refused unless authentication succeeded."""
 
-    def __init__(self, app: ProxyApp) -> None:
+    def __init__(self, app: AdminSqlHost) -> None:
         super().__init__()
         self.app = app
         self.variables.set("version", f"{app.server_version}-rwproxy-admin", force=True)
@@ -142,9 +142,9 @@ class AdminSession(Session):  # type: ignore[misc]
             return self._drain([m.group(1)], m.group(2).upper() == "OFFLINE", strict=True)
         m = _SWITCHOVER.match(sql)
         if m is not None:
-            return await self._call_app("switchover", "SWITCHOVER", m.group(1))
+            return await self._call_app("SWITCHOVER", self.app.switchover(m.group(1)))
         if _RELOAD.match(sql):
-            return await self._call_app("reload_config", "RELOAD CONFIG")
+            return await self._call_app("RELOAD CONFIG", self.app.reload_config())
         m = _EXPLAIN_ROUTE.match(sql)
         if m is not None:
             return _explain_rows(
@@ -257,14 +257,9 @@ class AdminSession(Session):  # type: ignore[misc]
             raise MysqlError(f"rwproxy admin: {exc}", ErrorCode.WRONG_VALUE_FOR_VAR) from exc
         return rows, _RESULT_COLUMNS
 
-    async def _call_app(self, method: str, what: str, *args: str) -> Any:
-        fn = getattr(self.app, method, None)
-        if fn is None:
-            raise MysqlError(f"rwproxy admin: {what} is not available yet in this build", _UNSUPPORTED)
+    async def _call_app(self, what: str, call: Awaitable[object]) -> Any:
         try:
-            result = fn(*args)
-            if inspect.isawaitable(result):
-                result = await result
+            result = await call
         except MysqlError:
             raise
         except Exception as exc:
@@ -292,7 +287,7 @@ def _unquote(text: str, quote: str) -> str:
     return "".join(out)
 
 
-def _explain_rows(app: ProxyApp, sql: str) -> Any:
+def _explain_rows(app: AdminSqlHost, sql: str) -> Any:
     """``EXPLAIN ROUTE '<sql>'``: one (field, value) row per line of ``rwproxy explain``."""
     from rwproxy.admin.explain import live
 
@@ -343,7 +338,7 @@ class AdminSql:
             await asyncio.wait_for(self.server.wait_closed(), 2.0)
 
 
-async def start_admin_sql(app: ProxyApp, *, listen: str | None = None) -> AdminSql | None:
+async def start_admin_sql(app: AdminSqlHost, *, listen: str | None = None) -> AdminSql | None:
     """Serve the admin SQL interface on ``listen`` (default ``[admin] sql_listen``).
 
     Returns None when ``sql_listen = ""`` or no ``[[admin.users]]`` is configured (nobody could log

@@ -18,7 +18,7 @@ from rwproxy.observability.metrics import node_lag, pool_counts
 from rwproxy.topology.model import read_share
 
 if TYPE_CHECKING:
-    from rwproxy.app import ProxyApp
+    from rwproxy.admin.ports import AdminSqlHost
 
 __all__ = ["SCHEMA", "TABLES", "build", "queries_by_server", "readable_time", "sessions_by_server"]
 
@@ -111,7 +111,7 @@ def readable_time(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
 
 
-def _servers(app: ProxyApp) -> list[Row]:
+def _servers(app: AdminSqlHost) -> list[Row]:
     rows = []
     queries = queries_by_server(app)
     sessions = sessions_by_server(app)
@@ -138,7 +138,7 @@ def _servers(app: ProxyApp) -> list[Row]:
     return rows
 
 
-def _pools(app: ProxyApp) -> list[Row]:
+def _pools(app: AdminSqlHost) -> list[Row]:
     rows = []
     limit = app.config.backend.pool_max_per_server
     for node in app.topology.nodes:
@@ -148,7 +148,7 @@ def _pools(app: ProxyApp) -> list[Row]:
     return rows
 
 
-def _sessions(app: ProxyApp) -> list[Row]:
+def _sessions(app: AdminSqlHost) -> list[Row]:
     rows = []
     for session in list(app.sessions.values()):
         state = session.state
@@ -182,15 +182,16 @@ def _sessions(app: ProxyApp) -> list[Row]:
     return rows
 
 
-def _query_digest(app: ProxyApp) -> list[Row]:
+def _query_digest(app: AdminSqlHost) -> list[Row]:
     rows = app.digests.rows() if app.digests is not None else []
     return [{**row, "first_seen": readable_time(row["first_seen"])} for row in rows]
 
 
-def _routing_rules(app: ProxyApp) -> list[Row]:
-    hits = app.rules.hits
+def _routing_rules(app: AdminSqlHost) -> list[Row]:
+    rules = app.routing.rules
+    hits = rules.hits
     rows = []
-    for i, (rule, rc) in enumerate(zip(app.rules.rules, app.config.routing.rules, strict=False)):
+    for i, (rule, rc) in enumerate(zip(rules.rules, app.config.routing.rules, strict=False)):
         rows.append(
             {
                 "position": i + 1,
@@ -204,7 +205,7 @@ def _routing_rules(app: ProxyApp) -> list[Row]:
     return rows
 
 
-def _stats(app: ProxyApp) -> list[Row]:
+def _stats(app: AdminSqlHost) -> list[Row]:
     s = app.stats
     c = app.classifier
     p = app.pool.stats
@@ -244,12 +245,12 @@ def _stats(app: ProxyApp) -> list[Row]:
     return [{"name": name, "value": int(value)} for name, value in values]  # counters: 15, not 15.0
 
 
-def _is_primary(app: ProxyApp, name: str) -> bool:
+def _is_primary(app: AdminSqlHost, name: str) -> bool:
     primary = app.topology.primary
     return primary is not None and primary.name == name
 
 
-TABLES: dict[str, Callable[[ProxyApp], list[Row]]] = {
+TABLES: dict[str, Callable[[AdminSqlHost], list[Row]]] = {
     "servers": _servers,
     "pools": _pools,
     "sessions": _sessions,
@@ -259,6 +260,6 @@ TABLES: dict[str, Callable[[ProxyApp], list[Row]]] = {
 }
 
 
-def build(app: ProxyApp, name: str) -> list[Row]:
+def build(app: AdminSqlHost, name: str) -> list[Row]:
     """The rows of table ``name`` (a key of ``TABLES``) right now."""
     return TABLES[name](app)

@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
 from rwproxy.config.fields import _SECRET_KEYS, MASK
-
-if TYPE_CHECKING:
-    from rwproxy.config.model import Config
 
 __all__ = ["dump_effective"]
 
@@ -80,8 +77,9 @@ def _toml_table(header: str, table: dict[str, Any], lines: list[str]) -> None:
                 _toml_table(f"[[{name}.{key}]]", item, lines)
 
 
-def dump_effective(config: Config) -> str:
-    """The effective configuration as TOML text, defaults filled in, secrets shown as "***"."""
+def dump_effective(config: BaseModel) -> str:
+    """The effective configuration (a ``rwproxy.config.Config``) as TOML text, defaults filled in,
+    secrets shown as "***"."""
     lines = ["# rwproxy effective configuration (defaults filled in, secrets masked)", ""]
     for section, value in _plain(config, keep_none=True, mask=True).items():
         if isinstance(value, list):

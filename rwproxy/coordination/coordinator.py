@@ -25,22 +25,41 @@ import logging
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rwproxy.coordination.election import Elector, NotLeader, Published
 from rwproxy.coordination.etcd import EtcdClient
 
 if TYPE_CHECKING:
-    from rwproxy.app import ProxyApp
+    from rwproxy.config import Config
     from rwproxy.config.coordination import CoordinationConfig
+    from rwproxy.failover.controller import FailoverController
+    from rwproxy.topology.model import Topology
+    from rwproxy.topology.monitor import Monitor
 
-__all__ = ["Coordinator", "NotLeader"]
+__all__ = ["Coordinator", "CoordinatorHost", "NotLeader"]
 
 log = logging.getLogger(__name__)
 
 
+class CoordinatorHost(Protocol):
+    """What the coordinator reads of the proxy (``rwproxy.app.ProxyApp`` satisfies it)."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def topology(self) -> Topology: ...
+
+    @property
+    def monitor(self) -> Monitor | None: ...
+
+    @property
+    def failover(self) -> FailoverController | None: ...
+
+
 class Coordinator:
-    def __init__(self, app: ProxyApp, cfg: CoordinationConfig) -> None:
+    def __init__(self, app: CoordinatorHost, cfg: CoordinationConfig) -> None:
         self.app = app
         self.cfg = cfg
         self.instance = cfg.instance or f"{socket.gethostname()}-{os.getpid()}"
@@ -54,7 +73,7 @@ class Coordinator:
         self._mismatch: str | None = None  # follower: (epoch, primary) disagreeing last round
 
     @classmethod
-    def from_app(cls, app: ProxyApp) -> Coordinator | None:
+    def from_app(cls, app: CoordinatorHost) -> Coordinator | None:
         cfg = app.config.coordination
         if not cfg.enabled:
             return None

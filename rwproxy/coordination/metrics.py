@@ -6,20 +6,30 @@ and alerts use (deploy/); without ``[coordination]`` nothing is exported.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["CoordinationCollector"]
+if TYPE_CHECKING:
+    from rwproxy.coordination.coordinator import Coordinator
+
+__all__ = ["CoordinationCollector", "CoordinationMetricsSource"]
+
+
+class CoordinationMetricsSource(Protocol):
+    """``rwproxy.app.ProxyApp``: its ``coordination`` is None without ``[coordination]``."""
+
+    @property
+    def coordination(self) -> Coordinator | None: ...
 
 
 class CoordinationCollector(Collector):
-    def __init__(self, app: Any) -> None:
-        self.app = app  # rwproxy.app.ProxyApp: its ``coordination`` may be None
+    def __init__(self, app: CoordinationMetricsSource) -> None:
+        self.app = app
 
     def collect(self) -> list[Metric]:
-        coordination = getattr(self.app, "coordination", None)
+        coordination = self.app.coordination
         if coordination is None:
             return []
         e = coordination.elector

@@ -30,7 +30,7 @@ from rwproxy.topology.model import Node, Topology
 from rwproxy.topology.probe import Flavor
 
 if TYPE_CHECKING:
-    from rwproxy.app import ProxyApp
+    from rwproxy.failover.ports import FailoverHost
     from rwproxy.topology.monitor import Monitor
 
 __all__ = ["FailoverController", "FailoverStats", "SwitchoverError"]
@@ -41,7 +41,7 @@ SEMI_SYNC_EVERY = 5.0  # seconds between two reads of the primary's semi-sync st
 
 
 class FailoverController:
-    def __init__(self, app: ProxyApp, monitor: Monitor) -> None:
+    def __init__(self, app: FailoverHost, monitor: Monitor) -> None:
         cfg = app.config.failover
         self.app = app
         self.monitor = monitor

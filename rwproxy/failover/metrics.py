@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -11,17 +11,27 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from rwproxy.failover.controller import FailoverController
 
-__all__ = ["FailoverCollector", "drill_summary", "failover_status"]
+__all__ = ["FailoverCollector", "FailoverMetricsSource", "drill_summary", "failover_status"]
 
 _DRILL_SCENARIOS = ("failover", "switchover", "replica-loss", "lag")
 
 
+class FailoverMetricsSource(Protocol):
+    """What the collector reads (``rwproxy.app.ProxyApp``; ``failover`` None without failover)."""
+
+    @property
+    def failover(self) -> FailoverController | None: ...
+
+    @property
+    def drill_results(self) -> dict[str, dict[str, Any]]: ...
+
+
 class FailoverCollector(Collector):
-    def __init__(self, app: Any) -> None:
-        self.app = app  # rwproxy.app.ProxyApp: its ``failover`` may be None
+    def __init__(self, app: FailoverMetricsSource) -> None:
+        self.app = app
 
     def collect(self) -> list[Metric]:
-        fc: FailoverController | None = getattr(self.app, "failover", None)
+        fc = self.app.failover
         failovers = CounterMetricFamily(
             "rwproxy_failovers", "Automatic failovers run by rwproxy, by result", labels=["result"]
         )
@@ -90,7 +100,7 @@ class FailoverCollector(Collector):
 
     def _drills(self) -> list[Metric]:
         """The last ``rwproxy drill`` of each scenario that reported back (``POST /drills``)."""
-        results: dict[str, dict[str, Any]] = getattr(self.app, "drill_results", {}) or {}
+        results = self.app.drill_results
         specs = (
             ("rwproxy_drill_lost_acknowledged_writes", "Acknowledged writes missing after the last drill"),
             ("rwproxy_drill_duplicate_writes", "Writes applied twice in the last drill"),

@@ -12,8 +12,8 @@ from rwproxy.coordination.hooks import coordination_guard
 from rwproxy.topology.model import Node
 
 if TYPE_CHECKING:
-    from rwproxy.app import ProxyApp
     from rwproxy.failover.controller import FailoverController
+    from rwproxy.failover.ports import FailoverHost
 
 __all__ = ["rds_actions", "rds_failover"]
 
@@ -55,9 +55,9 @@ async def rds_failover(fc: FailoverController, primary: Node, why: str) -> None:
             fc.buffer.release()
 
 
-def rds_actions(app: ProxyApp) -> Any:
-    aws = getattr(app, "aws", None)
-    if aws is None or aws.clients is None:
+def rds_actions(app: FailoverHost) -> Any:
+    aws = app.aws
+    if aws.clients is None:
         return None
     from rwproxy.discovery.rds_actions import RdsActions
 

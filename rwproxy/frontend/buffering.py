@@ -23,13 +23,13 @@ from rwproxy.router.statement import StatementInfo
 from rwproxy.topology.model import Node
 
 if TYPE_CHECKING:
-    from rwproxy.app import ProxyApp
+    from rwproxy.frontend.host import SessionHost
     from rwproxy.frontend.session import ClientSession
 
 __all__ = ["deadline", "no_primary_message", "primary_after_wait", "primary_ready", "wait_for_primary"]
 
 
-def no_primary_message(app: ProxyApp, r: Route) -> str:
+def no_primary_message(app: SessionHost, r: Route) -> str:
     split = app.topology.split_brain
     if split and r.reason is RouteReason.NO_PRIMARY:
         return (
@@ -39,12 +39,12 @@ def no_primary_message(app: ProxyApp, r: Route) -> str:
     return f"rwproxy: {r.reason.value}"
 
 
-def deadline(app: ProxyApp) -> float:
+def deadline(app: SessionHost) -> float:
     """When a statement that starts waiting now gives up (``time.monotonic`` clock)."""
     return time.monotonic() + app.config.failover.buffer_timeout_seconds
 
 
-def primary_ready(app: ProxyApp) -> bool:
+def primary_ready(app: SessionHost) -> bool:
     """A primary that can take statements now: ONLINE, its last check good, and no connect failure
     reported since its last check started."""
     failover = app.failover
@@ -78,7 +78,7 @@ async def wait_for_primary(session: ClientSession, info: StatementInfo | None, u
     return r
 
 
-async def primary_after_wait(app: ProxyApp) -> Node | None:
+async def primary_after_wait(app: SessionHost) -> Node | None:
     """A usable primary once there is one (None: no write buffering, or the buffer timed out).
     For a login whose default database must be checked while the primary moves."""
     failover = app.failover

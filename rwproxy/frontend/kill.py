@@ -31,7 +31,7 @@ from rwproxy.protocol.constants import Command, ErrorCode
 from rwproxy.protocol.results import ResponseKind
 
 if TYPE_CHECKING:
-    from rwproxy.app import ProxyApp
+    from rwproxy.frontend.host import SessionHost
     from rwproxy.frontend.session import ClientSession
 
 __all__ = ["kill", "kill_backend_query"]
@@ -92,7 +92,7 @@ def _act(session: ClientSession, target: ClientSession, *, query_only: bool) -> 
     session.reply_ok()
 
 
-def _stop_statement(app: ProxyApp, target: ClientSession, *, ending: bool) -> None:
+def _stop_statement(app: SessionHost, target: ClientSession, *, ending: bool) -> None:
     """``KILL QUERY`` the backend thread running ``target``'s statement, while it still runs it.
 
     A statement may not be on a server yet (its backend connection is being opened, a causal read
@@ -137,7 +137,7 @@ def _stop_statement(app: ProxyApp, target: ClientSession, *, ending: bool) -> No
     task.add_done_callback(_running.discard)
 
 
-def kill_backend_query(app: ProxyApp, conn: BackendConnection, user: str) -> None:
+def kill_backend_query(app: SessionHost, conn: BackendConnection, user: str) -> None:
     """``KILL QUERY`` on the backend thread running ``conn``'s statement (a replica read past
     ``routing.replica_read_timeout_seconds``), from a side connection with the backend account of
     ``user``, the session's own (as for ``KILL QUERY`` above: an account may always kill its own

@@ -19,7 +19,7 @@ from rwproxy.protocol.results import ResponseKind
 from rwproxy.topology.model import Node
 
 if TYPE_CHECKING:
-    from rwproxy.app import ProxyApp
+    from rwproxy.frontend.host import SessionHost
 
 __all__ = [
     "KILL_PRIVILEGES",
@@ -66,7 +66,7 @@ def result_rows(response: bytes) -> list[list[bytes | None]]:
     return rows
 
 
-async def side_connection(app: ProxyApp, node: Node, user: str) -> BackendConnection:
+async def side_connection(app: SessionHost, node: Node, user: str) -> BackendConnection:
     """A pooled connection to ``node`` with ``user``'s backend account (release it to the pool)."""
     return await app.pool.acquire(
         node_name=node.name,
@@ -78,7 +78,7 @@ async def side_connection(app: ProxyApp, node: Node, user: str) -> BackendConnec
     )
 
 
-async def global_privileges(app: ProxyApp, user: str) -> frozenset[str]:
+async def global_privileges(app: SessionHost, user: str) -> frozenset[str]:
     """The global privileges of ``user``'s backend account on the primary (upper case).
 
     Raises :class:`BackendError` when there is no primary or it cannot be asked."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from rwproxy.frontend import send_path
 
 if TYPE_CHECKING:
-    from rwproxy.app import ProxyApp
+    from rwproxy.frontend.host import SessionHost
 
 __all__ = ["sweep", "sweep_step"]
 
@@ -31,8 +31,8 @@ def sweep_step(timeout: float) -> float:
     return min(max(timeout / 4, 0.05), 1.0)
 
 
-async def sweep(app: ProxyApp) -> None:
-    """Run until cancelled (started with the listeners, see ``ProxyApp.start``)."""
+async def sweep(app: SessionHost) -> None:
+    """Run until cancelled (started with the listeners, see ``rwproxy.app.ProxyApp.start``)."""
     while True:
         timeout = app.config.routing.replica_read_timeout_seconds
         if timeout is None:

@@ -90,7 +90,7 @@ async def connect_routed(session: ClientSession, req: Request, wait: bool) -> Ba
                 r,
                 app.topology,
                 tried,
-                app.policy_options,
+                app.routing.policy_options,
                 random.random(),
                 info.max_lag if info is not None else None,
             )
@@ -122,7 +122,7 @@ def retry_read(session: ClientSession, req: Request, failed_on: str) -> bool:
         req.route,
         app.topology,
         (failed_on,),
-        app.policy_options,
+        app.routing.policy_options,
         random.random(),
         info.max_lag if info is not None else None,
     )
@@ -168,7 +168,7 @@ def reroute(session: ClientSession, r: Route) -> None:
     inflight = session.inflight
     if inflight is None or inflight.route is r:
         return
-    outstanding = session.app.outstanding
+    outstanding = session.app.routing.outstanding
     if outstanding is not None:
         if inflight.route.node is not None:
             outstanding[inflight.route.node.name] -= 1

@@ -47,7 +47,7 @@ from rwproxy.router.statement import Effect, StatementInfo
 from rwproxy.topology.model import Node
 
 if TYPE_CHECKING:
-    from rwproxy.app import ProxyApp
+    from rwproxy.frontend.host import SessionHost
 
 __all__ = ["ClientSession"]
 
@@ -76,7 +76,7 @@ class ClientSession:
     An asyncio protocol by its methods (a plain class compiles to a C struct: see ``rwproxy.native``).
     """
 
-    def __init__(self, app: ProxyApp) -> None:
+    def __init__(self, app: SessionHost) -> None:
         self.app = app
         self.id = app.next_session_id()
         self.transport: asyncio.Transport | None = None
@@ -301,7 +301,7 @@ class ClientSession:
             commands.dispatch(self, payload)
 
     def finish_command(self) -> None:
-        outstanding = self.app.outstanding
+        outstanding = self.app.routing.outstanding
         if outstanding is not None and self.inflight is not None and self.inflight.route.node is not None:
             outstanding[self.inflight.route.node.name] -= 1
         self.busy = False
@@ -354,7 +354,7 @@ class ClientSession:
                     self.busy = True
                     self._relayed = False
                     self.inflight = req
-                    outstanding = app.outstanding
+                    outstanding = app.routing.outstanding
                     if outstanding is not None:
                         outstanding[node.name] += 1
                     if self.timed:
@@ -380,7 +380,7 @@ class ClientSession:
         self._relayed = False
         self.inflight = req
         if node is not None:
-            outstanding = self.app.outstanding
+            outstanding = self.app.routing.outstanding
             if outstanding is not None:
                 outstanding[node.name] += 1
         if self.timed:
@@ -424,9 +424,10 @@ class ClientSession:
 
     def route(self, info: StatementInfo, sql: str | None = None) -> Route:
         app = self.app
-        rule = app.rules.match(sql, digest_text) if sql is not None and app.has_rules else None
-        r = route(info, self.state, app.topology, app.policy_options, rule, self._rand())
-        return sticky.stick(r, self.state, app.topology) if app.sticky_replica else r
+        routing = app.routing  # one reload-consistent view (rwproxy.router.routing_state)
+        rule = routing.rules.match(sql, digest_text) if sql is not None and routing.has_rules else None
+        r = route(info, self.state, app.topology, routing.policy_options, rule, self._rand())
+        return sticky.stick(r, self.state, app.topology) if routing.sticky_replica else r
 
     def spawn(self, coro: object) -> None:
         self._task = asyncio.get_running_loop().create_task(self._guard(coro))

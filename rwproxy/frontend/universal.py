@@ -26,8 +26,8 @@ from rwproxy.router.policy import Route, RouteReason, Target, causal_route
 from rwproxy.topology.probe import Flavor
 
 if TYPE_CHECKING:
-    from rwproxy.app import ProxyApp
     from rwproxy.frontend.commands import Request
+    from rwproxy.frontend.host import SessionHost
     from rwproxy.frontend.session import ClientSession
 
 __all__ = ["PositionBatch", "batch_for", "resolve"]
@@ -101,7 +101,7 @@ class PositionBatch:
                 self._send()
 
 
-def batch_for(app: ProxyApp) -> PositionBatch:
+def batch_for(app: SessionHost) -> PositionBatch:
     """The app's one batch (kept on the app: compiled classes take no weak references)."""
     batch = app.position_batch
     if batch is None:
@@ -109,7 +109,7 @@ def batch_for(app: ProxyApp) -> PositionBatch:
     return batch
 
 
-async def _primary_position(app: ProxyApp, user: str) -> str | None:
+async def _primary_position(app: SessionHost, user: str) -> str | None:
     primary = app.topology.primary
     if primary is None or not primary.online:
         return None
@@ -143,7 +143,7 @@ async def resolve(session: ClientSession, req: Request) -> tuple[Route, str | No
     info = req.info
     r = causal_route(
         app.topology,
-        app.policy_options,
+        app.routing.policy_options,
         position,
         info.max_lag if info is not None else None,
         random.random(),

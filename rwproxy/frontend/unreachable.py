@@ -21,7 +21,7 @@ from rwproxy.backend.connection import BackendError
 from rwproxy.topology.model import Topology
 
 if TYPE_CHECKING:
-    from rwproxy.app import ProxyApp
+    from rwproxy.frontend.host import SessionHost
 
 __all__ = ["ConnectFailures", "connect_failed"]
 
@@ -60,7 +60,7 @@ class ConnectFailures:
                 self._logged.discard(name)
 
 
-def connect_failed(app: ProxyApp, server: str, exc: BackendError) -> None:
+def connect_failed(app: SessionHost, server: str, exc: BackendError) -> None:
     if app.monitor is not None:
         app.monitor.report_unreachable(server)
     if app.connect_failures.note(server):

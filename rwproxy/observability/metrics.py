@@ -33,6 +33,9 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from rwproxy import native
 
 if TYPE_CHECKING:
+    from rwproxy.frontend.unreachable import ConnectFailures
+    from rwproxy.observability.latency import LatencyHistogram
+    from rwproxy.observability.stats import ProxyStats
     from rwproxy.router.policy import RouteReason
     from rwproxy.topology.model import Node, Topology
 
@@ -46,53 +49,14 @@ __all__ = [
 ]
 
 
-class _ProxyStatsLike(Protocol):
-    @property
-    def refused_connections(self) -> int: ...
-
-    @property
-    def idle_closed(self) -> int: ...
-
-    @property
-    def protocol_errors(self) -> int: ...
-
-    @property
-    def replica_fallbacks(self) -> int: ...
-
-    @property
-    def replay_failures(self) -> int: ...
-
-    @property
-    def auth_failures(self) -> int: ...
-
-    @property
-    def routes(self) -> Mapping[tuple[str, RouteReason], int]: ...
-
-    @property
-    def errors(self) -> Mapping[int, int]: ...
-
-    @property
-    def pins(self) -> Mapping[str, int]: ...
-
-    @property
-    def causal_waits(self) -> Mapping[str, int]: ...
-
-    @property
-    def client_connections(self) -> int: ...
-
-    @property
-    def config_reloads(self) -> Mapping[str, int]: ...
-
-    @property
-    def last_reload_ok(self) -> bool: ...
-
-
 class _PoolStatsLike(Protocol):
     opened: int
     closed: int
     reused: int
     connect_errors: int
     reset_failures: int
+    waits: int
+    wait_timeouts: int
 
 
 class _PoolLike(Protocol):
@@ -102,6 +66,8 @@ class _PoolLike(Protocol):
     def idle_count(self, node_name: str | None = None) -> int: ...
 
     def open_count(self, node_name: str) -> int: ...
+
+    def parked_count(self, node_name: str) -> int: ...
 
 
 class _ClassifierLike(Protocol):
@@ -117,7 +83,7 @@ class MetricsSource(Protocol):
     """What the collector reads: the parts of ``rwproxy.app.ProxyApp`` it needs."""
 
     @property
-    def stats(self) -> _ProxyStatsLike: ...
+    def stats(self) -> ProxyStats: ...
 
     @property
     def pool(self) -> _PoolLike: ...
@@ -130,6 +96,14 @@ class MetricsSource(Protocol):
 
     @property
     def sessions(self) -> Mapping[int, Any]: ...
+
+    @property
+    def connect_failures(self) -> ConnectFailures: ...
+
+    @property
+    def latency(self) -> LatencyHistogram | None:
+        """None: [admin] latency_histogram = false."""
+        ...
 
 
 def rwproxy_version() -> str:
@@ -407,7 +381,7 @@ class RwproxyCollector(Collector):
         # dict(...) copies a table in one C-level step: no Python code runs, so no thread switch.
         for (node_name, reason), n in sorted(dict(stats.routes).items(), key=_route_key):
             add("rwproxy_queries", n, node_name, reason.name.lower())
-        for kind, n in sorted((k.value, v) for k, v in dict(getattr(stats, "kinds", {})).items()):
+        for kind, n in sorted((k.value, v) for k, v in dict(stats.kinds).items()):
             add("rwproxy_statements", n, kind)
         for pin, n in sorted(dict(stats.pins).items()):
             add("rwproxy_routing_pins", n, pin.lower())
@@ -416,9 +390,8 @@ class RwproxyCollector(Collector):
         for code, n in sorted(dict(stats.errors).items()):
             add("rwproxy_errors", n, str(code))
         add("rwproxy_protocol_errors", stats.protocol_errors)
-        add("rwproxy_replica_read_timeouts", getattr(stats, "read_timeouts", 0))
-        failures = getattr(app, "connect_failures", None)
-        for server, n in sorted(dict(failures.counts if failures is not None else {}).items()):
+        add("rwproxy_replica_read_timeouts", stats.read_timeouts)
+        for server, n in sorted(dict(app.connect_failures.counts).items()):
             add("rwproxy_backend_connect_failures", n, server)
 
         topology = app.topology
@@ -463,9 +436,7 @@ class RwproxyCollector(Collector):
         add("rwproxy_classifier", c.unparseable, "unparseable")
         add("rwproxy_classifier_internal_errors", c.internal_errors)
         metrics: list[Metric] = list(fams.values())
-        latency = getattr(
-            app, "latency", None
-        )  # rwproxy.observability.latency.LatencyHistogram, None when off
+        latency = app.latency
         if latency is not None:
             hist = HistogramMetricFamily(_LATENCY, _LATENCY_HELP, labels=["route"])
             for route, (buckets, total) in latency.snapshot().items():
@@ -483,19 +454,17 @@ def _add_multiplex(add: Callable[..., None], app: MetricsSource) -> None:
     sessions = list(app.sessions.values())
     lending = sum(1 for s in sessions if getattr(getattr(s, "mux", None), "bound", "") is None)
     add("rwproxy_multiplex_sessions", lending)
-    add("rwproxy_multiplex_handoffs", getattr(stats, "mux_handoffs", 0))
-    add("rwproxy_multiplex_replays", getattr(stats, "mux_replays", 0))
-    add("rwproxy_multiplex_resets", getattr(stats, "mux_resets", 0))
-    for reason, n in sorted(dict(getattr(stats, "mux_pins", {})).items()):
+    add("rwproxy_multiplex_handoffs", stats.mux_handoffs)
+    add("rwproxy_multiplex_replays", stats.mux_replays)
+    add("rwproxy_multiplex_resets", stats.mux_resets)
+    for reason, n in sorted(dict(stats.mux_pins).items()):
         add("rwproxy_multiplex_pins", n, reason)
-    parked = getattr(app.pool, "parked_count", None)
-    if parked is not None:
-        for node in app.topology.nodes:
-            add("rwproxy_backend_connections_lendable", parked(node.name), node.name)
-    add("rwproxy_backend_connections_replaced", getattr(stats, "backend_replaced", 0))
+    for node in app.topology.nodes:
+        add("rwproxy_backend_connections_lendable", app.pool.parked_count(node.name), node.name)
+    add("rwproxy_backend_connections_replaced", stats.backend_replaced)
     pstats = app.pool.stats
-    waits = getattr(pstats, "waits", 0)
-    timeouts = getattr(pstats, "wait_timeouts", 0)
+    waits = pstats.waits
+    timeouts = pstats.wait_timeouts
     add("rwproxy_backend_pool_waits", waits - timeouts, "served")
     add("rwproxy_backend_pool_waits", timeouts, "timeout")
 

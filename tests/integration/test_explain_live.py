@@ -93,4 +93,4 @@ def test_explain_asks_the_running_proxy(auto_proxy: ProxyThread, healthy_cluster
     assert rows["target"] == "primary" and rows["server"] == primary, rows
     assert rows["digest"] == "SELECT * FROM t WHERE name = ? FOR UPDATE", rows
     assert "row locks" in rows["statement_reason"]
-    assert app.rules.hits == {}  # no rules configured; explaining never counts
+    assert app.routing.rules.hits == {}  # no rules configured; explaining never counts

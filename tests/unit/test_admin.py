@@ -86,7 +86,7 @@ def test_set_drained_and_monitor_snapshots_keep_it() -> None:
         node("db3", host="127.0.0.1", port=3308, state=NodeState.OFFLINE),
         version=5,
     )
-    app._set_topology(fresh)
+    app.set_topology(fresh)
     assert app.topology.by_name["db2"].drained and app.topology.version == 5
     assert app.topology.choose_replica(0.3) is None
     assert set_drained(app, "db2", False) is True

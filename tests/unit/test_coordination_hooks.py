@@ -3,24 +3,52 @@
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
+from dataclasses import dataclass
 
 from rwproxy.coordination.election import Published
-from rwproxy.coordination.hooks import coordination_refuses
+from rwproxy.coordination.hooks import Coordinated, CoordinationView, coordination_refuses
 
 
-def _app(leads: bool, published: Published | None) -> SimpleNamespace:
-    coordination = SimpleNamespace(
-        may_act=lambda: leads,
-        why_not=lambda: "b leads, not a",
-        elector=SimpleNamespace(published=published),
-    )
-    return SimpleNamespace(coordination=coordination)
+@dataclass
+class FakeElector:
+    published: Published | None
+
+
+@dataclass
+class FakeCoordination:
+    """A ``CoordinationView`` (mypy checks it: this file is in mypy's files)."""
+
+    leads: bool
+    elector: FakeElector
+
+    def may_act(self) -> bool:
+        return self.leads
+
+    def why_not(self) -> str:
+        return "b leads, not a"
+
+    async def guard(self, step: str) -> None:
+        pass
+
+    async def publish(self, primary: str, from_: str | None, position: str) -> Published:
+        return Published(primary, 1, from_, position)
+
+
+@dataclass
+class FakeApp:
+    coordination: CoordinationView | None = None
+
+
+_CHECKED: type[Coordinated] = FakeApp
+
+
+def _app(leads: bool, published: Published | None) -> FakeApp:
+    return FakeApp(FakeCoordination(leads, FakeElector(published)))
 
 
 def test_without_coordination_nothing_is_refused() -> None:
-    assert coordination_refuses(SimpleNamespace(), min_interval=120) is None
-    assert coordination_refuses(SimpleNamespace(coordination=None)) is None
+    assert coordination_refuses(FakeApp(), min_interval=120) is None
+    assert coordination_refuses(FakeApp(coordination=None)) is None
 
 
 def test_a_follower_is_refused() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from types import SimpleNamespace
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -14,11 +14,20 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rwproxy import native
 from rwproxy.admin.http import readiness, start_admin_http, status
+from rwproxy.admin.ports import AdminHost
 from rwproxy.backend.pool import PoolStats
-from rwproxy.config import parse_config
+from rwproxy.config import Config, parse_config
+from rwproxy.coordination.coordinator import Coordinator
+from rwproxy.discovery.wiring import AwsParts
+from rwproxy.failover.controller import FailoverController, SwitchoverError
+from rwproxy.frontend.unreachable import ConnectFailures
+from rwproxy.observability.digests import DigestTable
+from rwproxy.observability.latency import LatencyHistogram
 from rwproxy.observability.metrics import RwproxyCollector, build_registry
 from rwproxy.observability.stats import ProxyStats
+from rwproxy.reload import ReloadError, ReloadResult
 from rwproxy.router.policy import RouteReason
+from rwproxy.router.routing_state import RoutingState
 from rwproxy.topology.model import Node, NodeState, Role, Topology
 from tests.support.builders import config_text, node, primary, server
 
@@ -37,8 +46,56 @@ class FakePool:
     def open_count(self, node_name: str) -> int:
         return self._open.get(node_name, 0)
 
+    def parked_count(self, node_name: str | None = None) -> int:
+        return 0
 
-def make_app(nodes: tuple[Node, ...] | None = None) -> Any:
+
+@dataclass
+class FakeClassifier:
+    fast_path: int = 120
+    cache_hits: int = 30
+    cache_misses: int = 4
+    parser_used: int = 2
+    unparseable: int = 1
+    internal_errors: int = 0
+
+
+@dataclass
+class FakeApp:
+    """The parts of a ProxyApp the admin HTTP interface and the collectors read: an ``AdminHost``
+    (mypy checks it: this file is in mypy's files, and every call below passes a FakeApp)."""
+
+    config: Config
+    stats: ProxyStats
+    pool: FakePool
+    topology: Topology
+    server_version: str = "10.11.6-MariaDB"
+    classifier: FakeClassifier = field(default_factory=FakeClassifier)
+    sessions: dict[int, object] = field(default_factory=lambda: {1: object(), 2: object(), 3: object()})
+    drained: frozenset[str] = frozenset()
+    digests: DigestTable | None = None
+    latency: LatencyHistogram | None = None
+    connect_failures: ConnectFailures = field(default_factory=ConnectFailures)
+    failover: FailoverController | None = None
+    coordination: Coordinator | None = None
+    drill_results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def routing(self) -> RoutingState:
+        return RoutingState.from_config(self.config.routing)
+
+    @property
+    def aws(self) -> AwsParts:
+        return AwsParts(self.config, None)
+
+    async def switchover(self, to: str | None = None) -> dict[str, Any]:
+        raise SwitchoverError("no failover in this fake")
+
+    async def reload_config(self) -> ReloadResult:
+        raise ReloadError("no config file in this fake")
+
+
+def make_app(nodes: tuple[Node, ...] | None = None) -> FakeApp:
     if nodes is None:
         nodes = (
             primary(),
@@ -62,23 +119,18 @@ def make_app(nodes: tuple[Node, ...] | None = None) -> Any:
     stats.errors[1062] = 2
     stats.errors[1146] = 1
     stats.pins["TEMP_TABLE"] = 11
-    classifier = SimpleNamespace(
-        fast_path=120, cache_hits=30, cache_misses=4, parser_used=2, unparseable=1, internal_errors=0
-    )
-    return SimpleNamespace(
+    return FakeApp(
         config=parse_config(CONFIG),
-        server_version="10.11.6-MariaDB",
         stats=stats,
         pool=FakePool(idle={"db1": 2, "db2": 1}, open_={"db1": 5, "db2": 1}),
-        classifier=classifier,
         topology=Topology(nodes=nodes, version=17),
-        sessions={1: object(), 2: object(), 3: object()},
-        drained=frozenset(),
-        digests=None,
     )
 
 
-def scrape(app: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+_CHECKED: type[AdminHost] = FakeApp  # the fake is a structural AdminHost (mypy)
+
+
+def scrape(app: FakeApp) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """name + sorted labels -> value, from the text exposition of the app's private registry."""
     text = generate_latest(build_registry(app, process=False)).decode()
     out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
@@ -88,7 +140,7 @@ def scrape(app: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
-def families(app: Any) -> dict[str, Any]:
+def families(app: FakeApp) -> dict[str, Any]:
     text = generate_latest(build_registry(app, process=False)).decode()
     return {f.name: f for f in text_string_to_metric_families(text)}
 

@@ -97,10 +97,29 @@ def test_reload_applies_users_servers_rules(tmp_path: Path) -> None:
     assert [n.name for n in app.topology.nodes] == ["db1", "db4"]
     assert app.topology.version == v0 + 1
     assert app.drained == frozenset()  # the drained server is gone
-    assert app.has_rules and app.outstanding is not None
+    assert app.routing.has_rules and app.routing.outstanding is not None
+    assert app.routing.policy_options.outstanding is app.routing.outstanding
     assert app.stats.config_reloads["ok"] == 1
     assert "server db4 added" in result.changes and "server db2 removed" in result.changes
     assert result.restart_needed == []
+
+
+def test_routing_is_swapped_whole_and_the_old_state_is_untouched(tmp_path: Path) -> None:
+    """A statement that read ``app.routing`` before the reload keeps a consistent old view."""
+    app, path = _app(tmp_path, BASE)
+    before = app.routing
+    old_rules, old_options = before.rules, before.policy_options
+    path.write_text(BASE + '[routing]\non_no_replica = "error"\nreads_to_primary = true\n')
+    asyncio.run(app.reload_config())
+    assert app.routing is not before
+    assert (before.rules, before.policy_options) == (old_rules, old_options)
+    assert old_options.on_no_replica_primary and not old_options.reads_to_primary
+    new = app.routing.policy_options
+    assert new.reads_to_primary and not new.on_no_replica_primary
+    path.write_text(BASE + '[routing]\non_no_replica = "error"\nreads_to_primary = true\n# a comment\n')
+    unchanged = app.routing
+    asyncio.run(app.reload_config())
+    assert app.routing is unchanged  # no [routing] change: the same state object
 
 
 def test_invalid_file_is_rejected_and_the_old_config_stays(tmp_path: Path) -> None:

@@ -310,6 +310,11 @@ async def _serve(config, config_path: str) -> None:  # type: ignore[no-untyped-d
     from rwproxy.app import ProxyApp
     from rwproxy.reload import install_sighup
 
+    if config.proxy.worker_count > 1:  # a supervisor and worker processes (rwproxy.workers)
+        from rwproxy.workers.supervisor import serve_with_workers
+
+        await serve_with_workers(config, config_path, config.proxy.worker_count)
+        return
     app = ProxyApp(config, config_path=config_path)
     await app.start()
     stop = asyncio.Event()

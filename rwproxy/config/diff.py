@@ -38,7 +38,9 @@ __all__ = ["RESTART_ONLY", "ConfigDiff", "diff_configs", "keep_restart_only"]
 RESTART_ONLY: dict[str, frozenset[str]] = {
     # tls_required goes with the TLS files: requiring TLS before a certificate is loaded would lock
     # every client out.
-    "proxy": frozenset({"listen", "tls_cert", "tls_key", "tls_required", "uvloop", "local_infile"}),
+    "proxy": frozenset(
+        {"listen", "tls_cert", "tls_key", "tls_required", "uvloop", "local_infile", "workers"}
+    ),
     "backend": frozenset(
         {
             "connect_timeout_seconds",

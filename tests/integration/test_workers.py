@@ -1,0 +1,300 @@
+"""Worker processes (``[proxy] workers = 2``) against the real cluster, through a real ``python -m
+rwproxy run``: connections land on both workers (connection ids of both residues, per-worker
+sessions in /status), reads go to replicas and writes to the primary from each, the servers see one
+monitor (one ``rwmonitor`` connection each, not two), /metrics totals are the sum over the workers,
+a reload reaches the workers, a SIGKILLed worker is restarted, SIGTERM drains them all, and killing
+the primary gives one failover after which every worker writes to the new primary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from rwproxy.dev.cluster import Cluster
+from rwproxy.dev.demo import server_tables, user_table
+from tests.support.proxy_process import ProxyProcess
+
+pytestmark = pytest.mark.cluster
+
+TOKEN = "workers-token-3c1d"
+CONNECTIONS = 24
+
+
+def config_text(c: Cluster, *, workers: int = 2, reads_to_primary: bool = False) -> str:
+    lines = [
+        "[proxy]",
+        'listen = ["{listen}"]',
+        f"workers = {workers}",
+        "shutdown_grace_seconds = 2",
+        "[admin]",
+        'http_listen = "{admin}"',
+        f'bearer_token = "{TOKEN}"',
+        "[routing]",
+        f"reads_to_primary = {'true' if reads_to_primary else 'false'}",
+        "[monitor]",
+        f'user = "{c.monitor_user}"',
+        f'password = "{c.monitor_password}"',
+        "interval_seconds = 0.2",
+        "connect_timeout_seconds = 0.5",
+        "check_timeout_seconds = 0.5",
+        "failures_to_offline = 3",
+        "successes_to_online = 2",
+        "[failover]",
+        'mode = "promote"',
+        f'user = "{c.failover_user}"',
+        f'password = "{c.failover_password}"',
+        f'replication_user = "{c.repl_user}"',
+        f'replication_password = "{c.repl_password}"',
+        "min_interval_seconds = 0",
+        *user_table(c),
+        'default_database = "rwtest"',
+        *server_tables(c, roles=False),
+    ]
+    return "\n".join(lines)
+
+
+def _wait(cond: Callable[[], Any], timeout: float, what: str, p: ProxyProcess | None = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            log = p.log_text()[-4000:] if p is not None else ""
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{log}")
+        time.sleep(0.1)
+
+
+def _workers_ready(p: ProxyProcess, n: int = 2) -> list[dict[str, Any]] | None:
+    workers = p.status().get("workers", [])
+    return workers if len(workers) == n and all(w["ready"] for w in workers) else None
+
+
+def _connect(p: ProxyProcess, c: Cluster) -> pymysql.Connection:
+    return pymysql.connect(
+        host=p.host,
+        port=p.port,
+        user=c.app_user,
+        password=c.app_password,
+        database="rwtest",
+        autocommit=True,
+        connect_timeout=10,
+        read_timeout=20,
+    )
+
+
+def _one(conn: pymysql.Connection, sql: str) -> Any:
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        row = cur.fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _post(p: ProxyProcess, path: str) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{p.admin_port}{path}",
+        data=b"",
+        method="POST",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        doc = json.load(response)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def _metric_sum(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        m = re.match(rf"^{name}(\{{(.*)\}})? (\S+)$", line)
+        if m is None:
+            continue
+        got = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        if all(got.get(k) == v for k, v in labels.items()):
+            total += float(m.group(3))
+    return total
+
+
+def _ppid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+
+
+@pytest.fixture
+def table(healthy_cluster: Cluster) -> Cluster:
+    c = healthy_cluster
+    c.sql(c.primary, "CREATE TABLE IF NOT EXISTS rwtest.workers (id INT PRIMARY KEY, worker INT)")
+    c.sql(c.primary, "DELETE FROM rwtest.workers")
+    c.wait_replicas_caught_up()
+    return c
+
+
+@pytest.fixture
+def workers_proxy(table: Cluster, tmp_path: Path) -> Iterator[ProxyProcess]:
+    p = ProxyProcess(config_text(table), tmp_path / "proxy").start()
+    try:
+        _wait(lambda: _workers_ready(p), 30, "two ready workers", p)
+        yield p
+    finally:
+        p.stop()
+
+
+def test_two_workers_split_the_connections_and_route_like_one_proxy(
+    table: Cluster, workers_proxy: ProxyProcess
+) -> None:
+    c, p = table, workers_proxy
+    workers = _workers_ready(p)
+    assert workers is not None
+    pids = {w["pid"] for w in workers}
+    assert len(pids) == 2 and all(_ppid(pid) == p.pid for pid in pids)
+    replica_ports = {n.port for n in c.replicas}
+    conns = [_connect(p, c) for _ in range(CONNECTIONS)]
+    try:
+        ids = [int(_one(conn, "SELECT CONNECTION_ID()")) for conn in conns]
+        assert len(set(ids)) == CONNECTIONS  # unique across the instance
+        assert {i % 2 for i in ids} == {0, 1}  # both workers (worker k hands out ids = k + 1 mod 2)
+        status = p.status()
+        assert status["sessions"] == CONNECTIONS
+        per_worker = {w["worker"]: w["sessions"] for w in status["workers"]}
+        assert per_worker[0] == sum(1 for i in ids if i % 2 == 1)
+        assert per_worker[1] == sum(1 for i in ids if i % 2 == 0)
+        for conn, i in zip(conns, ids, strict=True):
+            assert int(_one(conn, "SELECT @@port")) in replica_ports  # reads: a replica
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO rwtest.workers VALUES (%s, %s)", (i, (i - 1) % 2))
+        rows = c.sql(c.primary, "SELECT worker, COUNT(*) FROM rwtest.workers GROUP BY worker")
+        assert dict((int(w), int(n)) for w, n in rows) == {0: per_worker[0], 1: per_worker[1]}
+
+        # One monitor for the instance: one rwmonitor connection per server, not one per worker.
+        for node in c.nodes:
+            count = c.admin_sql(
+                node, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = %s", (c.monitor_user,)
+            )
+            assert int(count[0][0]) == 1, node.name
+
+        # /metrics: instance totals = what went through both workers.
+        text = p.metrics()
+        assert _metric_sum(text, "rwproxy_client_connections") == CONNECTIONS
+        assert _metric_sum(text, "rwproxy_statements_total", kind="insert") == CONNECTIONS
+        replica_reads = sum(
+            _metric_sum(text, "rwproxy_queries_total", node=n.name, route_reason="read") for n in c.replicas
+        )
+        assert replica_reads >= CONNECTIONS
+        # /status per server: the queries of both workers.
+        nodes = {n["name"]: n for n in p.status()["nodes"]}
+        assert sum(nodes[n.name]["queries"] for n in c.replicas) == replica_reads
+        assert _metric_sum(text, "rwproxy_worker_up") == 2
+        for k in (0, 1):
+            assert _metric_sum(text, "rwproxy_worker_client_connections", worker=str(k)) == per_worker[k]
+    finally:
+        for conn in conns:
+            conn.close()
+
+    # SIGTERM drains every worker and the supervisor exits 0.
+    p.stop()
+    assert p.proc is not None and p.proc.returncode == 0
+    _wait(lambda: not any(_alive(pid) for pid in pids), 10, "the workers to exit")
+
+
+def test_reload_reaches_every_worker(table: Cluster, workers_proxy: ProxyProcess) -> None:
+    c, p = table, workers_proxy
+    primary_port = c.primary.port
+    before = [_connect(p, c) for _ in range(8)]
+    try:
+        assert all(int(_one(conn, "SELECT @@port")) != primary_port for conn in before)
+        text = config_text(c, reads_to_primary=True)
+        text = text.replace("{listen}", f"127.0.0.1:{p.port}").replace("{admin}", f"127.0.0.1:{p.admin_port}")
+        p.config_path.write_text(text)
+        doc = _post(p, "/reload")
+        assert doc["ok"] is True and any("reads_to_primary" in ch for ch in doc["changes"]), doc
+        # Sessions already open in both workers, and new ones, now read from the primary.
+        assert {int(_one(conn, "SELECT CONNECTION_ID()")) % 2 for conn in before} == {0, 1}
+        assert all(int(_one(conn, "SELECT @@port")) == primary_port for conn in before)
+        after = [_connect(p, c) for _ in range(8)]
+        try:
+            assert all(int(_one(conn, "SELECT @@port")) == primary_port for conn in after)
+        finally:
+            for conn in after:
+                conn.close()
+    finally:
+        for conn in before:
+            conn.close()
+
+
+def test_a_killed_worker_is_restarted(table: Cluster, workers_proxy: ProxyProcess) -> None:
+    c, p = table, workers_proxy
+    workers = _workers_ready(p)
+    assert workers is not None
+    victim = workers[0]["pid"]
+    os.kill(victim, signal.SIGKILL)
+
+    def restarted() -> bool:
+        w = p.status()["workers"][0]
+        return bool(w["ready"] and w["pid"] != victim and w["restarts"] == 1)
+
+    _wait(restarted, 30, "worker 0 to be restarted", p)
+    assert "worker 0 (pid" in p.log_text() and "died" in p.log_text()
+    conns = [_connect(p, c) for _ in range(16)]
+    try:
+        ids = [int(_one(conn, "SELECT CONNECTION_ID()")) for conn in conns]
+        assert {i % 2 for i in ids} == {0, 1}  # the new worker 0 takes connections again
+        assert all(int(_one(conn, "SELECT 1")) == 1 for conn in conns)
+    finally:
+        for conn in conns:
+            conn.close()
+    assert _metric_sum(p.metrics(), "rwproxy_worker_restarts_total", worker="0") == 1
+
+
+def test_one_failover_for_the_instance_and_every_worker_writes_to_the_new_primary(
+    fresh_cluster: Cluster, tmp_path: Path
+) -> None:
+    c = fresh_cluster
+    c.sql(c.primary, "CREATE TABLE IF NOT EXISTS rwtest.workers (id INT PRIMARY KEY, worker INT)")
+    c.wait_replicas_caught_up()
+    old = c.primary
+    with ProxyProcess(config_text(c), tmp_path / "proxy") as p:
+        _wait(lambda: _workers_ready(p), 30, "two ready workers", p)
+        c.kill_node(old)
+
+        def promoted() -> str | None:
+            doc = p.status()
+            primary = [n["name"] for n in doc["nodes"] if n["role"] == "primary" and n["state"] == "online"]
+            return primary[0] if primary and primary[0] != old.name else None
+
+        new_name = _wait(promoted, 30, "a new primary", p)
+        new = c.node(new_name)
+        failovers = p.status()["failover"]["failovers"]
+        assert failovers == {"ok": 1}, failovers
+        conns = [_connect(p, c) for _ in range(12)]
+        try:
+            ids = [int(_one(conn, "SELECT CONNECTION_ID()")) for conn in conns]
+            assert {i % 2 for i in ids} == {0, 1}
+            for conn, i in zip(conns, ids, strict=True):
+                with conn.cursor() as cur:
+                    cur.execute("INSERT INTO rwtest.workers VALUES (%s, %s)", (i, (i - 1) % 2))
+        finally:
+            for conn in conns:
+                conn.close()
+        got = {int(r[0]) for r in c.sql(new, "SELECT id FROM rwtest.workers")}
+        assert set(ids) <= got
+        assert p.status()["failover"]["failovers"] == {"ok": 1}

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from rwproxy.frontend.session import ClientSession
     from rwproxy.frontend.universal import PositionBatch
     from rwproxy.reload import ReloadResult
-    from rwproxy.workers.supervisor import WorkerPool
+    from rwproxy.workers.hooks import WorkerHooks
 
 __all__ = ["ProxyApp", "ProxyStats", "advertised_capabilities"]
 
@@ -162,7 +162,7 @@ class ProxyApp:
         # worker's; the supervisor's: none), admin off in a worker, the supervisor's worker pool.
         self.listen_sockets: list[socket.socket] | None = None
         self.admin_enabled = True
-        self.workers: WorkerPool | None = None
+        self.workers: WorkerHooks | None = None
 
     async def switchover(self, to: str | None = None) -> dict[str, Any]:
         """Planned switchover to ``to`` (else the least-lagged ONLINE replica); the report."""

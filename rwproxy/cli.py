@@ -274,6 +274,16 @@ def render_status(doc: dict) -> str:  # type: ignore[type-arg]
         )
         if n.get("role_disagreement"):
             lines.append(f"{'':<12} ! {n['role_disagreement']}")
+    workers = doc.get("workers")
+    if workers:  # [proxy] workers > 1 (rwproxy.workers)
+        lines.append("")
+        lines.append(f"{'worker':<8} {'pid':>8} {'state':<8} {'sessions':>8} {'restarts':>8} {'cpu s':>9}")
+        for w in workers:
+            state = "serving" if w.get("ready") else "starting"
+            lines.append(
+                f"{w['worker']:<8} {w.get('pid') or '-':>8} {state:<8} {w.get('sessions', 0):>8} "
+                f"{w.get('restarts', 0):>8} {w.get('cpu_seconds', 0):>9.1f}"
+            )
     discovery = doc.get("discovery")
     if discovery:
         left_out = [i for i in discovery.get("instances", []) if i.get("left_out")]

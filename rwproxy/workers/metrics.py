@@ -21,7 +21,14 @@ from rwproxy.workers.messages import Family
 if TYPE_CHECKING:
     from rwproxy.workers.supervisor import WorkerPool
 
-__all__ = ["SUPERVISOR_FAMILIES", "InstanceCollector", "build_instance_registry", "merge_families"]
+__all__ = [
+    "SUPERVISOR_FAMILIES",
+    "InstanceCollector",
+    "build_instance_registry",
+    "instance_families",
+    "merge_families",
+    "retire",
+]
 
 #: Families taken from the supervisor, not summed over the workers.
 SUPERVISOR_FAMILIES = frozenset(
@@ -56,6 +63,22 @@ def merge_families(per_worker: Iterable[Sequence[Family]]) -> dict[str, Family]:
     }
 
 
+def retire(retired: Sequence[Family], last: Sequence[Family]) -> list[Family]:
+    """A worker process ended: keep its counters and histograms (not its gauges) in ``retired``, so
+    that the instance's totals stay monotonic across its restart (Prometheus counter semantics)."""
+    kept = [f for f in last if f[1] in ("counter", "histogram")]
+    return list(merge_families([retired, kept]).values())
+
+
+def instance_families(slots: Iterable[Any]) -> Iterator[Sequence[Family]]:
+    """Per worker slot: its retired counters and its live process's families."""
+    for w in slots:
+        if w.retired:
+            yield w.retired
+        if w.families:
+            yield w.families
+
+
 def _metric(family: Family) -> Metric:
     name, kind, doc, samples = family
     metric = Metric(name, doc, kind)
@@ -72,7 +95,7 @@ class InstanceCollector(Collector):
         self.pool = pool
 
     def collect(self) -> Iterator[Metric]:
-        merged = merge_families(w.families for w in self.pool.slots if w.families)
+        merged = merge_families(instance_families(self.pool.slots))
         for metric in self.own.collect():
             family = merged.get(metric.name)
             if metric.name in SUPERVISOR_FAMILIES or family is None:

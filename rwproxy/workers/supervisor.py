@@ -42,6 +42,7 @@ from rwproxy.workers.messages import (
     Stop,
     encode,
 )
+from rwproxy.workers.metrics import retire
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
@@ -72,6 +73,8 @@ class WorkerSlot:
         self.sessions = 0
         self.cpu_seconds = 0.0
         self.families: list[Family] = []
+        # Counters of its earlier processes (as last reported): instance totals never go down.
+        self.retired: list[Family] = []
         self.task: asyncio.Task[None] | None = None
 
     def send(self, data: bytes) -> None:
@@ -125,10 +128,10 @@ class WorkerPool:
 
     def add_status(self, doc: dict[str, Any]) -> None:
         """/status: sessions and per-server queries of the whole instance, and a line per worker."""
-        from rwproxy.workers.metrics import merge_families
+        from rwproxy.workers.metrics import instance_families, merge_families
 
         doc["sessions"] = sum(w.sessions for w in self.slots)
-        merged = merge_families(w.families for w in self.slots if w.families)
+        merged = merge_families(instance_families(self.slots))
         queries: dict[str, float] = {}
         for _, labels, value in merged.get("rwproxy_queries", ("", "", "", []))[3]:
             queries[labels.get("node", "")] = queries.get(labels.get("node", ""), 0.0) + value
@@ -286,7 +289,8 @@ class WorkerPool:
         if self.stopping:
             return
         slot.restarts += 1
-        slot.families = []  # its counters start again from 0 (as after a restart of a single process)
+        slot.retired = retire(slot.retired, slot.families)  # the new process counts from 0 again
+        slot.families = []
         await self._spawn(slot)
 
     def _handle(self, slot: WorkerSlot, message: Message) -> None:

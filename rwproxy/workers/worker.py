@@ -51,6 +51,21 @@ def collect_families(app: Any) -> list[Any]:
     return out
 
 
+class _WorkerTag(logging.Filter):
+    """Worker log lines start with ``worker K:`` (they share the supervisor's stderr)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.prefix = f"worker {index}: "
+        self.index = index
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and not record.msg.startswith(self.prefix):
+            record.msg = self.prefix + record.msg
+        record.worker = self.index
+        return True
+
+
 class WorkerProcess:
     def __init__(self, app: Any, index: int, count: int, channel: socket.socket) -> None:
         from rwproxy.workers.ids import session_ids
@@ -88,7 +103,7 @@ class WorkerProcess:
         self.send(Hello(self.index, os.getpid()))
         await self.stop_event.wait()
         grace = self.grace
-        log.info("worker %d: draining (grace %.1f s)", self.index, grace or 0.0)
+        log.info("draining (grace %.1f s)", grace or 0.0)
         await self.app.stop(grace)
         reading.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -103,7 +118,7 @@ class WorkerProcess:
             except OSError:
                 data = b""
             if not data:
-                log.warning("worker %d: the supervisor is gone; draining", self.index)
+                log.warning("the supervisor is gone; draining")
                 self.stop_event.set()
                 return
             for message in decoder.feed(data):
@@ -193,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rwproxy.observability.logs import setup_logging
 
     config = load_config(args.config)
-    setup_logging(*config.log_settings)
+    handler = setup_logging(*config.log_settings)
+    handler.addFilter(_WorkerTag(args.index))
     if config.proxy.uvloop:
         with contextlib.suppress(ImportError):
             import uvloop
@@ -202,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))
-    log.info("worker %d: exited after %.0f s", args.index, time.monotonic() - started)
+    log.info("exited after %.0f s", time.monotonic() - started)
     return 0
 
 

@@ -246,6 +246,10 @@ def test_a_killed_worker_is_restarted(table: Cluster, workers_proxy: ProxyProces
     workers = _workers_ready(p)
     assert workers is not None
     victim = workers[0]["pid"]
+    for conn in [_connect(p, c) for _ in range(8)]:
+        conn.close()
+    accepted = _metric_sum(p.metrics(), "rwproxy_client_connections_accepted_total")
+    assert accepted >= 8
     os.kill(victim, signal.SIGKILL)
 
     def restarted() -> bool:
@@ -262,7 +266,10 @@ def test_a_killed_worker_is_restarted(table: Cluster, workers_proxy: ProxyProces
     finally:
         for conn in conns:
             conn.close()
-    assert _metric_sum(p.metrics(), "rwproxy_worker_restarts_total", worker="0") == 1
+    text = p.metrics()
+    assert _metric_sum(text, "rwproxy_worker_restarts_total", worker="0") == 1
+    # Counters stay monotonic across the restart: the dead process's count is kept.
+    assert _metric_sum(text, "rwproxy_client_connections_accepted_total") == accepted + 16
 
 
 def test_one_failover_for_the_instance_and_every_worker_writes_to_the_new_primary(
@@ -283,8 +290,9 @@ def test_one_failover_for_the_instance_and_every_worker_writes_to_the_new_primar
 
         new_name = _wait(promoted, 30, "a new primary", p)
         new = c.node(new_name)
+        _wait(lambda: p.status()["failover"]["failovers"], 30, "the failover report", p)
         failovers = p.status()["failover"]["failovers"]
-        assert failovers == {"ok": 1}, failovers
+        assert failovers == {"ok": 1}, failovers  # one failover for the instance, not one per worker
         conns = [_connect(p, c) for _ in range(12)]
         try:
             ids = [int(_one(conn, "SELECT CONNECTION_ID()")) for conn in conns]

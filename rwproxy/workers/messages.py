@@ -8,11 +8,13 @@
 The channel is private to one instance (a socketpair the supervisor made for the worker it started),
 so messages are pickled; only the classes below and what they carry (topology nodes, strings,
 numbers) travel. A topology goes as its nodes and version and is rebuilt (``Topology`` derives its
-primary, replicas and read choice in ``__post_init__``).
+primary, replicas and read choice in ``__post_init__``); a node goes as the tuple of its fields
+(the compiled build's frozen ``Node`` cannot be unpickled field by field).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import struct
 from dataclasses import dataclass, field
@@ -66,6 +68,19 @@ class State:
 
     def topology(self) -> Topology:
         return Topology(nodes=self.nodes, version=self.version)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        rows = tuple(tuple(getattr(n, f) for f in _NODE_FIELDS) for n in self.nodes)
+        rest = (self.buffer_active, self.buffer_reason, self.primary_ready, self.suspected, self.flavors)
+        return _state, (rows, self.version, *rest)
+
+
+_NODE_FIELDS = tuple(f.name for f in dataclasses.fields(Node))
+
+
+def _state(rows: tuple[tuple[Any, ...], ...], version: int, *rest: Any) -> State:
+    nodes = tuple(Node(**dict(zip(_NODE_FIELDS, row, strict=True))) for row in rows)
+    return State(nodes, version, *rest)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ for the instance. It binds one SO_REUSEPORT socket per worker and address
 socketpair per worker:
 
 * publishes a ``State`` (topology snapshot + write-buffering state) whenever it changes (checked
-  every ``PUBLISH_INTERVAL``, and at once after a session's evidence came in);
+  every ``PUBLISH_INTERVAL`` while things move, ``PUBLISH_IDLE_INTERVAL`` when quiet, and at once
+  after a session's evidence came in);
 * passes the sessions' evidence (``Signal``) to its monitor;
 * forwards a config reload it applied (``ProxyApp.reload_config``: SIGHUP, POST /reload, RELOAD
   CONFIG) to every worker, which re-reads the file;
@@ -53,7 +54,8 @@ __all__ = ["PUBLISH_INTERVAL", "WorkerPool", "WorkerSlot"]
 
 log = logging.getLogger("rwproxy.workers")
 
-PUBLISH_INTERVAL = 0.01  # seconds between checks for a changed State
+PUBLISH_INTERVAL = 0.01  # seconds between checks for a changed State: while things move ...
+PUBLISH_IDLE_INTERVAL = 0.05  # ... and after a second without change (a quiet supervisor costs less)
 RESTART_DELAY = 0.5  # seconds before a dead worker is started again (more after quick deaths)
 REPLY_TIMEOUT = 2.0  # seconds to wait for the workers' counters on a scrape
 
@@ -348,11 +350,12 @@ class WorkerPool:
             tuple(flavors),
         )
 
-    def _publish(self, *, force: bool = False) -> None:
+    def _publish(self, *, force: bool = False) -> bool:
+        """Send the State to every worker when it changed (or ``force``); whether it did."""
         key = self._state()
         last = self._published
         if not force and last is not None and key[0] is last[0] and key[1:] == last[1:]:
-            return
+            return False
         self._published = key
         topology, active, reason, ready, suspected, flavors = key
         self._state_frame = encode(
@@ -367,12 +370,17 @@ class WorkerPool:
         )
         for w in self.slots:
             w.send(self._state_frame)
+        return True
 
     async def _publish_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        changed_at = loop.time()
         while True:
-            await asyncio.sleep(PUBLISH_INTERVAL)
+            busy = loop.time() - changed_at < 1.0 or bool(self._published and self._published[1])
+            await asyncio.sleep(PUBLISH_INTERVAL if busy else PUBLISH_IDLE_INTERVAL)
             try:
-                self._publish()
+                if self._publish():
+                    changed_at = loop.time()
             except Exception:  # a bug: say so, keep publishing
                 log.exception("workers: publishing the topology failed")
 

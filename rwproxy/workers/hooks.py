@@ -25,6 +25,10 @@ class WorkerHooks(Protocol):
         """Instance-wide sessions and a line per worker in the /status document."""
         ...
 
+    async def drain(self, primary: str, timeout: float) -> int:
+        """A switchover's drain step over every worker's sessions; how many still hold ``primary``."""
+        ...
+
     async def config_reloaded(self) -> None:
         """The supervisor applied a reload: the workers apply it too."""
         ...

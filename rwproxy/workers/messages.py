@@ -25,6 +25,8 @@ from rwproxy.topology.model import Node, Topology
 __all__ = [
     "MAX_FRAME",
     "Decoder",
+    "Drain",
+    "Drained",
     "FrameError",
     "Hello",
     "Message",
@@ -96,6 +98,16 @@ class MetricsRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Drain:
+    """A switchover: with writes already buffered (the State before this one said so), wait until
+    no session holds a transaction or runs a statement on ``primary``, at most ``timeout`` s."""
+
+    seq: int
+    primary: str
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """Drain: stop accepting, let running statements finish up to ``grace`` seconds, exit."""
 
@@ -123,6 +135,12 @@ class Signal:
 
 
 @dataclass(frozen=True, slots=True)
+class Drained:
+    seq: int
+    left: int  # sessions still holding the old primary when the timeout came
+
+
+@dataclass(frozen=True, slots=True)
 class Reloaded:
     seq: int
     ok: bool
@@ -141,8 +159,8 @@ class MetricsReply:
     families: list[Family] = field(default_factory=list)
 
 
-Message = State | Reload | MetricsRequest | Stop | Hello | Signal | Reloaded | MetricsReply
-_TYPES = (State, Reload, MetricsRequest, Stop, Hello, Signal, Reloaded, MetricsReply)
+Message = State | Reload | MetricsRequest | Drain | Stop | Hello | Signal | Reloaded | Drained | MetricsReply
+_TYPES = (State, Reload, MetricsRequest, Drain, Stop, Hello, Signal, Reloaded, Drained, MetricsReply)
 
 
 def encode(message: Message) -> bytes:

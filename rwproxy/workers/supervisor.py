@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 from rwproxy.workers.listeners import bind_listeners
 from rwproxy.workers.messages import (
     Decoder,
+    Drain,
+    Drained,
     Family,
     Hello,
     Message,
@@ -98,6 +100,7 @@ class WorkerPool:
         self._seq = 0
         self._replies: dict[int, tuple[asyncio.Future[None], set[int]]] = {}
         self._reloads: dict[int, tuple[asyncio.Future[None], dict[int, Reloaded]]] = {}
+        self._drains: dict[int, tuple[asyncio.Future[None], dict[int, int], set[int]]] = {}
         self._registry: CollectorRegistry | None = None
 
     # -- hooks ProxyApp and the admin interface call ---------------------------------------------
@@ -150,6 +153,29 @@ class WorkerPool:
             }
             for w in self.slots
         ]
+
+    async def drain(self, primary: str, timeout: float) -> int:
+        """A switchover's drain step for the whole instance: the workers' sessions that still hold
+        a transaction or a statement on ``primary`` after at most ``timeout`` s (rwproxy.failover)."""
+        self._publish()  # the buffering State goes first on each channel: no new writes start
+        live = [w for w in self.slots if w.ready]
+        if not live:
+            return 0
+        self._seq += 1
+        seq = self._seq
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        left: dict[int, int] = {}
+        self._drains[seq] = (done, left, {w.index for w in live})
+        frame = encode(Drain(seq, primary, timeout))
+        for w in live:
+            w.send(frame)
+        try:
+            await asyncio.wait_for(done, timeout + REPLY_TIMEOUT)
+        except TimeoutError:
+            log.warning("workers: %d of %d did not answer the drain", len(live) - len(left), len(live))
+        finally:
+            self._drains.pop(seq, None)
+        return sum(left.values())
 
     async def config_reloaded(self) -> None:
         """The supervisor applied a reload: every serving worker re-reads the file (10 s at most)."""
@@ -319,6 +345,13 @@ class WorkerPool:
         elif isinstance(message, Hello):
             slot.ready, slot.pid = True, message.pid
             log.info("worker %d (pid %d) serving", slot.index, message.pid)
+        elif isinstance(message, Drained):
+            drain = self._drains.get(message.seq)
+            if drain is not None:
+                finished, counts, expected = drain
+                counts[slot.index] = message.left
+                if expected <= counts.keys() and not finished.done():
+                    finished.set_result(None)
         elif isinstance(message, Reloaded):
             reload = self._reloads.get(message.seq)
             if reload is not None:

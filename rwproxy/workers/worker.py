@@ -24,6 +24,8 @@ from typing import Any
 
 from rwproxy.workers.messages import (
     Decoder,
+    Drain,
+    Drained,
     Hello,
     Message,
     MetricsReply,
@@ -131,6 +133,8 @@ class WorkerProcess:
             self.send(self._metrics(message.seq))
         elif isinstance(message, Reload):
             self._spawn(self._reload(message.seq))
+        elif isinstance(message, Drain):
+            self._spawn(self._drain(message))
         elif isinstance(message, Stop):
             self.grace = message.grace
             self.stop_event.set()
@@ -173,6 +177,12 @@ class WorkerProcess:
             await monitor.stop()
             app.monitor = RemoteMonitor(self.view)
         self.send(Reloaded(seq, True, str(result)))
+
+    async def _drain(self, message: Drain) -> None:
+        from rwproxy.failover.buffer import drain_sessions
+
+        left = await drain_sessions(self.app.sessions, message.primary, message.timeout)
+        self.send(Drained(message.seq, left))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -306,3 +307,62 @@ def test_one_failover_for_the_instance_and_every_worker_writes_to_the_new_primar
         got = {int(r[0]) for r in c.sql(new, "SELECT id FROM rwtest.workers")}
         assert set(ids) <= got
         assert p.status()["failover"]["failovers"] == {"ok": 1}
+
+
+class _Writer:
+    """Autocommit INSERTs through the proxy on one connection (ids ``base + 1, base + 2, ...``);
+    records the acknowledged ids, the errors and the connection's worker."""
+
+    def __init__(self, p: ProxyProcess, c: Cluster, base: int) -> None:
+        self.p, self.c, self.base = p, c, base
+        self.acked: list[int] = []
+        self.errors: list[str] = []
+        self.worker: int | None = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        conn = _connect(self.p, self.c)
+        self.worker = (int(_one(conn, "SELECT CONNECTION_ID()")) - 1) % 2
+        seq = self.base
+        while not self.stop.is_set():
+            seq += 1
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("INSERT INTO rwtest.workers VALUES (%s, %s)", (seq, self.worker))
+                self.acked.append(seq)
+            except pymysql.MySQLError as exc:
+                self.errors.append(repr(exc))
+                conn.close()
+                conn = _connect(self.p, self.c)
+            time.sleep(0.003)
+        conn.close()
+
+
+def test_switchover_under_write_load_buffers_writes_in_every_worker(
+    fresh_cluster: Cluster, tmp_path: Path
+) -> None:
+    c = fresh_cluster
+    c.sql(c.primary, "CREATE TABLE IF NOT EXISTS rwtest.workers (id INT PRIMARY KEY, worker INT)")
+    c.wait_replicas_caught_up()
+    with ProxyProcess(config_text(c), tmp_path / "proxy") as p:
+        _wait(lambda: _workers_ready(p), 30, "two ready workers", p)
+        writers: list[_Writer] = []
+        while len({w.worker for w in writers if w.worker is not None}) < 2 and len(writers) < 12:
+            writers.append(_Writer(p, c, 100_000 * (len(writers) + 1)))
+            _wait(lambda: writers[-1].worker is not None, 10, "a writer connected", p)
+        assert {w.worker for w in writers} == {0, 1}
+        _wait(lambda: all(len(w.acked) > 20 for w in writers), 20, "writes flowing", p)
+        doc = _post(p, "/switchover")
+        time.sleep(0.5)
+        for w in writers:
+            w.stop.set()
+        for w in writers:
+            w.thread.join(30)
+        assert doc["result"] == "ok", doc
+        assert [e for w in writers for e in w.errors] == [], p.log_text()[-3000:]
+        new = c.node(doc["switchover"])
+        c.primary = new
+        rows = {int(r[0]) for r in c.sql(new, "SELECT id FROM rwtest.workers")}
+        assert all(seq in rows for w in writers for seq in w.acked)

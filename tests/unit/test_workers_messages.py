@@ -14,6 +14,8 @@ from rwproxy.workers.ids import session_ids, worker_of
 from rwproxy.workers.messages import (
     MAX_FRAME,
     Decoder,
+    Drain,
+    Drained,
     FrameError,
     Hello,
     MetricsReply,
@@ -65,6 +67,8 @@ def test_every_message_kind_round_trips_in_one_stream_split_anywhere() -> None:
         Reload(3),
         MetricsRequest(4),
         Stop(2.5),
+        Drain(5, "db1", 2.0),
+        Drained(5, 1),
         Hello(1, 4242),
         Signal("unreachable", "db2"),
         Reloaded(3, False, "bad file"),

@@ -177,3 +177,20 @@ def test_workers_config_key() -> None:
     for bad in (0, "many"):
         with pytest.raises(ValidationError):
             ProxyConfig(workers=bad)
+
+
+def test_rwproxy_status_prints_a_line_per_worker() -> None:
+    from rwproxy.cli import render_status
+
+    doc = {
+        "nodes": [],
+        "sessions": 5,
+        "workers": [
+            {"worker": 0, "pid": 123, "ready": True, "sessions": 5, "restarts": 1, "cpu_seconds": 2.345},
+            {"worker": 1, "pid": None, "ready": False, "sessions": 0, "restarts": 0, "cpu_seconds": 0.0},
+        ],
+    }
+    lines = render_status(doc).splitlines()
+    assert lines[-2].split() == ["0", "123", "serving", "5", "1", "2.3"]
+    assert lines[-1].split() == ["1", "-", "starting", "0", "0", "0.0"]
+    assert "5 client sessions" in lines[0]

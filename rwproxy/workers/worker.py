@@ -190,11 +190,9 @@ class WorkerProcess:
         task.add_done_callback(self._tasks.discard)
 
 
-async def _serve(args: argparse.Namespace) -> None:
+async def _serve(args: argparse.Namespace, config: Any) -> None:
     from rwproxy.app import ProxyApp
-    from rwproxy.config import load_config
 
-    config = load_config(args.config)
     channel = socket.socket(fileno=args.channel_fd)
     listen = [socket.socket(fileno=int(fd)) for fd in args.listen_fds.split(",") if fd]
     app = ProxyApp(config, config_path=args.config)
@@ -227,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             uvloop.install()
     started = time.monotonic()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args))
+        asyncio.run(_serve(args, config))
     log.info("exited after %.0f s", time.monotonic() - started)
     return 0
 

@@ -29,6 +29,8 @@ __all__ = [
     "Drained",
     "FrameError",
     "Hello",
+    "Kill",
+    "Killed",
     "Message",
     "MetricsReply",
     "MetricsRequest",
@@ -108,6 +110,24 @@ class Drain:
 
 
 @dataclass(frozen=True, slots=True)
+class Kill:
+    """``KILL [QUERY] session`` asked in one worker for a session of another (worker -> supervisor
+    -> the session's worker); answered by ``Killed`` on the same way back."""
+
+    seq: int
+    session: int
+    query_only: bool
+    user: str
+    privileged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Killed:
+    seq: int
+    answer: str  # "ok", "unknown", "other_user" (rwproxy.workers.kill_forward)
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """Drain: stop accepting, let running statements finish up to ``grace`` seconds, exit."""
 
@@ -159,8 +179,34 @@ class MetricsReply:
     families: list[Family] = field(default_factory=list)
 
 
-Message = State | Reload | MetricsRequest | Drain | Stop | Hello | Signal | Reloaded | Drained | MetricsReply
-_TYPES = (State, Reload, MetricsRequest, Drain, Stop, Hello, Signal, Reloaded, Drained, MetricsReply)
+Message = (
+    State
+    | Reload
+    | MetricsRequest
+    | Drain
+    | Kill
+    | Killed
+    | Stop
+    | Hello
+    | Signal
+    | Reloaded
+    | Drained
+    | MetricsReply
+)
+_TYPES = (
+    State,
+    Reload,
+    MetricsRequest,
+    Drain,
+    Kill,
+    Killed,
+    Stop,
+    Hello,
+    Signal,
+    Reloaded,
+    Drained,
+    MetricsReply,
+)
 
 
 def encode(message: Message) -> bytes:

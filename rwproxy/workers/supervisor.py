@@ -35,6 +35,8 @@ from rwproxy.workers.messages import (
     Drained,
     Family,
     Hello,
+    Kill,
+    Killed,
     Message,
     MetricsReply,
     MetricsRequest,
@@ -100,6 +102,7 @@ class WorkerPool:
         self._seq = 0
         self._replies: dict[int, tuple[asyncio.Future[None], set[int]]] = {}
         self._reloads: dict[int, tuple[asyncio.Future[None], dict[int, Reloaded]]] = {}
+        self._kills: dict[int, tuple[WorkerSlot, int]] = {}  # our seq -> (asking worker, its seq)
         self._drains: dict[int, tuple[asyncio.Future[None], dict[int, int], set[int]]] = {}
         self._registry: CollectorRegistry | None = None
 
@@ -345,6 +348,13 @@ class WorkerPool:
         elif isinstance(message, Hello):
             slot.ready, slot.pid = True, message.pid
             log.info("worker %d (pid %d) serving", slot.index, message.pid)
+        elif isinstance(message, Kill):
+            self._pass_kill(slot, message)
+        elif isinstance(message, Killed):
+            asked = self._kills.pop(message.seq, None)
+            if asked is not None:
+                asker, seq = asked
+                asker.send(encode(Killed(seq, message.answer)))
         elif isinstance(message, Drained):
             drain = self._drains.get(message.seq)
             if drain is not None:
@@ -359,6 +369,21 @@ class WorkerPool:
                 results[slot.index] = message
                 if len(results) >= sum(1 for w in self.slots if w.ready) and not done.done():
                     done.set_result(None)
+
+    def _pass_kill(self, asker: WorkerSlot, message: Kill) -> None:
+        """A KILL for a session of another worker: pass it on (the asker times out if it dies)."""
+        from rwproxy.workers.ids import worker_of
+
+        index = worker_of(message.session, self.count)
+        owner = self.slots[index] if 0 <= index < len(self.slots) else None
+        if owner is None or not owner.ready or owner is asker:
+            asker.send(encode(Killed(message.seq, "unknown")))
+            return
+        self._seq += 1
+        self._kills[self._seq] = (asker, message.seq)
+        owner.send(
+            encode(Kill(self._seq, message.session, message.query_only, message.user, message.privileged))
+        )
 
     # -- publishing ------------------------------------------------------------------------------
 

@@ -27,6 +27,8 @@ from rwproxy.workers.messages import (
     Drain,
     Drained,
     Hello,
+    Kill,
+    Killed,
     Message,
     MetricsReply,
     MetricsRequest,
@@ -80,6 +82,9 @@ class WorkerProcess:
         self.grace: float | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._kills: dict[int, asyncio.Future[str]] = {}
+        self._seq = 0
+        self.count = count
         self.view = WorkerView(self.send)
         # What runs once per instance runs in the supervisor; these read what it publishes.
         if app.monitor is not None:
@@ -91,6 +96,26 @@ class WorkerProcess:
         app.coordination = None
         app.admin_enabled = False
         app._ids = session_ids(index, count)
+
+    # -- rwproxy.workers.kill_forward.RemoteKill ---------------------------------------------------
+
+    def elsewhere(self, session_id: int) -> bool:
+        from rwproxy.workers.ids import worker_of
+
+        return session_id > 0 and worker_of(session_id, self.count) != self.index
+
+    async def kill(self, session_id: int, query_only: bool, user: str, privileged: bool) -> str:
+        self._seq += 1
+        seq = self._seq
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._kills[seq] = future
+        self.send(Kill(seq, session_id, query_only, user, privileged))
+        try:
+            return await asyncio.wait_for(future, 5.0)
+        except TimeoutError:
+            return "unknown"
+        finally:
+            self._kills.pop(seq, None)
 
     def send(self, message: Message) -> None:
         writer = self._writer
@@ -135,6 +160,21 @@ class WorkerProcess:
             self._spawn(self._reload(message.seq))
         elif isinstance(message, Drain):
             self._spawn(self._drain(message))
+        elif isinstance(message, Kill):  # a KILL asked in another worker, for one of our sessions
+            from rwproxy.frontend.kill import kill_here
+
+            answer = kill_here(
+                self.app,
+                message.session,
+                query_only=message.query_only,
+                user=message.user,
+                privileged=message.privileged,
+            )
+            self.send(Killed(message.seq, answer))
+        elif isinstance(message, Killed):
+            future = self._kills.pop(message.seq, None)
+            if future is not None and not future.done():
+                future.set_result(message.answer)
         elif isinstance(message, Stop):
             self.grace = message.grace
             self.stop_event.set()
@@ -197,6 +237,9 @@ async def _serve(args: argparse.Namespace, config: Any) -> None:
     listen = [socket.socket(fileno=int(fd)) for fd in args.listen_fds.split(",") if fd]
     app = ProxyApp(config, config_path=args.config)
     worker = WorkerProcess(app, args.index, args.count, channel)
+    from rwproxy.workers import kill_forward
+
+    kill_forward.current = worker
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, worker.stop_event.set)

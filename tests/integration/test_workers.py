@@ -8,6 +8,7 @@ the primary gives one failover after which every worker writes to the new primar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -378,3 +379,41 @@ def test_switchover_under_write_load_buffers_writes_in_every_worker(
         c.primary = new
         rows = {int(r[0]) for r in c.sql(new, "SELECT id FROM rwtest.workers")}
         assert all(seq in rows for w in writers for seq in w.acked)
+
+
+def test_kill_reaches_a_session_in_the_other_worker(table: Cluster, workers_proxy: ProxyProcess) -> None:
+    c, p = table, workers_proxy
+    conns = [_connect(p, c) for _ in range(10)]
+    try:
+        by_worker: dict[int, list[tuple[int, pymysql.Connection]]] = {0: [], 1: []}
+        for conn in conns:
+            i = int(_one(conn, "SELECT CONNECTION_ID()"))
+            by_worker[(i - 1) % 2].append((i, conn))
+        assert by_worker[0] and by_worker[1]
+        killer, (victim_id, victim) = by_worker[0][0][1], by_worker[1][0]
+        with victim.cursor() as cur:  # a statement running in the other worker when the KILL comes
+            sleeper = threading.Thread(target=lambda: _swallow(cur, "SELECT SLEEP(20)"), daemon=True)
+            sleeper.start()
+            time.sleep(0.5)
+            started = time.monotonic()
+            with killer.cursor() as kcur:
+                kcur.execute(f"KILL {victim_id}")
+            sleeper.join(15)
+            assert not sleeper.is_alive() and time.monotonic() - started < 10
+        with pytest.raises((pymysql.err.OperationalError, pymysql.err.InterfaceError)):
+            _one(victim, "SELECT 1")  # its connection was closed by its worker
+        # An id of the other worker that no session has: ERR 1094 as for any unknown id.
+        unknown = victim_id + 2 * 1000  # the victim's residue: handed out by worker 1, never used
+        assert (unknown - 1) % 2 == 1
+        with pytest.raises(pymysql.err.OperationalError) as err, killer.cursor() as kcur:
+            kcur.execute(f"KILL {unknown}")
+        assert err.value.args[0] == 1094
+        assert int(_one(killer, "SELECT 1")) == 1
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def _swallow(cur: Any, sql: str) -> None:
+    with contextlib.suppress(pymysql.MySQLError):
+        cur.execute(sql)

@@ -18,6 +18,12 @@ log = logging.getLogger("rwproxy")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["worker"]:  # internal: one worker process, started by rwproxy.workers.supervisor
+        from rwproxy.app import ProxyApp
+        from rwproxy.workers.worker import main as worker_main
+
+        return worker_main(words[1:], ProxyApp)
     parser = argparse.ArgumentParser(prog="rwproxy", description="Read/write-splitting MySQL proxy")
     parser.add_argument("--version", action="version", version=f"rwproxy {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -320,12 +326,12 @@ async def _serve(config, config_path: str) -> None:  # type: ignore[no-untyped-d
     from rwproxy.app import ProxyApp
     from rwproxy.reload import install_sighup
 
+    app = ProxyApp(config, config_path=config_path)
     if config.proxy.worker_count > 1:  # a supervisor and worker processes (rwproxy.workers)
         from rwproxy.workers.supervisor import serve_with_workers
 
-        await serve_with_workers(config, config_path, config.proxy.worker_count)
+        await serve_with_workers(app, config_path, config.proxy.worker_count)
         return
-    app = ProxyApp(config, config_path=config_path)
     await app.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

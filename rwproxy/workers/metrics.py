@@ -11,15 +11,12 @@ knows (server state and lag, topology version, reloads, build info) is its own. 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from rwproxy.workers.messages import Family
-
-if TYPE_CHECKING:
-    from rwproxy.workers.supervisor import WorkerPool
 
 __all__ = [
     "SUPERVISOR_FAMILIES",
@@ -88,7 +85,7 @@ def _metric(family: Family) -> Metric:
 
 
 class InstanceCollector(Collector):
-    def __init__(self, app: Any, pool: WorkerPool) -> None:
+    def __init__(self, app: Any, pool: Any) -> None:  # pool: supervisor.WorkerPool (no import cycle)
         from rwproxy.observability.metrics import RwproxyCollector
 
         self.own = RwproxyCollector(app)
@@ -123,7 +120,7 @@ class InstanceCollector(Collector):
         yield from (up, sessions, cpu, restarts, count)
 
 
-def build_instance_registry(app: Any, pool: WorkerPool) -> CollectorRegistry:
+def build_instance_registry(app: Any, pool: Any) -> CollectorRegistry:
     """The supervisor's /metrics registry: as ``rwproxy.admin.http`` builds it, instance-wide."""
     from prometheus_client import PlatformCollector, ProcessCollector
 

@@ -52,8 +52,6 @@ from rwproxy.workers.metrics import retire
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
 
-    from rwproxy.app import ProxyApp
-
 __all__ = ["PUBLISH_INTERVAL", "WorkerPool", "WorkerSlot"]
 
 log = logging.getLogger("rwproxy.workers")
@@ -90,7 +88,7 @@ class WorkerSlot:
 
 
 class WorkerPool:
-    def __init__(self, app: ProxyApp, config_path: str | Path, count: int) -> None:
+    def __init__(self, app: Any, config_path: str | Path, count: int) -> None:  # app: a ProxyApp
         self.app = app
         self.config_path = str(config_path)
         self.count = count
@@ -257,7 +255,8 @@ class WorkerPool:
             slot.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "rwproxy.workers.worker",
+                "rwproxy",
+                "worker",
                 "--config",
                 self.config_path,
                 "--index",
@@ -443,14 +442,14 @@ class WorkerPool:
                 log.exception("workers: publishing the topology failed")
 
 
-async def serve_with_workers(config: Any, config_path: str, count: int) -> None:
-    """``rwproxy run`` with ``[proxy] workers`` > 1: the supervisor until SIGINT/SIGTERM."""
+async def serve_with_workers(app: Any, config_path: str, count: int) -> None:
+    """``rwproxy run`` with ``[proxy] workers`` > 1: the supervisor (``app``, a ProxyApp built by
+    ``rwproxy.cli``) until SIGINT/SIGTERM."""
     import signal
 
-    from rwproxy.app import ProxyApp
     from rwproxy.reload import install_sighup
 
-    app = ProxyApp(config, config_path=config_path)
+    config = app.config
     pool = WorkerPool(app, config_path, count)
     await pool.start()
     stop = asyncio.Event()

@@ -1,12 +1,13 @@
 """One worker process: a ``ProxyApp`` that serves clients on listeners the supervisor bound, with no
 monitor, failover controller, coordination, RDS discovery or admin interface of its own.
 
-    python -m rwproxy.workers.worker --config FILE --index K --count N --channel-fd FD --listen-fds A,B
+    python -m rwproxy worker --config FILE --index K --count N --channel-fd FD --listen-fds A,B
 
-Started by ``rwproxy.workers.supervisor`` only. The channel (a socketpair) brings topology
-snapshots and write-buffering state (``State``), reloads, metrics requests and the drain order; it
-takes back the sessions' evidence for the monitor (``Signal``), reload outcomes and counters. When
-the channel closes (the supervisor is gone) the worker drains and exits.
+Started by ``rwproxy.workers.supervisor`` only; ``rwproxy.cli`` passes the app class
+(``main(argv, ProxyApp)``: nothing here imports ``rwproxy.app``). The channel (a socketpair) brings
+topology snapshots and write-buffering state (``State``), reloads, metrics requests, KILLs and the
+drain order; it takes back the sessions' evidence for the monitor (``Signal``), reload outcomes
+and counters. When the channel closes (the supervisor is gone) the worker drains and exits.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rwproxy.workers.messages import (
@@ -230,12 +231,10 @@ class WorkerProcess:
         task.add_done_callback(self._tasks.discard)
 
 
-async def _serve(args: argparse.Namespace, config: Any) -> None:
-    from rwproxy.app import ProxyApp
-
+async def _serve(args: argparse.Namespace, config: Any, make_app: Callable[..., Any]) -> None:
     channel = socket.socket(fileno=args.channel_fd)
     listen = [socket.socket(fileno=int(fd)) for fd in args.listen_fds.split(",") if fd]
-    app = ProxyApp(config, config_path=args.config)
+    app = make_app(config, config_path=args.config)
     worker = WorkerProcess(app, args.index, args.count, channel)
     from rwproxy.workers import kill_forward
 
@@ -247,8 +246,9 @@ async def _serve(args: argparse.Namespace, config: Any) -> None:
     await worker.run(listen)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rwproxy-worker")
+def main(argv: Sequence[str] | None, make_app: Callable[..., Any]) -> int:
+    """``make_app(config, config_path=...)``: the ``ProxyApp`` class (passed by ``rwproxy.cli``)."""
+    parser = argparse.ArgumentParser(prog="rwproxy worker")
     parser.add_argument("--config", required=True)
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--count", type=int, required=True)
@@ -268,10 +268,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             uvloop.install()
     started = time.monotonic()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args, config))
+        asyncio.run(_serve(args, config, make_app))
     log.info("exited after %.0f s", time.monotonic() - started)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import socket
 import ssl
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from rwproxy.frontend.session import ClientSession
     from rwproxy.frontend.universal import PositionBatch
     from rwproxy.reload import ReloadResult
+    from rwproxy.workers.hooks import WorkerHooks
 
 __all__ = ["ProxyApp", "ProxyStats", "advertised_capabilities"]
 
@@ -159,6 +161,11 @@ class ProxyApp(SessionHost):
         )
         # Several instances agree through etcd ([coordination]): only the leader promotes/fences.
         self.coordination: Coordinator | None = Coordinator.from_app(self) if self.failover else None
+        # Worker processes ([proxy] workers > 1, rwproxy.workers): client listeners handed in (a
+        # worker's; the supervisor's: none), admin off in a worker, the supervisor's worker pool.
+        self.listen_sockets: list[socket.socket] | None = None
+        self.admin_enabled = True
+        self.workers: WorkerHooks | None = None
 
     async def switchover(self, to: str | None = None) -> dict[str, Any]:
         """Planned switchover to ``to`` (else the least-lagged ONLINE replica); the report."""
@@ -269,7 +276,10 @@ class ProxyApp(SessionHost):
         Raises ``rwproxy.reload.ReloadError`` (the old config stays) when the file is invalid."""
         from rwproxy.reload import reload_app
 
-        return await reload_app(self)
+        result = await reload_app(self)
+        if self.workers is not None:  # the supervisor: each worker re-reads the file too
+            await self.workers.config_reloaded()
+        return result
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -313,20 +323,32 @@ class ProxyApp(SessionHost):
         def new_session() -> asyncio.BaseProtocol:  # a protocol by its methods (see ClientSession)
             return cast("asyncio.BaseProtocol", ClientSession(self))
 
-        for host, port in self.config.proxy.listen_addresses:
-            # backlog: a login storm (thousands of clients at once) must not overflow the accept
-            # queue (asyncio's default is 100): the kernel would drop handshakes.
-            server = await loop.create_server(new_session, host, port, reuse_address=True, backlog=1024)
+        servers: list[asyncio.Server] = []
+        if self.listen_sockets is not None:  # rwproxy.workers: bound by the supervisor
+            for listen_socket in self.listen_sockets:
+                servers.append(await loop.create_server(new_session, sock=listen_socket, backlog=1024))
+        else:
+            for host, port in self.config.proxy.listen_addresses:
+                # backlog: a login storm (thousands of clients at once) must not overflow the accept
+                # queue (asyncio's default is 100): the kernel would drop handshakes.
+                servers.append(
+                    await loop.create_server(new_session, host, port, reuse_address=True, backlog=1024)
+                )
+        for server in servers:
             self._servers.append(server)
             # typeshed says tuple, uvloop returns a list: read it untyped (compiled code checks types)
             for sock in cast(Any, server).sockets:
                 addr = sock.getsockname()
                 bound.append((str(addr[0]), int(addr[1])))
-        log.info("rwproxy listening on %s", ", ".join(f"{h}:{p}" for h, p in bound))
+        if bound:
+            log.info("rwproxy listening on %s", ", ".join(f"{h}:{p}" for h, p in bound))
+        if not self.admin_enabled:
+            return bound
         from rwproxy.admin.http import start_admin_http
         from rwproxy.admin.sql import start_admin_sql
 
-        self.admin_http = await start_admin_http(self)  # None when [admin] http_listen = ""
+        registry = self.workers.registry() if self.workers is not None else None  # instance-wide
+        self.admin_http = await start_admin_http(self, registry=registry)  # None: http_listen = ""
         self.admin_sql = await start_admin_sql(self)  # None when off or without [[admin.users]]
         return bound
 

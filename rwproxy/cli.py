@@ -18,6 +18,12 @@ log = logging.getLogger("rwproxy")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["worker"]:  # internal: one worker process, started by rwproxy.workers.supervisor
+        from rwproxy.app import ProxyApp
+        from rwproxy.workers.worker import main as worker_main
+
+        return worker_main(words[1:], ProxyApp)
     parser = argparse.ArgumentParser(prog="rwproxy", description="Read/write-splitting MySQL proxy")
     parser.add_argument("--version", action="version", version=f"rwproxy {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -272,6 +278,16 @@ def render_status(doc: dict) -> str:  # type: ignore[type-arg]
         )
         if n.get("role_disagreement"):
             lines.append(f"{'':<12} ! {n['role_disagreement']}")
+    workers = doc.get("workers")
+    if workers:  # [proxy] workers > 1 (rwproxy.workers)
+        lines.append("")
+        lines.append(f"{'worker':<8} {'pid':>8} {'state':<8} {'sessions':>8} {'restarts':>8} {'cpu s':>9}")
+        for w in workers:
+            state = "serving" if w.get("ready") else "starting"
+            lines.append(
+                f"{w['worker']:<8} {w.get('pid') or '-':>8} {state:<8} {w.get('sessions', 0):>8} "
+                f"{w.get('restarts', 0):>8} {w.get('cpu_seconds', 0):>9.1f}"
+            )
     discovery = doc.get("discovery")
     if discovery:
         left_out = [i for i in discovery.get("instances", []) if i.get("left_out")]
@@ -309,6 +325,11 @@ async def _serve(config, config_path: str) -> None:  # type: ignore[no-untyped-d
     from rwproxy.reload import install_sighup
 
     app = ProxyApp(config, config_path=config_path)
+    if config.proxy.worker_count > 1:  # a supervisor and worker processes (rwproxy.workers)
+        from rwproxy.workers.supervisor import serve_with_workers
+
+        await serve_with_workers(app, config_path, config.proxy.worker_count)
+        return
     await app.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -170,7 +170,17 @@ def status(app: AdminHost, *, started: float) -> dict[str, Any]:
     discovery = app.aws.status()
     if discovery is not None:
         doc["discovery"] = discovery
+    workers = getattr(app, "workers", None)
+    if workers is not None:  # worker processes (rwproxy.workers): their sessions, a line per worker
+        workers.add_status(doc)
     return doc
+
+
+async def _refresh_workers(app: object) -> None:
+    """With worker processes, fetch their counters first (rwproxy.workers.supervisor)."""
+    workers = getattr(app, "workers", None)
+    if workers is not None:
+        await workers.refresh()
 
 
 class _Handlers:
@@ -181,6 +191,7 @@ class _Handlers:
 
     async def metrics(self, request: web.Request) -> web.Response:
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        await _refresh_workers(self.app)
         body = encoder(self.registry)  # synchronous, on the loop thread: a consistent read
         return web.Response(body=body, headers={"Content-Type": content_type})
 
@@ -192,6 +203,7 @@ class _Handlers:
         return web.json_response(body, status=200 if ready else 503)
 
     async def status(self, request: web.Request) -> web.Response:
+        await _refresh_workers(self.app)
         return web.json_response(status(self.app, started=self.started))
 
     async def explain(self, request: web.Request) -> web.Response:

@@ -39,7 +39,16 @@ RESTART_ONLY: dict[str, frozenset[str]] = {
     # tls_required goes with the TLS files: requiring TLS before a certificate is loaded would lock
     # every client out.
     "proxy": frozenset(
-        {"listen", "tls_cert", "tls_key", "tls_required", "uvloop", "local_infile", "query_attributes"}
+        {
+            "listen",
+            "tls_cert",
+            "tls_key",
+            "tls_required",
+            "uvloop",
+            "local_infile",
+            "query_attributes",
+            "workers",
+        }
     ),
     "backend": frozenset(
         {

@@ -63,6 +63,18 @@ class ProxyConfig(_Model):
     auth_timeout_seconds: _PositiveSeconds = 10.0
     # Offer CLIENT_QUERY_ATTRIBUTES to clients (rwproxy.frontend.query_attributes: hints, stripped).
     query_attributes: bool = True
+    # Worker processes (rwproxy.workers): N processes serve clients on the same listeners, one
+    # supervisor runs the monitor, failover and admin for all of them. "auto": one per CPU core.
+    workers: Annotated[int, _at_least(1)] | Literal["auto"] = 1
+
+    @property
+    def worker_count(self) -> int:
+        """``workers`` as a number (``"auto"``: ``os.cpu_count()``)."""
+        if self.workers == "auto":
+            import os
+
+            return os.cpu_count() or 1
+        return self.workers
 
     @field_validator("listen")
     @classmethod

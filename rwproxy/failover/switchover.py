@@ -58,7 +58,12 @@ async def run_switchover(fc: FailoverController, to: str | None) -> dict[str, An
 
         async def body() -> None:
             nonlocal demoted
-            open_txns = await drain_sessions(fc.app.sessions, old.name, fc.cfg.drain_timeout_seconds)
+            workers = getattr(fc.app, "workers", None)  # worker processes: their sessions (rwproxy.workers)
+            open_txns = await (
+                workers.drain(old.name, fc.cfg.drain_timeout_seconds)
+                if workers is not None
+                else drain_sessions(fc.app.sessions, old.name, fc.cfg.drain_timeout_seconds)
+            )
             _step(report, f"new writes buffered; {open_txns} transaction(s) still open after the drain")
             flavor = await fc._flavor(old)
             await coordination_guard(fc.app, f"switchover: {old.name} read_only = ON")

@@ -33,6 +33,7 @@ from rwproxy.protocol.results import ResponseKind
 if TYPE_CHECKING:
     from rwproxy.frontend.host import SessionHost
     from rwproxy.frontend.session import ClientSession
+    from rwproxy.workers.kill_forward import RemoteKill
 
 __all__ = ["kill", "kill_backend_query"]
 
@@ -47,6 +48,13 @@ def kill(session: ClientSession, target_id: int, *, query_only: bool) -> None:
     """Answer one KILL command of ``session`` (synchronously when no privilege check is needed)."""
     target = session.app.sessions.get(target_id)
     if target is None:
+        from rwproxy.workers import kill_forward  # worker processes: the id may live in another one
+
+        remote = kill_forward.current
+        if remote is not None and remote.elsewhere(target_id):
+            session.busy = True
+            session.spawn(_kill_in_other_worker(session, remote, target_id, query_only))
+            return
         _unknown(session, target_id)
         return
     if target.user == session.user and not target.closed:
@@ -71,6 +79,46 @@ async def _kill_other_user(session: ClientSession, target_id: int, query_only: b
         else:
             _act(session, target, query_only=query_only)
     session.finish_command()
+
+
+async def _kill_in_other_worker(
+    session: ClientSession, remote: RemoteKill, target_id: int, query_only: bool
+) -> None:
+    answer = await remote.kill(target_id, query_only, session.user, False)
+    if answer == "other_user":
+        privileges = await global_privileges(session.app, session.user)  # BackendError: the client sees it
+        if session.closed:
+            return
+        if not privileges & KILL_PRIVILEGES:
+            session.reply_error(
+                ErrorCode.ER_KILL_DENIED_ERROR, f"You are not owner of thread {target_id}", "HY000"
+            )
+            session.finish_command()
+            return
+        answer = await remote.kill(target_id, query_only, session.user, True)
+    if session.closed:
+        return
+    if answer == "ok":
+        session.reply_ok()
+    else:
+        _unknown(session, target_id)
+    session.finish_command()
+
+
+def kill_here(app: SessionHost, target_id: int, *, query_only: bool, user: str, privileged: bool) -> str:
+    """A KILL that another worker passed on (``rwproxy.workers.kill_forward``): ``ok``, ``unknown``
+    or ``other_user`` (``target_id`` belongs to another user and the asker is not ``privileged``)."""
+    target = app.sessions.get(target_id)
+    if target is None or target.closed:
+        return "unknown"
+    if target.user != user and not privileged:
+        return "other_user"
+    if target.busy:
+        _stop_statement(app, target, ending=not query_only)
+    if not query_only:
+        log.info("session %d (%s): killed by %s from another worker", target.id, target.user, user)
+        target.close()
+    return "ok"
 
 
 def _unknown(session: ClientSession, target_id: int) -> None:

@@ -189,7 +189,7 @@ class WorkerProcess:
             failover.apply(state)
         current = self.app.topology
         if state.nodes != current.nodes or state.version != current.version:
-            self.app._set_topology(state.topology())
+            self.app.set_topology(state.topology())
         elif failover is not None:
             failover.buffer.poke()  # buffering or readiness changed: waiters look again
 

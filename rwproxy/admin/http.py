@@ -224,6 +224,13 @@ class _Handlers:
             limit = int(limit_text)
         if table is None:
             return web.json_response({"enabled": False, "digests": []})
+        if getattr(self.app, "workers", None) is not None:  # every worker's table (rwproxy.workers.views)
+            from rwproxy.workers.views import instance_digests
+
+            rows, evicted = await instance_digests(self.app)
+            rows = rows if limit is None else rows[:limit]
+            body = {"enabled": True, "size": table.size, "evicted": evicted, "digests": rows}
+            return web.json_response(body)
         body = {"enabled": True, "size": table.size, "evicted": table.evicted, "digests": table.rows(limit)}
         return web.json_response(body)
 

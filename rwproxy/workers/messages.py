@@ -36,6 +36,8 @@ __all__ = [
     "MetricsRequest",
     "Reload",
     "Reloaded",
+    "RowsReply",
+    "RowsRequest",
     "Signal",
     "State",
     "Stop",
@@ -97,6 +99,16 @@ class Reload:
 @dataclass(frozen=True, slots=True)
 class MetricsRequest:
     seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class RowsRequest:
+    """The admin interface reads an instance-wide view: the worker's rows of ``view`` (``sessions``:
+    the admin ``sessions`` table's rows; ``digests``: its digest table's rows), answered by
+    ``RowsReply`` (rwproxy.workers.views merges them)."""
+
+    seq: int
+    view: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +179,13 @@ class Reloaded:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class RowsReply:
+    seq: int
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    evicted: int = 0  # digests: entries the worker's bounded table dropped
+
+
 # One family: (name, type, help, samples); one sample: (sample name, labels, value).
 Family = tuple[str, str, str, list[tuple[str, dict[str, str], float]]]
 
@@ -192,6 +211,8 @@ Message = (
     | Reloaded
     | Drained
     | MetricsReply
+    | RowsRequest
+    | RowsReply
 )
 _TYPES = (
     State,
@@ -206,6 +227,8 @@ _TYPES = (
     Reloaded,
     Drained,
     MetricsReply,
+    RowsRequest,
+    RowsReply,
 )
 
 

@@ -42,6 +42,8 @@ from rwproxy.workers.messages import (
     MetricsRequest,
     Reload,
     Reloaded,
+    RowsReply,
+    RowsRequest,
     Signal,
     State,
     Stop,
@@ -103,6 +105,7 @@ class WorkerPool:
         self._kills: dict[int, tuple[WorkerSlot, int]] = {}  # our seq -> (asking worker, its seq)
         self._drains: dict[int, tuple[asyncio.Future[None], dict[int, int], set[int]]] = {}
         self._registry: CollectorRegistry | None = None
+        self._rows: dict[int, tuple[asyncio.Future[None], dict[int, RowsReply], set[int]]] = {}
 
     # -- hooks ProxyApp and the admin interface call ---------------------------------------------
 
@@ -131,6 +134,28 @@ class WorkerPool:
             log.warning("workers: counters of some workers did not come within %.0f s", REPLY_TIMEOUT)
         finally:
             self._replies.pop(seq, None)
+
+    async def rows(self, view: str) -> dict[int, RowsReply]:
+        """Every serving worker's rows of ``view`` (``RowsRequest``), by worker index; a worker that
+        does not answer within REPLY_TIMEOUT is left out (rwproxy.workers.views merges them)."""
+        live = [w for w in self.slots if w.ready]
+        if not live:
+            return {}
+        self._seq += 1
+        seq = self._seq
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        got: dict[int, RowsReply] = {}
+        self._rows[seq] = (done, got, {w.index for w in live})
+        frame = encode(RowsRequest(seq, view))
+        for w in live:
+            w.send(frame)
+        try:
+            await asyncio.wait_for(done, REPLY_TIMEOUT)
+        except TimeoutError:
+            log.warning("workers: %d of %d did not send their %s rows", len(live) - len(got), len(live), view)
+        finally:
+            self._rows.pop(seq, None)
+        return dict(got)
 
     def add_status(self, doc: dict[str, Any]) -> None:
         """/status: sessions and per-server queries of the whole instance, and a line per worker."""
@@ -344,6 +369,13 @@ class WorkerPool:
                 left.discard(slot.index)
                 if not left and not done.done():
                     done.set_result(None)
+        elif isinstance(message, RowsReply):
+            rows = self._rows.get(message.seq)
+            if rows is not None:
+                finished, got, expected = rows
+                got[slot.index] = message
+                if expected <= got.keys() and not finished.done():
+                    finished.set_result(None)
         elif isinstance(message, Hello):
             slot.ready, slot.pid = True, message.pid
             log.info("worker %d (pid %d) serving", slot.index, message.pid)

@@ -35,6 +35,8 @@ from rwproxy.workers.messages import (
     MetricsRequest,
     Reload,
     Reloaded,
+    RowsReply,
+    RowsRequest,
     State,
     Stop,
     encode,
@@ -157,6 +159,8 @@ class WorkerProcess:
             self.apply_state(message)
         elif isinstance(message, MetricsRequest):
             self.send(self._metrics(message.seq))
+        elif isinstance(message, RowsRequest):
+            self.send(self._rows(message))
         elif isinstance(message, Reload):
             self._spawn(self._reload(message.seq))
         elif isinstance(message, Drain):
@@ -201,6 +205,17 @@ class WorkerProcess:
             cpu_seconds=times.user + times.system,
             families=collect_families(self.app),
         )
+
+    def _rows(self, message: RowsRequest) -> RowsReply:
+        """This worker's part of an instance-wide admin view (rwproxy.workers.views)."""
+        app = self.app
+        if message.view == "sessions":
+            from rwproxy.admin.tables import build
+
+            return RowsReply(message.seq, build(app, "sessions"))
+        if message.view == "digests" and app.digests is not None:
+            return RowsReply(message.seq, app.digests.rows(), app.digests.evicted)
+        return RowsReply(message.seq)
 
     async def _reload(self, seq: int) -> None:
         from rwproxy.reload import ReloadError

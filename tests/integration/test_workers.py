@@ -25,6 +25,7 @@ import pytest
 
 from rwproxy.dev.cluster import Cluster
 from rwproxy.dev.demo import server_tables, user_table
+from tests.support.net import free_ports
 from tests.support.proxy_process import ProxyProcess
 
 pytestmark = pytest.mark.cluster
@@ -417,3 +418,58 @@ def test_kill_reaches_a_session_in_the_other_worker(table: Cluster, workers_prox
 def _swallow(cur: Any, sql: str) -> None:
     with contextlib.suppress(pymysql.MySQLError):
         cur.execute(sql)
+
+
+ADMIN_USER, ADMIN_PASSWORD = "wadmin", "workers-admin-secret"
+
+
+@pytest.fixture
+def admin_workers_proxy(table: Cluster, tmp_path: Path) -> Iterator[tuple[ProxyProcess, int]]:
+    (sql_port,) = free_ports(1)
+    text = config_text(table).replace(
+        'http_listen = "{admin}"', f'http_listen = "{{admin}}"\nsql_listen = "127.0.0.1:{sql_port}"'
+    )
+    text += f'\n[[admin.users]]\nname = "{ADMIN_USER}"\npassword = "{ADMIN_PASSWORD}"\n'
+    p = ProxyProcess(text, tmp_path / "proxy").start()
+    try:
+        _wait(lambda: _workers_ready(p), 30, "two ready workers", p)
+        yield p, sql_port
+    finally:
+        p.stop()
+
+
+def test_admin_sessions_and_digests_cover_every_worker(
+    table: Cluster, admin_workers_proxy: tuple[ProxyProcess, int]
+) -> None:
+    c, (p, sql_port) = table, admin_workers_proxy
+    conns = [_connect(p, c) for _ in range(10)]
+    admin = pymysql.connect(
+        host="127.0.0.1", port=sql_port, user=ADMIN_USER, password=ADMIN_PASSWORD, connect_timeout=5
+    )
+    try:
+        ids = {int(_one(conn, "SELECT CONNECTION_ID()")): conn for conn in conns}
+        assert {(i - 1) % 2 for i in ids} == {0, 1}  # sessions on both workers
+        for n, conn in enumerate(conns):
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT id AS workers_admin_probe FROM rwtest.workers WHERE id = {n}")
+        with admin.cursor() as cur:
+            cur.execute("SELECT id, worker, user FROM sessions")
+            rows = cur.fetchall()
+        assert {int(r[0]): int(r[1]) for r in rows} == {i: (i - 1) % 2 for i in ids}
+        assert {r[2] for r in rows} == {c.app_user}
+
+        # /digests: the statement ran 10 times, on both workers: one row, counts summed.
+        body = json.loads(
+            urllib.request.urlopen(f"http://127.0.0.1:{p.admin_port}/digests", timeout=10).read()
+        )
+        [row] = [d for d in body["digests"] if "workers_admin_probe" in d["digest"]]
+        assert row["count"] == len(conns)
+        assert row["replica_count"] == len(conns) and row["route"] == "replica"
+        assert row["avg_time_us"] == round(row["total_time_us"] / len(conns))
+        with admin.cursor() as cur:
+            cur.execute("SELECT count FROM query_digest WHERE digest_id = %s", (row["digest_id"],))
+            assert [int(r[0]) for r in cur.fetchall()] == [len(conns)]
+    finally:
+        admin.close()
+        for conn in conns:
+            conn.close()

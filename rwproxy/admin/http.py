@@ -176,11 +176,12 @@ def status(app: AdminHost, *, started: float) -> dict[str, Any]:
     return doc
 
 
-async def _refresh_workers(app: object) -> None:
-    """With worker processes, fetch their counters first (rwproxy.workers.supervisor)."""
+async def _refresh_workers(app: object, *, status: bool = False) -> None:
+    """With worker processes, fetch their counters first (rwproxy.workers.supervisor); for /status
+    their per-server connections and sessions too."""
     workers = getattr(app, "workers", None)
     if workers is not None:
-        await workers.refresh()
+        await (workers.refresh_status() if status else workers.refresh())
 
 
 class _Handlers:
@@ -203,7 +204,7 @@ class _Handlers:
         return web.json_response(body, status=200 if ready else 503)
 
     async def status(self, request: web.Request) -> web.Response:
-        await _refresh_workers(self.app)
+        await _refresh_workers(self.app, status=True)
         return web.json_response(status(self.app, started=self.started))
 
     async def explain(self, request: web.Request) -> web.Response:

@@ -23,6 +23,10 @@ class WorkerHooks(Protocol):
         """Fetch the workers' counters (before /metrics and /status)."""
         ...
 
+    async def refresh_status(self) -> None:
+        """``refresh`` and the workers' per-server connections and sessions (before /status)."""
+        ...
+
     async def rows(self, view: str) -> dict[int, RowsReply]:
         """Every worker's rows of an admin view (``sessions``, ``digests``), by worker index."""
         ...

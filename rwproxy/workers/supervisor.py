@@ -105,6 +105,7 @@ class WorkerPool:
         self._kills: dict[int, tuple[WorkerSlot, int]] = {}  # our seq -> (asking worker, its seq)
         self._drains: dict[int, tuple[asyncio.Future[None], dict[int, int], set[int]]] = {}
         self._registry: CollectorRegistry | None = None
+        self._server_counts: dict[str, dict[str, Any]] = {}  # by refresh_status, for add_status
         self._rows: dict[int, tuple[asyncio.Future[None], dict[int, RowsReply], set[int]]] = {}
 
     # -- hooks ProxyApp and the admin interface call ---------------------------------------------
@@ -135,6 +136,12 @@ class WorkerPool:
         finally:
             self._replies.pop(seq, None)
 
+    async def refresh_status(self) -> None:
+        """Before /status: the workers' counters and their per-server connections and sessions."""
+        from rwproxy.workers.views import instance_servers
+
+        _, self._server_counts = await asyncio.gather(self.refresh(), instance_servers(self.app))
+
     async def rows(self, view: str) -> dict[int, RowsReply]:
         """Every serving worker's rows of ``view`` (``RowsRequest``), by worker index; a worker that
         does not answer within REPLY_TIMEOUT is left out (rwproxy.workers.views merges them)."""
@@ -160,8 +167,10 @@ class WorkerPool:
     def add_status(self, doc: dict[str, Any]) -> None:
         """/status: sessions and per-server queries of the whole instance, and a line per worker."""
         from rwproxy.workers.metrics import instance_families, merge_families
+        from rwproxy.workers.views import apply_server_counts
 
         doc["sessions"] = sum(w.sessions for w in self.slots)
+        apply_server_counts(doc, self._server_counts)
         merged = merge_families(instance_families(self.slots))
         queries: dict[str, float] = {}
         for _, labels, value in merged.get("rwproxy_queries", ("", "", "", []))[3]:

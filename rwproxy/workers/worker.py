@@ -213,6 +213,10 @@ class WorkerProcess:
             from rwproxy.admin.tables import build
 
             return RowsReply(message.seq, build(app, "sessions"))
+        if message.view == "servers":
+            from rwproxy.workers.views import server_rows
+
+            return RowsReply(message.seq, server_rows(app))
         if message.view == "digests" and app.digests is not None:
             return RowsReply(message.seq, app.digests.rows(), app.digests.evicted)
         return RowsReply(message.seq)

@@ -453,10 +453,26 @@ def test_admin_sessions_and_digests_cover_every_worker(
             with conn.cursor() as cur:
                 cur.execute(f"SELECT id AS workers_admin_probe FROM rwtest.workers WHERE id = {n}")
         with admin.cursor() as cur:
-            cur.execute("SELECT id, worker, user FROM sessions")
+            cur.execute("SELECT id, worker, user, backend FROM sessions")
             rows = cur.fetchall()
         assert {int(r[0]): int(r[1]) for r in rows} == {i: (i - 1) % 2 for i in ids}
         assert {r[2] for r in rows} == {c.app_user}
+
+        # Per server: the backend connections and client sessions of both workers, in the admin
+        # servers/pools tables and /status alike (the sessions are idle: they hold what they hold).
+        holding = {n.name: sum(1 for r in rows if n.name in (r[3] or "").split(",")) for n in c.nodes}
+        assert sum(holding.values()) >= len(conns)
+        with admin.cursor() as cur:
+            cur.execute("SELECT name, client_sessions, connections FROM servers")
+            servers = {r[0]: (int(r[1]), int(r[2])) for r in cur.fetchall()}
+            cur.execute("SELECT server, open FROM pools")
+            pools = {r[0]: int(r[1]) for r in cur.fetchall()}
+        assert {name: s for name, (s, _) in servers.items()} == holding
+        assert {name: n for name, (_, n) in servers.items()} == pools
+        assert all(pools[name] >= n for name, n in holding.items())
+        nodes = {n["name"]: n for n in p.status()["nodes"]}
+        assert {name: n["client_sessions"] for name, n in nodes.items()} == holding
+        assert {name: n["connections"] for name, n in nodes.items()} == pools
 
         # /digests: the statement ran 10 times, on both workers: one row, counts summed.
         body = json.loads(

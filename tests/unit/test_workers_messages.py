@@ -33,7 +33,7 @@ from rwproxy.workers.messages import (
     encode,
 )
 from rwproxy.workers.metrics import merge_families
-from rwproxy.workers.views import merge_digests, merge_sessions
+from rwproxy.workers.views import apply_server_counts, merge_digests, merge_servers, merge_sessions
 
 
 def _topology() -> Topology:
@@ -264,3 +264,20 @@ def test_sessions_of_the_workers_get_their_worker_column() -> None:
         (4, 1, "b"),
     ]
     assert merge_sessions({}) == []
+
+
+def test_server_counts_of_the_workers_add_up_and_reach_the_status_document() -> None:
+    w0 = [
+        {"server": "db1", "idle": 1, "in_use": 2, "lendable": 0, "client_sessions": 2, "queries": 7},
+        {"server": "db2", "idle": 3, "in_use": 0, "lendable": 1, "client_sessions": 3, "queries": 9},
+    ]
+    w1 = [{"server": "db1", "idle": 0, "in_use": 1, "lendable": 1, "client_sessions": 1, "queries": 4}]
+    counts = merge_servers([w0, w1])
+    assert counts["db1"] == {"idle": 1, "in_use": 3, "lendable": 1, "client_sessions": 3, "queries": 11}
+    assert counts["db2"] == {"idle": 3, "in_use": 0, "lendable": 1, "client_sessions": 3, "queries": 9}
+    doc = {"nodes": [{"name": "db1"}, {"name": "db2"}, {"name": "db3"}]}
+    apply_server_counts(doc, counts)
+    db1, db2, db3 = doc["nodes"]
+    assert db1["pool"] == {"idle": 1, "in_use": 3, "lendable": 1} and db1["connections"] == 4
+    assert db1["client_sessions"] == 3 and db2["connections"] == 3
+    assert db3["connections"] == 0 and db3["client_sessions"] == 0  # no worker knows it: zeros

@@ -34,6 +34,8 @@ __all__ = [
     "Message",
     "MetricsReply",
     "MetricsRequest",
+    "ProcessList",
+    "ProcessListReply",
     "Reload",
     "Reloaded",
     "RowsReply",
@@ -186,6 +188,21 @@ class RowsReply:
     evicted: int = 0  # digests: entries the worker's bounded table dropped
 
 
+@dataclass(frozen=True, slots=True)
+class ProcessList:
+    """``SHOW PROCESSLIST`` (or information_schema.PROCESSLIST) in a worker: the other workers'
+    sessions, please (worker -> supervisor, which asks them with ``RowsRequest("processlist")``);
+    answered by ``ProcessListReply`` with their rows (``ProcessRow`` fields as dicts)."""
+
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessListReply:
+    seq: int
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
 # One family: (name, type, help, samples); one sample: (sample name, labels, value).
 Family = tuple[str, str, str, list[tuple[str, dict[str, str], float]]]
 
@@ -213,6 +230,8 @@ Message = (
     | MetricsReply
     | RowsRequest
     | RowsReply
+    | ProcessList
+    | ProcessListReply
 )
 _TYPES = (
     State,
@@ -229,6 +248,8 @@ _TYPES = (
     MetricsReply,
     RowsRequest,
     RowsReply,
+    ProcessList,
+    ProcessListReply,
 )
 
 

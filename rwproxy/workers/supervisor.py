@@ -40,6 +40,8 @@ from rwproxy.workers.messages import (
     Message,
     MetricsReply,
     MetricsRequest,
+    ProcessList,
+    ProcessListReply,
     Reload,
     Reloaded,
     RowsReply,
@@ -105,6 +107,7 @@ class WorkerPool:
         self._kills: dict[int, tuple[WorkerSlot, int]] = {}  # our seq -> (asking worker, its seq)
         self._drains: dict[int, tuple[asyncio.Future[None], dict[int, int], set[int]]] = {}
         self._registry: CollectorRegistry | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # answers being put together (processlists)
         self._server_counts: dict[str, dict[str, Any]] = {}  # by refresh_status, for add_status
         self._rows: dict[int, tuple[asyncio.Future[None], dict[int, RowsReply], set[int]]] = {}
 
@@ -142,10 +145,10 @@ class WorkerPool:
 
         _, self._server_counts = await asyncio.gather(self.refresh(), instance_servers(self.app))
 
-    async def rows(self, view: str) -> dict[int, RowsReply]:
-        """Every serving worker's rows of ``view`` (``RowsRequest``), by worker index; a worker that
-        does not answer within REPLY_TIMEOUT is left out (rwproxy.workers.views merges them)."""
-        live = [w for w in self.slots if w.ready]
+    async def rows(self, view: str, *, besides: int | None = None) -> dict[int, RowsReply]:
+        """Every serving worker's rows of ``view`` (``RowsRequest``), by worker index, but worker
+        ``besides``; one that does not answer within REPLY_TIMEOUT is left out."""
+        live = [w for w in self.slots if w.ready and w.index != besides]
         if not live:
             return {}
         self._seq += 1
@@ -390,6 +393,10 @@ class WorkerPool:
             log.info("worker %d (pid %d) serving", slot.index, message.pid)
         elif isinstance(message, Kill):
             self._pass_kill(slot, message)
+        elif isinstance(message, ProcessList):
+            task = asyncio.get_running_loop().create_task(self._processlist(slot, message.seq))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         elif isinstance(message, Killed):
             asked = self._kills.pop(message.seq, None)
             if asked is not None:
@@ -409,6 +416,11 @@ class WorkerPool:
                 results[slot.index] = message
                 if len(results) >= sum(1 for w in self.slots if w.ready) and not done.done():
                     done.set_result(None)
+
+    async def _processlist(self, asker: WorkerSlot, seq: int) -> None:
+        """A worker's SHOW PROCESSLIST: the other workers' rows (rwproxy.workers.processlist_forward)."""
+        replies = await self.rows("processlist", besides=asker.index)
+        asker.send(encode(ProcessListReply(seq, [row for r in replies.values() for row in r.rows])))
 
     def _pass_kill(self, asker: WorkerSlot, message: Kill) -> None:
         """A KILL for a session of another worker: pass it on (the asker times out if it dies)."""

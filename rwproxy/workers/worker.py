@@ -33,6 +33,8 @@ from rwproxy.workers.messages import (
     Message,
     MetricsReply,
     MetricsRequest,
+    ProcessList,
+    ProcessListReply,
     Reload,
     Reloaded,
     RowsReply,
@@ -86,6 +88,7 @@ class WorkerProcess:
         self._writer: asyncio.StreamWriter | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._kills: dict[int, asyncio.Future[str]] = {}
+        self._processlists: dict[int, asyncio.Future[list[dict[str, Any]]]] = {}
         self._seq = 0
         self.count = count
         self.view = WorkerView(self.send)
@@ -119,6 +122,24 @@ class WorkerProcess:
             return "unknown"
         finally:
             self._kills.pop(seq, None)
+
+    # -- rwproxy.workers.processlist_forward.RemoteProcesslist ------------------------------------
+
+    async def other_rows(self) -> list[dict[str, Any]] | None:
+        from rwproxy.workers.processlist_forward import TIMEOUT
+
+        self._seq += 1
+        seq = self._seq
+        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        self._processlists[seq] = future
+        self.send(ProcessList(seq))
+        try:
+            return await asyncio.wait_for(future, TIMEOUT)
+        except TimeoutError:
+            log.warning("the other workers' sessions did not come within %.0f s; listing ours only", TIMEOUT)
+            return None
+        finally:
+            self._processlists.pop(seq, None)
 
     def send(self, message: Message) -> None:
         writer = self._writer
@@ -176,6 +197,10 @@ class WorkerProcess:
                 privileged=message.privileged,
             )
             self.send(Killed(message.seq, answer))
+        elif isinstance(message, ProcessListReply):
+            rows = self._processlists.pop(message.seq, None)
+            if rows is not None and not rows.done():
+                rows.set_result(message.rows)
         elif isinstance(message, Killed):
             future = self._kills.pop(message.seq, None)
             if future is not None and not future.done():
@@ -213,6 +238,10 @@ class WorkerProcess:
             from rwproxy.admin.tables import build
 
             return RowsReply(message.seq, build(app, "sessions"))
+        if message.view == "processlist":
+            from rwproxy.frontend.processlist import session_rows
+
+            return RowsReply(message.seq, session_rows(app))
         if message.view == "servers":
             from rwproxy.workers.views import server_rows
 
@@ -258,6 +287,9 @@ async def _serve(args: argparse.Namespace, config: Any, make_app: Callable[..., 
     from rwproxy.workers import kill_forward
 
     kill_forward.current = worker
+    from rwproxy.workers import processlist_forward
+
+    processlist_forward.current = worker
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, worker.stop_event.set)

@@ -489,3 +489,37 @@ def test_admin_sessions_and_digests_cover_every_worker(
         admin.close()
         for conn in conns:
             conn.close()
+
+
+def test_the_process_list_of_a_worker_shows_every_workers_sessions(
+    table: Cluster, workers_proxy: ProxyProcess
+) -> None:
+    c, p = table, workers_proxy
+    conns = [_connect(p, c) for _ in range(10)]
+    try:
+        ids = {int(_one(conn, "SELECT CONNECTION_ID()")): conn for conn in conns}
+        assert {(i - 1) % 2 for i in ids} == {0, 1}  # sessions on both workers
+        sleeper_id = next(i for i in ids if (i - 1) % 2 == 1)
+        with ids[sleeper_id].cursor() as cur:  # a statement running in worker 1 meanwhile
+            sleeper = threading.Thread(target=lambda: _swallow(cur, "SELECT SLEEP(20)"), daemon=True)
+            sleeper.start()
+            time.sleep(0.5)
+            for i, conn in ids.items():
+                if i == sleeper_id:
+                    continue  # its connection is busy with the sleep
+                with conn.cursor() as lcur:
+                    lcur.execute("SHOW FULL PROCESSLIST")
+                    rows = {int(r[0]): r for r in lcur.fetchall()}
+                    assert set(rows) == set(ids), i  # every worker's sessions, from either worker
+                    assert rows[i][4] == "Query" and rows[i][7] == "SHOW FULL PROCESSLIST"
+                    assert rows[sleeper_id][4] == "Query" and rows[sleeper_id][7] == "SELECT SLEEP(20)"
+                    lcur.execute("SELECT ID FROM information_schema.PROCESSLIST ORDER BY ID")
+                    assert [int(r[0]) for r in lcur.fetchall()] == sorted(ids), i
+            killer = next(conn for i, conn in ids.items() if (i - 1) % 2 == 0)
+            with killer.cursor() as kcur:
+                kcur.execute(f"KILL QUERY {sleeper_id}")
+            sleeper.join(15)
+            assert not sleeper.is_alive()
+    finally:
+        for conn in conns:
+            conn.close()

@@ -23,6 +23,8 @@ from rwproxy.workers.messages import (
     Killed,
     MetricsReply,
     MetricsRequest,
+    ProcessList,
+    ProcessListReply,
     Reload,
     Reloaded,
     RowsReply,
@@ -81,6 +83,8 @@ def test_every_message_kind_round_trips_in_one_stream_split_anywhere() -> None:
         Signal("unreachable", "db2"),
         Reloaded(3, False, "bad file"),
         RowsRequest(8, "sessions"),
+        ProcessList(10),
+        ProcessListReply(10, [{"id": 5, "user": "app", "host": "127.0.0.1:5000", "db": None, "info": None}]),
         RowsReply(8, [{"id": 3, "user": "app", "db": None, "busy": 0}]),
         RowsReply(9, [{"digest": "SELECT ?", "count": 2, "first_seen": 1.5}], evicted=4),
         MetricsReply(

@@ -12,7 +12,9 @@ socketpair per worker:
 * passes the sessions' evidence (``Signal``) to its monitor;
 * forwards a config reload it applied (``ProxyApp.reload_config``: SIGHUP, POST /reload, RELOAD
   CONFIG) to every worker, which re-reads the file;
-* fetches the workers' counters for /metrics and /status (``refresh``, on each scrape);
+* fetches the workers' counters for /metrics and /status (``refresh``, on each scrape), and their
+  rows for the instance-wide admin views (``rows``: sessions, digests, per-server counts,
+  ``rwproxy.workers.views``) and for a worker's process list (``ProcessList``);
 * restarts a worker that died (its clients are gone, as with any crashed process);
 * drains them all on shutdown (``Stop`` with the shutdown grace).
 """
@@ -20,7 +22,6 @@ socketpair per worker:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import sys
@@ -493,24 +494,3 @@ class WorkerPool:
                     changed_at = loop.time()
             except Exception:  # a bug: say so, keep publishing
                 log.exception("workers: publishing the topology failed")
-
-
-async def serve_with_workers(app: Any, config_path: str, count: int) -> None:
-    """``rwproxy run`` with ``[proxy] workers`` > 1: the supervisor (``app``, a ProxyApp built by
-    ``rwproxy.cli``) until SIGINT/SIGTERM."""
-    import signal
-
-    from rwproxy.reload import install_sighup
-
-    config = app.config
-    pool = WorkerPool(app, config_path, count)
-    await pool.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    install_sighup(app)  # reloads here, then in every worker (ProxyApp.reload_config)
-    await stop.wait()
-    log.info("shutting down %d workers (grace %.1f s)", count, config.proxy.shutdown_grace_seconds)
-    with contextlib.suppress(Exception):
-        await pool.stop()

@@ -523,3 +523,43 @@ def test_the_process_list_of_a_worker_shows_every_workers_sessions(
     finally:
         for conn in conns:
             conn.close()
+
+
+def test_a_hung_worker_leaves_the_admin_views_and_process_list_answering(
+    table: Cluster, admin_workers_proxy: tuple[ProxyProcess, int]
+) -> None:
+    c, (p, sql_port) = table, admin_workers_proxy
+    conns = [_connect(p, c) for _ in range(10)]
+    workers = _workers_ready(p)
+    assert workers is not None
+    hung = next(w["pid"] for w in workers if w["worker"] == 1)
+    admin = pymysql.connect(
+        host="127.0.0.1", port=sql_port, user=ADMIN_USER, password=ADMIN_PASSWORD, connect_timeout=5
+    )
+    try:
+        ids = {int(_one(conn, "SELECT CONNECTION_ID()")): conn for conn in conns}
+        mine = {i for i in ids if (i - 1) % 2 == 0}
+        assert mine and mine != set(ids)
+        os.kill(hung, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with admin.cursor() as cur:
+                cur.execute("SELECT id, worker FROM sessions")
+                assert {int(r[0]): int(r[1]) for r in cur.fetchall()} == dict.fromkeys(mine, 0)
+            body = json.loads(
+                urllib.request.urlopen(f"http://127.0.0.1:{p.admin_port}/digests", timeout=15).read()
+            )
+            assert body["enabled"] is True
+            with ids[min(mine)].cursor() as cur:  # the other worker does not answer: its own list
+                cur.execute("SHOW PROCESSLIST")
+                assert {int(r[0]) for r in cur.fetchall()} == mine
+            assert time.monotonic() - started < 15  # three waits of REPLY_TIMEOUT (2 s), not forever
+        finally:
+            os.kill(hung, signal.SIGCONT)
+        with admin.cursor() as cur:  # back: every session again (late answers were dropped)
+            cur.execute("SELECT id FROM sessions")
+            assert {int(r[0]) for r in cur.fetchall()} == set(ids)
+    finally:
+        admin.close()
+        for conn in conns:
+            conn.close()

@@ -326,7 +326,7 @@ async def _serve(config, config_path: str) -> None:  # type: ignore[no-untyped-d
 
     app = ProxyApp(config, config_path=config_path)
     if config.proxy.worker_count > 1:  # a supervisor and worker processes (rwproxy.workers)
-        from rwproxy.workers.supervisor import serve_with_workers
+        from rwproxy.workers.serve import serve_with_workers
 
         await serve_with_workers(app, config_path, config.proxy.worker_count)
         return

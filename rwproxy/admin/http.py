@@ -176,11 +176,12 @@ def status(app: AdminHost, *, started: float) -> dict[str, Any]:
     return doc
 
 
-async def _refresh_workers(app: object) -> None:
-    """With worker processes, fetch their counters first (rwproxy.workers.supervisor)."""
+async def _refresh_workers(app: object, *, status: bool = False) -> None:
+    """With worker processes, fetch their counters first (rwproxy.workers.supervisor); for /status
+    their per-server connections and sessions too."""
     workers = getattr(app, "workers", None)
     if workers is not None:
-        await workers.refresh()
+        await (workers.refresh_status() if status else workers.refresh())
 
 
 class _Handlers:
@@ -203,7 +204,7 @@ class _Handlers:
         return web.json_response(body, status=200 if ready else 503)
 
     async def status(self, request: web.Request) -> web.Response:
-        await _refresh_workers(self.app)
+        await _refresh_workers(self.app, status=True)
         return web.json_response(status(self.app, started=self.started))
 
     async def explain(self, request: web.Request) -> web.Response:
@@ -224,6 +225,13 @@ class _Handlers:
             limit = int(limit_text)
         if table is None:
             return web.json_response({"enabled": False, "digests": []})
+        if getattr(self.app, "workers", None) is not None:  # every worker's table (rwproxy.workers.views)
+            from rwproxy.workers.views import instance_digests
+
+            rows, evicted = await instance_digests(self.app)
+            rows = rows if limit is None else rows[:limit]
+            body = {"enabled": True, "size": table.size, "evicted": evicted, "digests": rows}
+            return web.json_response(body)
         body = {"enabled": True, "size": table.size, "evicted": table.evicted, "digests": table.rows(limit)}
         return web.json_response(body)
 

@@ -166,9 +166,9 @@ class AdminSession(Session):  # type: ignore[misc]
         if self.username is None:
             raise _AuthFailed
         if isinstance(expression, exp.Update):
-            return self._update(expression)
+            return await self._update(expression)
         if isinstance(expression, exp.Query):
-            return self._select(expression)
+            return await self._select(expression)
         raise MysqlError(
             "rwproxy admin: only SELECT, UPDATE servers SET admin_status = ..., SET SERVER <name> "
             "ONLINE|OFFLINE, SWITCHOVER TO <name> and RELOAD CONFIG are supported",
@@ -177,7 +177,7 @@ class AdminSession(Session):  # type: ignore[misc]
 
     # -- SELECT ------------------------------------------------------------------------------
 
-    def _select(self, expression: exp.Expression) -> Any:
+    async def _select(self, expression: exp.Expression) -> Any:
         expression = expression.copy()
         names: set[str] = set()
         for table in expression.find_all(exp.Table):
@@ -192,7 +192,7 @@ class AdminSession(Session):  # type: ignore[misc]
             table.set("db", None)
             table.set("this", exp.to_identifier(name))
             names.add(name)
-        data = {name: tables.build(self.app, name) for name in names}
+        data = {name: await _rows(self.app, name) for name in names}
         schema = {name: tables.SCHEMA[name] for name in names}
         try:
             result = execute(expression, schema=schema, tables=data, dialect="mysql")
@@ -204,7 +204,7 @@ class AdminSession(Session):  # type: ignore[misc]
 
     # -- admin statements --------------------------------------------------------------------
 
-    def _update(self, expression: exp.Update) -> Any:
+    async def _update(self, expression: exp.Update) -> Any:
         table = expression.this
         if not isinstance(table, exp.Table) or table.name.lower() != "servers":
             raise MysqlError("rwproxy admin: only the servers table can be updated", _UNSUPPORTED)
@@ -230,7 +230,7 @@ class AdminSession(Session):  # type: ignore[misc]
         where = expression.args.get("where")
         if where is not None:
             select = select.where(where.this.copy())
-        names = [str(row[0]) for row in self._select(select)[0]]
+        names = [str(row[0]) for row in (await self._select(select))[0]]
         return self._drain(names, status == "OFFLINE", strict=False)
 
     def _drain(self, names: list[str], drained: bool, *, strict: bool) -> Any:
@@ -336,6 +336,14 @@ class AdminSql:
             writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.server.wait_closed(), 2.0)
+
+
+async def _rows(app: AdminSqlHost, name: str) -> list[dict[str, Any]]:
+    """With worker processes, ``sessions`` and ``query_digest`` of every worker (rwproxy.workers.views)."""
+    from rwproxy.workers.views import instance_rows
+
+    rows = await instance_rows(app, name)
+    return tables.build(app, name) if rows is None else rows
 
 
 async def start_admin_sql(app: AdminSqlHost, *, listen: str | None = None) -> AdminSql | None:

@@ -59,6 +59,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "backend": "VARCHAR",
         "busy": "INT",
         "commands": "BIGINT",
+        "worker": "INT",  # the worker process serving it (rwproxy.workers; 0 in one process)
     },
     "query_digest": {
         "digest": "VARCHAR",
@@ -177,6 +178,7 @@ def _sessions(app: AdminSqlHost) -> list[Row]:
                 "backend": active.node_name if active is not None else ",".join(sorted(session.conns)),
                 "busy": int(session.busy),
                 "commands": session.commands,
+                "worker": 0,
             }
         )
     return rows

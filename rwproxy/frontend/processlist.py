@@ -18,6 +18,7 @@ at most 30 s, apart): the hot path keeps no clock of its own for this.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import time
@@ -37,6 +38,7 @@ from rwproxy.protocol.packets import (
 )
 
 if TYPE_CHECKING:
+    from rwproxy.frontend.host import SessionHost
     from rwproxy.frontend.session import ClientSession
 
 __all__ = [
@@ -49,6 +51,8 @@ __all__ = [
     "is_mariadb",
     "process_rows",
     "see_all_sessions",
+    "session_rows",
+    "visible_rows",
 ]
 
 log = logging.getLogger(__name__)
@@ -145,7 +149,7 @@ def _host(session: ClientSession) -> str:
     return session.peer
 
 
-def _row(session: ClientSession, viewer: ClientSession, now: float, perf_now: float) -> ProcessRow:
+def _row(session: ClientSession, viewer: ClientSession | None, now: float, perf_now: float) -> ProcessRow:
     count, since = session.idle_mark
     idle = int(now - since) if since and count == session.commands else 0
     if session.phase == 0:  # handshake
@@ -191,6 +195,36 @@ def process_rows(viewer: ClientSession, *, see_all: bool, statement: str) -> lis
     return rows
 
 
+def session_rows(app: SessionHost) -> list[dict[str, object]]:
+    """Every session of this worker process, for another worker's process list
+    (``rwproxy.workers.processlist_forward``; that worker filters them for its viewer)."""
+    loop = asyncio.get_running_loop()
+    now, perf_now = loop.time(), time.perf_counter()
+    sessions = list(app.sessions.values())
+    return [dataclasses.asdict(_row(s, None, now, perf_now)) for s in sessions if not s.closed]
+
+
+async def visible_rows(session: ClientSession, statement: str) -> list[ProcessRow] | None:
+    """With worker processes, the process list of the whole instance that ``session`` may see;
+    None in one process, or when the other workers did not answer in time (local rows then)."""
+    from rwproxy.workers import processlist_forward
+
+    remote = processlist_forward.current
+    if remote is None:
+        return None
+    others = await remote.other_rows()
+    if others is None or session.closed:
+        return None
+    rows = [ProcessRow(**r) for r in others]
+    if any(r.user != session.user for r in rows):
+        see_all = await _may_see_all(session)
+    else:
+        see_all = await see_all_sessions(session)
+    rows = [r for r in rows if see_all or r.user == session.user]
+    rows += process_rows(session, see_all=see_all, statement=statement)
+    return sorted(rows, key=lambda r: r.id)
+
+
 def is_mariadb(version: str) -> bool:
     v = version.lower()
     return "mariadb" in v or v.startswith(("10.", "11.", "12."))
@@ -203,8 +237,11 @@ def answer(session: ClientSession, sql: str) -> bool:
     if m is None:
         return False
     full = m.group(1) is not None
-    if not any(s.user != session.user for s in session.app.sessions.values()):
-        _write(session, sql, full, see_all=False)
+    from rwproxy.workers import processlist_forward  # worker processes: ask the others too
+
+    alone = not any(s.user != session.user for s in session.app.sessions.values())
+    if alone and processlist_forward.current is None:
+        _write(session, sql, full, see_all=False, rows=None)
         return True
     session.busy = True
     session.spawn(_answer_after_privileges(session, sql, full))
@@ -215,6 +252,10 @@ async def see_all_sessions(session: ClientSession) -> bool:
     """Whether ``session``'s user may see other users' sessions (PROCESS on the primary)."""
     if not any(s.user != session.user for s in session.app.sessions.values()):
         return False
+    return await _may_see_all(session)
+
+
+async def _may_see_all(session: ClientSession) -> bool:
     try:
         return bool(await global_privileges(session.app, session.user) & PROCESS_PRIVILEGES)
     except BackendError as exc:
@@ -223,15 +264,19 @@ async def see_all_sessions(session: ClientSession) -> bool:
 
 
 async def _answer_after_privileges(session: ClientSession, sql: str, full: bool) -> None:
-    see_all = await see_all_sessions(session)
+    rows = await visible_rows(session, sql.strip())  # worker processes: every worker's sessions
+    see_all = await see_all_sessions(session) if rows is None else False
     if session.closed:
         return
-    _write(session, sql, full, see_all=see_all)
+    _write(session, sql, full, see_all=see_all, rows=rows)
     session.finish_command()
 
 
-def _write(session: ClientSession, sql: str, full: bool, *, see_all: bool) -> None:
-    rows = process_rows(session, see_all=see_all, statement=sql.strip())
+def _write(
+    session: ClientSession, sql: str, full: bool, *, see_all: bool, rows: list[ProcessRow] | None
+) -> None:
+    if rows is None:
+        rows = process_rows(session, see_all=see_all, statement=sql.strip())
     data = encode_processlist(
         rows,
         session.client_flags,

@@ -25,6 +25,7 @@ from rwproxy.frontend.processlist import (
     encode_result,
     process_rows,
     see_all_sessions,
+    visible_rows,
 )
 from rwproxy.protocol.constants import ColumnFlag, ColumnType, ErrorCode
 
@@ -71,10 +72,12 @@ def answer(session: ClientSession, sql: str) -> bool:
 
 
 async def _answer(session: ClientSession, sql: str) -> None:
-    see_all = await see_all_sessions(session)
+    rows = await visible_rows(session, sql.strip())  # worker processes: every worker's sessions
+    if rows is None:
+        see_all = await see_all_sessions(session)
+        rows = process_rows(session, see_all=see_all, statement=sql.strip())
     if session.closed:
         return
-    rows = process_rows(session, see_all=see_all, statement=sql.strip())
     try:
         columns, values = evaluate(sql, rows)
     except NotAnswerable as exc:

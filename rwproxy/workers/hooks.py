@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
 
+    from rwproxy.workers.messages import RowsReply
+
 __all__ = ["WorkerHooks"]
 
 
@@ -19,6 +21,14 @@ class WorkerHooks(Protocol):
 
     async def refresh(self) -> None:
         """Fetch the workers' counters (before /metrics and /status)."""
+        ...
+
+    async def refresh_status(self) -> None:
+        """``refresh`` and the workers' per-server connections and sessions (before /status)."""
+        ...
+
+    async def rows(self, view: str) -> dict[int, RowsReply]:
+        """Every worker's rows of an admin view (``sessions``, ``digests``), by worker index."""
         ...
 
     def add_status(self, doc: dict[str, Any]) -> None:

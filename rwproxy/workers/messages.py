@@ -34,8 +34,12 @@ __all__ = [
     "Message",
     "MetricsReply",
     "MetricsRequest",
+    "ProcessList",
+    "ProcessListReply",
     "Reload",
     "Reloaded",
+    "RowsReply",
+    "RowsRequest",
     "Signal",
     "State",
     "Stop",
@@ -97,6 +101,16 @@ class Reload:
 @dataclass(frozen=True, slots=True)
 class MetricsRequest:
     seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class RowsRequest:
+    """The admin interface reads an instance-wide view: the worker's rows of ``view`` (``sessions``:
+    the admin ``sessions`` table's rows; ``digests``: its digest table's rows), answered by
+    ``RowsReply`` (rwproxy.workers.views merges them)."""
+
+    seq: int
+    view: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +181,28 @@ class Reloaded:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class RowsReply:
+    seq: int
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    evicted: int = 0  # digests: entries the worker's bounded table dropped
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessList:
+    """``SHOW PROCESSLIST`` (or information_schema.PROCESSLIST) in a worker: the other workers'
+    sessions, please (worker -> supervisor, which asks them with ``RowsRequest("processlist")``);
+    answered by ``ProcessListReply`` with their rows (``ProcessRow`` fields as dicts)."""
+
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessListReply:
+    seq: int
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
 # One family: (name, type, help, samples); one sample: (sample name, labels, value).
 Family = tuple[str, str, str, list[tuple[str, dict[str, str], float]]]
 
@@ -192,6 +228,10 @@ Message = (
     | Reloaded
     | Drained
     | MetricsReply
+    | RowsRequest
+    | RowsReply
+    | ProcessList
+    | ProcessListReply
 )
 _TYPES = (
     State,
@@ -206,6 +246,10 @@ _TYPES = (
     Reloaded,
     Drained,
     MetricsReply,
+    RowsRequest,
+    RowsReply,
+    ProcessList,
+    ProcessListReply,
 )
 
 

@@ -12,7 +12,9 @@ socketpair per worker:
 * passes the sessions' evidence (``Signal``) to its monitor;
 * forwards a config reload it applied (``ProxyApp.reload_config``: SIGHUP, POST /reload, RELOAD
   CONFIG) to every worker, which re-reads the file;
-* fetches the workers' counters for /metrics and /status (``refresh``, on each scrape);
+* fetches the workers' counters for /metrics and /status (``refresh``, on each scrape), and their
+  rows for the instance-wide admin views (``rows``: sessions, digests, per-server counts,
+  ``rwproxy.workers.views``) and for a worker's process list (``ProcessList``);
 * restarts a worker that died (its clients are gone, as with any crashed process);
 * drains them all on shutdown (``Stop`` with the shutdown grace).
 """
@@ -20,7 +22,6 @@ socketpair per worker:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import sys
@@ -40,8 +41,12 @@ from rwproxy.workers.messages import (
     Message,
     MetricsReply,
     MetricsRequest,
+    ProcessList,
+    ProcessListReply,
     Reload,
     Reloaded,
+    RowsReply,
+    RowsRequest,
     Signal,
     State,
     Stop,
@@ -103,6 +108,9 @@ class WorkerPool:
         self._kills: dict[int, tuple[WorkerSlot, int]] = {}  # our seq -> (asking worker, its seq)
         self._drains: dict[int, tuple[asyncio.Future[None], dict[int, int], set[int]]] = {}
         self._registry: CollectorRegistry | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # answers being put together (processlists)
+        self._server_counts: dict[str, dict[str, Any]] = {}  # by refresh_status, for add_status
+        self._rows: dict[int, tuple[asyncio.Future[None], dict[int, RowsReply], set[int]]] = {}
 
     # -- hooks ProxyApp and the admin interface call ---------------------------------------------
 
@@ -132,11 +140,41 @@ class WorkerPool:
         finally:
             self._replies.pop(seq, None)
 
+    async def refresh_status(self) -> None:
+        """Before /status: the workers' counters and their per-server connections and sessions."""
+        from rwproxy.workers.views import instance_servers
+
+        _, self._server_counts = await asyncio.gather(self.refresh(), instance_servers(self.app))
+
+    async def rows(self, view: str, *, besides: int | None = None) -> dict[int, RowsReply]:
+        """Every serving worker's rows of ``view`` (``RowsRequest``), by worker index, but worker
+        ``besides``; one that does not answer within REPLY_TIMEOUT is left out."""
+        live = [w for w in self.slots if w.ready and w.index != besides]
+        if not live:
+            return {}
+        self._seq += 1
+        seq = self._seq
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        got: dict[int, RowsReply] = {}
+        self._rows[seq] = (done, got, {w.index for w in live})
+        frame = encode(RowsRequest(seq, view))
+        for w in live:
+            w.send(frame)
+        try:
+            await asyncio.wait_for(done, REPLY_TIMEOUT)
+        except TimeoutError:
+            log.warning("workers: %d of %d did not send their %s rows", len(live) - len(got), len(live), view)
+        finally:
+            self._rows.pop(seq, None)
+        return dict(got)
+
     def add_status(self, doc: dict[str, Any]) -> None:
         """/status: sessions and per-server queries of the whole instance, and a line per worker."""
         from rwproxy.workers.metrics import instance_families, merge_families
+        from rwproxy.workers.views import apply_server_counts
 
         doc["sessions"] = sum(w.sessions for w in self.slots)
+        apply_server_counts(doc, self._server_counts)
         merged = merge_families(instance_families(self.slots))
         queries: dict[str, float] = {}
         for _, labels, value in merged.get("rwproxy_queries", ("", "", "", []))[3]:
@@ -344,11 +382,22 @@ class WorkerPool:
                 left.discard(slot.index)
                 if not left and not done.done():
                     done.set_result(None)
+        elif isinstance(message, RowsReply):
+            rows = self._rows.get(message.seq)
+            if rows is not None:
+                finished, got, expected = rows
+                got[slot.index] = message
+                if expected <= got.keys() and not finished.done():
+                    finished.set_result(None)
         elif isinstance(message, Hello):
             slot.ready, slot.pid = True, message.pid
             log.info("worker %d (pid %d) serving", slot.index, message.pid)
         elif isinstance(message, Kill):
             self._pass_kill(slot, message)
+        elif isinstance(message, ProcessList):
+            task = asyncio.get_running_loop().create_task(self._processlist(slot, message.seq))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         elif isinstance(message, Killed):
             asked = self._kills.pop(message.seq, None)
             if asked is not None:
@@ -368,6 +417,11 @@ class WorkerPool:
                 results[slot.index] = message
                 if len(results) >= sum(1 for w in self.slots if w.ready) and not done.done():
                     done.set_result(None)
+
+    async def _processlist(self, asker: WorkerSlot, seq: int) -> None:
+        """A worker's SHOW PROCESSLIST: the other workers' rows (rwproxy.workers.processlist_forward)."""
+        replies = await self.rows("processlist", besides=asker.index)
+        asker.send(encode(ProcessListReply(seq, [row for r in replies.values() for row in r.rows])))
 
     def _pass_kill(self, asker: WorkerSlot, message: Kill) -> None:
         """A KILL for a session of another worker: pass it on (the asker times out if it dies)."""
@@ -440,24 +494,3 @@ class WorkerPool:
                     changed_at = loop.time()
             except Exception:  # a bug: say so, keep publishing
                 log.exception("workers: publishing the topology failed")
-
-
-async def serve_with_workers(app: Any, config_path: str, count: int) -> None:
-    """``rwproxy run`` with ``[proxy] workers`` > 1: the supervisor (``app``, a ProxyApp built by
-    ``rwproxy.cli``) until SIGINT/SIGTERM."""
-    import signal
-
-    from rwproxy.reload import install_sighup
-
-    config = app.config
-    pool = WorkerPool(app, config_path, count)
-    await pool.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    install_sighup(app)  # reloads here, then in every worker (ProxyApp.reload_config)
-    await stop.wait()
-    log.info("shutting down %d workers (grace %.1f s)", count, config.proxy.shutdown_grace_seconds)
-    with contextlib.suppress(Exception):
-        await pool.stop()

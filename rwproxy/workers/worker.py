@@ -33,8 +33,12 @@ from rwproxy.workers.messages import (
     Message,
     MetricsReply,
     MetricsRequest,
+    ProcessList,
+    ProcessListReply,
     Reload,
     Reloaded,
+    RowsReply,
+    RowsRequest,
     State,
     Stop,
     encode,
@@ -84,6 +88,7 @@ class WorkerProcess:
         self._writer: asyncio.StreamWriter | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._kills: dict[int, asyncio.Future[str]] = {}
+        self._processlists: dict[int, asyncio.Future[list[dict[str, Any]]]] = {}
         self._seq = 0
         self.count = count
         self.view = WorkerView(self.send)
@@ -117,6 +122,24 @@ class WorkerProcess:
             return "unknown"
         finally:
             self._kills.pop(seq, None)
+
+    # -- rwproxy.workers.processlist_forward.RemoteProcesslist ------------------------------------
+
+    async def other_rows(self) -> list[dict[str, Any]] | None:
+        from rwproxy.workers.processlist_forward import TIMEOUT
+
+        self._seq += 1
+        seq = self._seq
+        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        self._processlists[seq] = future
+        self.send(ProcessList(seq))
+        try:
+            return await asyncio.wait_for(future, TIMEOUT)
+        except TimeoutError:
+            log.warning("the other workers' sessions did not come within %.0f s; listing ours only", TIMEOUT)
+            return None
+        finally:
+            self._processlists.pop(seq, None)
 
     def send(self, message: Message) -> None:
         writer = self._writer
@@ -157,6 +180,8 @@ class WorkerProcess:
             self.apply_state(message)
         elif isinstance(message, MetricsRequest):
             self.send(self._metrics(message.seq))
+        elif isinstance(message, RowsRequest):
+            self.send(self._rows(message))
         elif isinstance(message, Reload):
             self._spawn(self._reload(message.seq))
         elif isinstance(message, Drain):
@@ -172,6 +197,10 @@ class WorkerProcess:
                 privileged=message.privileged,
             )
             self.send(Killed(message.seq, answer))
+        elif isinstance(message, ProcessListReply):
+            rows = self._processlists.pop(message.seq, None)
+            if rows is not None and not rows.done():
+                rows.set_result(message.rows)
         elif isinstance(message, Killed):
             future = self._kills.pop(message.seq, None)
             if future is not None and not future.done():
@@ -201,6 +230,25 @@ class WorkerProcess:
             cpu_seconds=times.user + times.system,
             families=collect_families(self.app),
         )
+
+    def _rows(self, message: RowsRequest) -> RowsReply:
+        """This worker's part of an instance-wide admin view (rwproxy.workers.views)."""
+        app = self.app
+        if message.view == "sessions":
+            from rwproxy.admin.tables import build
+
+            return RowsReply(message.seq, build(app, "sessions"))
+        if message.view == "processlist":
+            from rwproxy.frontend.processlist import session_rows
+
+            return RowsReply(message.seq, session_rows(app))
+        if message.view == "servers":
+            from rwproxy.workers.views import server_rows
+
+            return RowsReply(message.seq, server_rows(app))
+        if message.view == "digests" and app.digests is not None:
+            return RowsReply(message.seq, app.digests.rows(), app.digests.evicted)
+        return RowsReply(message.seq)
 
     async def _reload(self, seq: int) -> None:
         from rwproxy.reload import ReloadError
@@ -239,6 +287,9 @@ async def _serve(args: argparse.Namespace, config: Any, make_app: Callable[..., 
     from rwproxy.workers import kill_forward
 
     kill_forward.current = worker
+    from rwproxy.workers import processlist_forward
+
+    processlist_forward.current = worker
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, worker.stop_event.set)

@@ -25,6 +25,7 @@ import pytest
 
 from rwproxy.dev.cluster import Cluster
 from rwproxy.dev.demo import server_tables, user_table
+from tests.support.net import free_ports
 from tests.support.proxy_process import ProxyProcess
 
 pytestmark = pytest.mark.cluster
@@ -417,3 +418,148 @@ def test_kill_reaches_a_session_in_the_other_worker(table: Cluster, workers_prox
 def _swallow(cur: Any, sql: str) -> None:
     with contextlib.suppress(pymysql.MySQLError):
         cur.execute(sql)
+
+
+ADMIN_USER, ADMIN_PASSWORD = "wadmin", "workers-admin-secret"
+
+
+@pytest.fixture
+def admin_workers_proxy(table: Cluster, tmp_path: Path) -> Iterator[tuple[ProxyProcess, int]]:
+    (sql_port,) = free_ports(1)
+    text = config_text(table).replace(
+        'http_listen = "{admin}"', f'http_listen = "{{admin}}"\nsql_listen = "127.0.0.1:{sql_port}"'
+    )
+    text += f'\n[[admin.users]]\nname = "{ADMIN_USER}"\npassword = "{ADMIN_PASSWORD}"\n'
+    p = ProxyProcess(text, tmp_path / "proxy").start()
+    try:
+        _wait(lambda: _workers_ready(p), 30, "two ready workers", p)
+        yield p, sql_port
+    finally:
+        p.stop()
+
+
+def test_admin_sessions_and_digests_cover_every_worker(
+    table: Cluster, admin_workers_proxy: tuple[ProxyProcess, int]
+) -> None:
+    c, (p, sql_port) = table, admin_workers_proxy
+    conns = [_connect(p, c) for _ in range(10)]
+    admin = pymysql.connect(
+        host="127.0.0.1", port=sql_port, user=ADMIN_USER, password=ADMIN_PASSWORD, connect_timeout=5
+    )
+    try:
+        ids = {int(_one(conn, "SELECT CONNECTION_ID()")): conn for conn in conns}
+        assert {(i - 1) % 2 for i in ids} == {0, 1}  # sessions on both workers
+        for n, conn in enumerate(conns):
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT id AS workers_admin_probe FROM rwtest.workers WHERE id = {n}")
+        with admin.cursor() as cur:
+            cur.execute("SELECT id, worker, user, backend FROM sessions")
+            rows = cur.fetchall()
+        assert {int(r[0]): int(r[1]) for r in rows} == {i: (i - 1) % 2 for i in ids}
+        assert {r[2] for r in rows} == {c.app_user}
+
+        # Per server: the backend connections and client sessions of both workers, in the admin
+        # servers/pools tables and /status alike (the sessions are idle: they hold what they hold).
+        holding = {n.name: sum(1 for r in rows if n.name in (r[3] or "").split(",")) for n in c.nodes}
+        assert sum(holding.values()) >= len(conns)
+        with admin.cursor() as cur:
+            cur.execute("SELECT name, client_sessions, connections FROM servers")
+            servers = {r[0]: (int(r[1]), int(r[2])) for r in cur.fetchall()}
+            cur.execute("SELECT server, open FROM pools")
+            pools = {r[0]: int(r[1]) for r in cur.fetchall()}
+        assert {name: s for name, (s, _) in servers.items()} == holding
+        assert {name: n for name, (_, n) in servers.items()} == pools
+        assert all(pools[name] >= n for name, n in holding.items())
+        nodes = {n["name"]: n for n in p.status()["nodes"]}
+        assert {name: n["client_sessions"] for name, n in nodes.items()} == holding
+        assert {name: n["connections"] for name, n in nodes.items()} == pools
+
+        # /digests: the statement ran 10 times, on both workers: one row, counts summed.
+        body = json.loads(
+            urllib.request.urlopen(f"http://127.0.0.1:{p.admin_port}/digests", timeout=10).read()
+        )
+        [row] = [d for d in body["digests"] if "workers_admin_probe" in d["digest"]]
+        assert row["count"] == len(conns)
+        assert row["replica_count"] == len(conns) and row["route"] == "replica"
+        assert row["avg_time_us"] == round(row["total_time_us"] / len(conns))
+        with admin.cursor() as cur:
+            cur.execute("SELECT count FROM query_digest WHERE digest_id = %s", (row["digest_id"],))
+            assert [int(r[0]) for r in cur.fetchall()] == [len(conns)]
+    finally:
+        admin.close()
+        for conn in conns:
+            conn.close()
+
+
+def test_the_process_list_of_a_worker_shows_every_workers_sessions(
+    table: Cluster, workers_proxy: ProxyProcess
+) -> None:
+    c, p = table, workers_proxy
+    conns = [_connect(p, c) for _ in range(10)]
+    try:
+        ids = {int(_one(conn, "SELECT CONNECTION_ID()")): conn for conn in conns}
+        assert {(i - 1) % 2 for i in ids} == {0, 1}  # sessions on both workers
+        sleeper_id = next(i for i in ids if (i - 1) % 2 == 1)
+        with ids[sleeper_id].cursor() as cur:  # a statement running in worker 1 meanwhile
+            sleeper = threading.Thread(target=lambda: _swallow(cur, "SELECT SLEEP(20)"), daemon=True)
+            sleeper.start()
+            time.sleep(0.5)
+            for i, conn in ids.items():
+                if i == sleeper_id:
+                    continue  # its connection is busy with the sleep
+                with conn.cursor() as lcur:
+                    lcur.execute("SHOW FULL PROCESSLIST")
+                    rows = {int(r[0]): r for r in lcur.fetchall()}
+                    assert set(rows) == set(ids), i  # every worker's sessions, from either worker
+                    assert rows[i][4] == "Query" and rows[i][7] == "SHOW FULL PROCESSLIST"
+                    assert rows[sleeper_id][4] == "Query" and rows[sleeper_id][7] == "SELECT SLEEP(20)"
+                    lcur.execute("SELECT ID FROM information_schema.PROCESSLIST ORDER BY ID")
+                    assert [int(r[0]) for r in lcur.fetchall()] == sorted(ids), i
+            killer = next(conn for i, conn in ids.items() if (i - 1) % 2 == 0)
+            with killer.cursor() as kcur:
+                kcur.execute(f"KILL QUERY {sleeper_id}")
+            sleeper.join(15)
+            assert not sleeper.is_alive()
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def test_a_hung_worker_leaves_the_admin_views_and_process_list_answering(
+    table: Cluster, admin_workers_proxy: tuple[ProxyProcess, int]
+) -> None:
+    c, (p, sql_port) = table, admin_workers_proxy
+    conns = [_connect(p, c) for _ in range(10)]
+    workers = _workers_ready(p)
+    assert workers is not None
+    hung = next(w["pid"] for w in workers if w["worker"] == 1)
+    admin = pymysql.connect(
+        host="127.0.0.1", port=sql_port, user=ADMIN_USER, password=ADMIN_PASSWORD, connect_timeout=5
+    )
+    try:
+        ids = {int(_one(conn, "SELECT CONNECTION_ID()")): conn for conn in conns}
+        mine = {i for i in ids if (i - 1) % 2 == 0}
+        assert mine and mine != set(ids)
+        os.kill(hung, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with admin.cursor() as cur:
+                cur.execute("SELECT id, worker FROM sessions")
+                assert {int(r[0]): int(r[1]) for r in cur.fetchall()} == dict.fromkeys(mine, 0)
+            body = json.loads(
+                urllib.request.urlopen(f"http://127.0.0.1:{p.admin_port}/digests", timeout=15).read()
+            )
+            assert body["enabled"] is True
+            with ids[min(mine)].cursor() as cur:  # the other worker does not answer: its own list
+                cur.execute("SHOW PROCESSLIST")
+                assert {int(r[0]) for r in cur.fetchall()} == mine
+            assert time.monotonic() - started < 15  # three waits of REPLY_TIMEOUT (2 s), not forever
+        finally:
+            os.kill(hung, signal.SIGCONT)
+        with admin.cursor() as cur:  # back: every session again (late answers were dropped)
+            cur.execute("SELECT id FROM sessions")
+            assert {int(r[0]) for r in cur.fetchall()} == set(ids)
+    finally:
+        admin.close()
+        for conn in conns:
+            conn.close()

@@ -1,5 +1,6 @@
 """The worker channel's frames (rwproxy.workers.messages), the connection-id partition
-(rwproxy.workers.ids) and the metric merge (rwproxy.workers.metrics), without processes."""
+(rwproxy.workers.ids), the metric merge (rwproxy.workers.metrics) and the admin views' merges
+(rwproxy.workers.views), without processes."""
 
 from __future__ import annotations
 
@@ -22,14 +23,19 @@ from rwproxy.workers.messages import (
     Killed,
     MetricsReply,
     MetricsRequest,
+    ProcessList,
+    ProcessListReply,
     Reload,
     Reloaded,
+    RowsReply,
+    RowsRequest,
     Signal,
     State,
     Stop,
     encode,
 )
 from rwproxy.workers.metrics import merge_families
+from rwproxy.workers.views import apply_server_counts, merge_digests, merge_servers, merge_sessions
 
 
 def _topology() -> Topology:
@@ -76,6 +82,11 @@ def test_every_message_kind_round_trips_in_one_stream_split_anywhere() -> None:
         Hello(1, 4242),
         Signal("unreachable", "db2"),
         Reloaded(3, False, "bad file"),
+        RowsRequest(8, "sessions"),
+        ProcessList(10),
+        ProcessListReply(10, [{"id": 5, "user": "app", "host": "127.0.0.1:5000", "db": None, "info": None}]),
+        RowsReply(8, [{"id": 3, "user": "app", "db": None, "busy": 0}]),
+        RowsReply(9, [{"digest": "SELECT ?", "count": 2, "first_seen": 1.5}], evicted=4),
         MetricsReply(
             4,
             12,
@@ -198,3 +209,79 @@ def test_rwproxy_status_prints_a_line_per_worker() -> None:
     assert lines[-2].split() == ["0", "123", "serving", "5", "1", "2.3"]
     assert lines[-1].split() == ["1", "-", "starting", "0", "0", "0.0"]
     assert "5 client sessions" in lines[0]
+
+
+def _digest(digest: str, count: int, total: int, mx: int, primary: int, first: float, example: str) -> dict:
+    return {
+        "digest": digest,
+        "digest_id": f"id-{digest}",
+        "example": example,
+        "count": count,
+        "total_time_us": total,
+        "avg_time_us": round(total / count),
+        "max_time_us": mx,
+        "route": "primary" if primary == count else "replica" if primary == 0 else "mixed",
+        "primary_count": primary,
+        "replica_count": count - primary,
+        "errors": 1 if primary else 0,
+        "first_seen": first,
+    }
+
+
+def test_digests_of_the_workers_merge_per_digest() -> None:
+    w0 = [
+        _digest("SELECT c FROM t WHERE id=?", 3, 300, 200, 0, 10.0, "SELECT c FROM t WHERE id=1"),
+        _digest("INSERT INTO t VALUES(?)", 1, 900, 900, 1, 12.0, "INSERT INTO t VALUES(1)"),
+    ]
+    w1 = [
+        _digest("SELECT c FROM t WHERE id=?", 2, 500, 450, 2, 8.0, "SELECT c FROM t WHERE id=2"),
+        _digest("UPDATE t SET c=?", 1, 50, 50, 1, 9.0, "UPDATE t SET c=0"),
+    ]
+    merged = merge_digests([w0, w1])
+    assert [r["digest"] for r in merged] == [  # most used first, then by total time
+        "SELECT c FROM t WHERE id=?",
+        "INSERT INTO t VALUES(?)",
+        "UPDATE t SET c=?",
+    ]
+    select = merged[0]
+    assert select["count"] == 5 and select["total_time_us"] == 800 and select["avg_time_us"] == 160
+    assert select["max_time_us"] == 450 and select["first_seen"] == 8.0
+    assert select["primary_count"] == 2 and select["replica_count"] == 3 and select["route"] == "mixed"
+    assert select["errors"] == 1
+    assert select["example"] == "SELECT c FROM t WHERE id=1"  # one example text: the first worker's
+    assert merged[1] == w0[1] and merged[2] == w1[1]  # a digest of one worker only: as it was
+    assert w0[0]["count"] == 3  # the inputs are not changed
+    assert merge_digests([]) == [] and merge_digests([[], w1]) == merge_digests([w1])
+
+
+def test_sessions_of_the_workers_get_their_worker_column() -> None:
+    rows = merge_sessions(
+        {
+            1: [{"id": 2, "user": "a", "worker": 0}, {"id": 4, "user": "b", "worker": 0}],
+            0: [{"id": 3, "user": "c", "worker": 0}, {"id": 1, "user": "d", "worker": 0}],
+        }
+    )
+    assert [(r["id"], r["worker"], r["user"]) for r in rows] == [
+        (1, 0, "d"),
+        (2, 1, "a"),
+        (3, 0, "c"),
+        (4, 1, "b"),
+    ]
+    assert merge_sessions({}) == []
+
+
+def test_server_counts_of_the_workers_add_up_and_reach_the_status_document() -> None:
+    w0 = [
+        {"server": "db1", "idle": 1, "in_use": 2, "lendable": 0, "client_sessions": 2, "queries": 7},
+        {"server": "db2", "idle": 3, "in_use": 0, "lendable": 1, "client_sessions": 3, "queries": 9},
+    ]
+    w1 = [{"server": "db1", "idle": 0, "in_use": 1, "lendable": 1, "client_sessions": 1, "queries": 4}]
+    counts = merge_servers([w0, w1])
+    assert counts["db1"] == {"idle": 1, "in_use": 3, "lendable": 1, "client_sessions": 3, "queries": 11}
+    assert counts["db2"] == {"idle": 3, "in_use": 0, "lendable": 1, "client_sessions": 3, "queries": 9}
+    doc = {"nodes": [{"name": "db1"}, {"name": "db2"}, {"name": "db3"}]}
+    apply_server_counts(doc, counts)
+    db1, db2, db3 = doc["nodes"]
+    assert db1["pool"] == {"idle": 1, "in_use": 3, "lendable": 1} and db1["connections"] == 4
+    assert db1["client_sessions"] == 3 and db2["connections"] == 3
+    assert db3["connections"] == 0 and db3["client_sessions"] == 0  # no worker knows it: zeros

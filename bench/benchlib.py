@@ -304,15 +304,19 @@ class Bench:
 
     # --- HAProxy ------------------------------------------------------------------------------------
     def start_haproxy(self) -> None:
+        self.haproxy = self.start_l4_hop("haproxy", nbthread=1)
+
+    def start_l4_hop(self, name: str, *, nbthread: int) -> Child:
+        """HAProxy in TCP mode in front of the primary (endpoint ``name``), checked with a login."""
         assert self.cluster is not None
         p = self.cluster.primary
         port = free_port()
-        cfg = self.tmp / "haproxy.cfg"
+        cfg = self.tmp / f"{name}.cfg"
         cfg.write_text(
             "\n".join(
                 [
                     "global",
-                    "    nbthread 1",
+                    f"    nbthread {nbthread}",
                     "    maxconn 4096",
                     "defaults",
                     "    mode tcp",
@@ -328,14 +332,15 @@ class Bench:
                 ]
             )
         )
-        self.haproxy = Child("haproxy", ["haproxy", "-db", "-f", str(cfg)], self.tmp / "haproxy.log")
-        self.haproxy.start()
-        self.endpoints["haproxy"] = Endpoint("127.0.0.1", port)
+        child = Child(name, ["haproxy", "-db", "-f", str(cfg)], self.tmp / f"{name}.log")
+        child.start()
+        self.endpoints[name] = Endpoint("127.0.0.1", port)
         try:
             wait_for_port("127.0.0.1", port, timeout=10)
         except TimeoutError:
-            raise RuntimeError(f"haproxy did not come up:\n{self.haproxy.tail()}") from None
-        self.answered_by("haproxy")  # a full login and query through it
+            raise RuntimeError(f"haproxy did not come up:\n{child.tail()}") from None
+        self.answered_by(name)  # a full login and query through it
+        return child
 
     # --- rwproxy ------------------------------------------------------------------------------------
     def start_proxy(self) -> None:

@@ -41,7 +41,7 @@ from benchlib import (
 )
 from run_sysbench import parse_sysbench, sysbench_argv
 
-from rwproxy.dev.cluster import free_port, wait_for_port
+from rwproxy.dev.cluster import free_port
 from rwproxy.dev.demo import demo_config_text
 
 TARGETS = ("direct", "haproxy2", "rwproxy_w1", "rwproxy_w2")
@@ -103,36 +103,7 @@ class Targets:
         self.children: dict[str, Child] = {}
 
     def start_haproxy(self, nbthread: int = 2) -> None:
-        c = self.bench.cluster
-        assert c is not None
-        p, port = c.primary, free_port()
-        cfg = self.bench.tmp / "haproxy2.cfg"
-        cfg.write_text(
-            "\n".join(
-                [
-                    "global",
-                    f"    nbthread {nbthread}",
-                    "    maxconn 4096",
-                    "defaults",
-                    "    mode tcp",
-                    "    timeout connect 5s",
-                    "    timeout client 1h",
-                    "    timeout server 1h",
-                    "frontend mysql_in",
-                    f"    bind 127.0.0.1:{port}",
-                    "    default_backend mysql_primary",
-                    "backend mysql_primary",
-                    f"    server {p.name} {p.host}:{p.port}",
-                    "",
-                ]
-            )
-        )
-        child = Child("haproxy2", ["haproxy", "-db", "-f", str(cfg)], self.bench.tmp / "haproxy2.log")
-        child.start()
-        self.children["haproxy2"] = child
-        self.bench.endpoints["haproxy2"] = Endpoint("127.0.0.1", port)
-        wait_for_port("127.0.0.1", port, timeout=10)
-        self.bench.answered_by("haproxy2")
+        self.children["haproxy2"] = self.bench.start_l4_hop("haproxy2", nbthread=nbthread)
 
     def start_rwproxy(self, name: str, workers: int) -> None:
         c = self.bench.cluster

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import mysql.connector
 import pymysql
 import pytest
 
@@ -68,6 +69,33 @@ def connect(proxy: ProxyThread, cluster: Cluster) -> Iterator[Callable[..., pymy
         }
         args.update(kw)
         conn = pymysql.connect(**args)
+        opened.append(conn)
+        return conn
+
+    yield make
+    for c in opened:
+        with contextlib.suppress(Exception):
+            c.close()
+
+
+@pytest.fixture
+def mc_connect(proxy: ProxyThread, cluster: Cluster) -> Iterator[Callable[..., Any]]:
+    """mysql-connector-python (pure Python) connections through the shared proxy, closed after."""
+    opened: list[Any] = []
+
+    def make(**kw: Any) -> Any:
+        args: dict[str, Any] = {
+            "host": proxy.host,
+            "port": proxy.port,
+            "user": cluster.app_user,
+            "password": cluster.app_password,
+            "database": "rwtest",
+            "use_pure": True,
+            "autocommit": True,
+            "connection_timeout": 10,
+        }
+        args.update(kw)
+        conn = mysql.connector.connect(**args)
         opened.append(conn)
         return conn
 

@@ -4,7 +4,6 @@ KILL). Where a statement ran is observed through ``@@server_id``."""
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import subprocess
 import threading
@@ -13,7 +12,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiomysql
-import mysql.connector
 import pymysql
 import pytest
 import sqlalchemy as sa
@@ -199,32 +197,6 @@ def test_sqlalchemy_orm_crud(sa_engine: sa.Engine, cluster, direct, server_ids, 
 
 
 # -- mysql-connector-python ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def mc_connect(proxy: ProxyThread, cluster: Cluster) -> Iterator[Callable[..., Any]]:
-    opened: list[Any] = []
-
-    def make(**kw: Any) -> Any:
-        args: dict[str, Any] = {
-            "host": proxy.host,
-            "port": proxy.port,
-            "user": cluster.app_user,
-            "password": cluster.app_password,
-            "database": "rwtest",
-            "use_pure": True,
-            "autocommit": True,
-            "connection_timeout": 10,
-        }
-        args.update(kw)
-        conn = mysql.connector.connect(**args)
-        opened.append(conn)
-        return conn
-
-    yield make
-    for c in opened:
-        with contextlib.suppress(Exception):
-            c.close()
 
 
 def test_connector_plain_crud(mc_connect, cluster, server_ids, replica_ids) -> None:

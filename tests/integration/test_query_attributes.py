@@ -5,16 +5,13 @@ backends run the plain commands."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
-import mysql.connector
 import pytest
 from mysql.connector.constants import ClientFlag
 
@@ -24,32 +21,7 @@ from tests.support.proxy import ProxyThread
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture(params=[True], ids=["pure"])  # the C extension: test_c_extension_route_attribute
-def mc_connect(
-    request: pytest.FixtureRequest, proxy: ProxyThread, cluster: Cluster
-) -> Iterator[Callable[..., Any]]:
-    opened: list[Any] = []
-
-    def make(**kw: Any) -> Any:
-        args: dict[str, Any] = {
-            "host": proxy.host,
-            "port": proxy.port,
-            "user": cluster.app_user,
-            "password": cluster.app_password,
-            "database": "rwtest",
-            "use_pure": request.param,
-            "autocommit": True,
-            "connection_timeout": 10,
-        }
-        args.update(kw)
-        conn = mysql.connector.connect(**args)
-        opened.append(conn)
-        return conn
-
-    yield make
-    for c in opened:
-        with contextlib.suppress(Exception):
-            c.close()
+# mc_connect (conftest): mysql-connector pure Python; the C extension: test_c_extension_route_attribute.
 
 
 def _server_ids(cur: Any, n: int, sql: str = "SELECT @@server_id") -> set[int]:
